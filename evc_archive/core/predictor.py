@@ -1,0 +1,165 @@
+"""Predictors: K decoded frames in, the next F frames out. Pluggable behind one small interface.
+
+- `CopyLastFramePredictor`: repeats the last frame (the trivial baseline and the test double).
+- `DiffusionPredictor`: MCVD-style conditional diffusion (a small UNet), sampled with deterministic
+  DDIM from noise seeded by the stream, predicting the residual against the last context frame.
+
+Frames are uint8 RGB tensors (H,W,3). A context shorter than K (segment start) is left-padded by
+repeating its first frame, so a segment needs only one coded frame before prediction starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from evc_archive.core.ddim import DDIMSampler
+from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.unet import ConditionalUNet
+
+MODEL_FORMAT = "evc-predictor/1"
+
+
+def derive_seed(base_seed: int, frame_index: int) -> int:
+    """Platform-independent per-call seed from the stream seed and the first predicted frame index."""
+    digest = hashlib.blake2b(f"{base_seed}:{frame_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class Predictor(Protocol):
+    """What the encoder and decoder need of a predictor."""
+
+    model_id: int  # frozen numeric id (see registry)
+    content_hash: bytes  # sha256 of the weights file (of the name, for weightless predictors)
+    context_frames: int  # K
+    frames_per_call: int  # F
+
+    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
+        """context (k,H,W,3) uint8 with 1 <= k -> (F,H,W,3) uint8."""
+        ...
+
+
+def take_context(context: torch.Tensor, k: int) -> torch.Tensor:
+    """Last k frames of (n,H,W,3), left-padded with the first frame when n < k -> (k,H,W,3)."""
+    context = context[-k:]
+    if context.shape[0] < k:
+        pad = context[:1].expand(k - context.shape[0], *context.shape[1:])
+        context = torch.cat([pad, context], dim=0)
+    return context
+
+
+@dataclass
+class CopyLastFramePredictor:
+    """Predicts that nothing moves."""
+
+    frames_per_call: int = 4
+    model_id: int = 0
+    context_frames: int = 1
+    content_hash: bytes = hashlib.sha256(b"evc-archive/copy-last-frame").digest()
+
+    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
+        return context[-1:].expand(self.frames_per_call, *context.shape[1:]).clone()
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Architecture and diffusion settings of a diffusion predictor."""
+
+    context_frames: int = 2
+    frames_per_call: int = 4
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    residual_scale: float = 2.0  # x0 = residual_scale * (future - last context frame), in [-1,1] units
+    default_steps: int = 6
+
+
+def frames_to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) uint8 -> (1,3n,H,W) float in [-1,1]."""
+    n, h, w, _ = frames.shape
+    x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return x.reshape(1, 3 * n, h, w)
+
+
+def unit_to_frames(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(1,3n,H,W) in [-1,1] -> (n,H,W,3) uint8."""
+    _, _, h, w = x.shape
+    x = ((x.reshape(n, 3, h, w) + 1.0) * 127.5 + 0.5).floor_().clamp_(0, 255)
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+class DiffusionPredictor:
+    """Loaded once per process; `predict` runs `steps` DDIM steps for F frames at once."""
+
+    def __init__(self, config: DiffusionConfig, unet: ConditionalUNet, content_hash: bytes,
+                 model_id: int = 1, device: str = "cpu"):
+        self.config = config
+        self.unet = unet.to(device).eval()
+        for p in self.unet.parameters():
+            p.requires_grad_(False)
+        self.content_hash = content_hash
+        self.model_id = model_id
+        self.device = device
+        self.context_frames = config.context_frames
+        self.frames_per_call = config.frames_per_call
+
+    @staticmethod
+    def build_unet(config: DiffusionConfig) -> ConditionalUNet:
+        return ConditionalUNet(config.context_frames, config.frames_per_call,
+                               config.base_channels, config.channel_mults)
+
+    @torch.no_grad()
+    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
+        # 1. inputs: the last K frames, padded to the UNet's size multiple
+        cfg = self.config
+        context = take_context(context, cfg.context_frames)
+        _, h, w, _ = context.shape
+        m = self.unet.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        ctx = F.pad(frames_to_unit(context), (0, pw, 0, ph), mode="replicate").to(self.device)
+        last = ctx[:, -3:].repeat(1, cfg.frames_per_call, 1, 1)
+        # 2. seeded starting noise, drawn on the CPU so every device starts from the same bits
+        generator = torch.Generator().manual_seed(seed)
+        shape = (1, 3 * cfg.frames_per_call, h + ph, w + pw)
+        sample = torch.randn(shape, generator=generator).to(self.device)
+        # 3. denoise
+        sampler = DDIMSampler(steps)
+        ts = sampler.timesteps().to(self.device)
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            v = self.unet(ctx, sample, t.expand(1))
+            sample = sampler.step(v, t, t_next, sample)
+        # 4. residual back to frames
+        frames = (last + sample / cfg.residual_scale).clamp(-1, 1)[..., :h, :w]
+        return unit_to_frames(frames.cpu(), cfg.frames_per_call)
+
+    # -- files ---------------------------------------------------------------------------------
+    @staticmethod
+    def save(path: Path, config: DiffusionConfig, unet: ConditionalUNet, extra: dict | None = None) -> bytes:
+        """Write weights (stored as float16) and config; returns the sha256 of the file."""
+        state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in unet.state_dict().items()}
+        cfg = asdict(config)
+        cfg["channel_mults"] = list(config.channel_mults)
+        buf = io.BytesIO()
+        torch.save({"format": MODEL_FORMAT, "config": cfg, "state_dict": state, "extra": extra or {}}, buf)
+        Path(path).write_bytes(buf.getvalue())
+        return hashlib.sha256(buf.getvalue()).digest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, model_id: int = 1, device: str = "cpu") -> "DiffusionPredictor":
+        try:
+            blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise ModelMismatchError(f"predictor model file is unreadable ({exc.__class__.__name__})") from None
+        if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
+            raise ModelMismatchError(f"not a predictor model file (expected format {MODEL_FORMAT})")
+        cfg = dict(blob["config"])
+        cfg["channel_mults"] = tuple(cfg["channel_mults"])
+        config = DiffusionConfig(**cfg)
+        unet = cls.build_unet(config)
+        unet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+        return cls(config, unet, hashlib.sha256(data).digest(), model_id, device)

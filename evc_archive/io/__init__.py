@@ -1,0 +1,1 @@
+"""Input/output: video files through PyAV, stores through fsspec, manifests through pyarrow."""

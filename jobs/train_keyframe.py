@@ -1,0 +1,96 @@
+"""Train the keyframe codec (one model per quality level) and export the shipped model file.
+
+Train (CPU or GPU, unchanged; each --lambdas entry is one quality level, trained in turn):
+    python jobs/train_keyframe.py train --data data-cache/frames.npz --out runs/kf --minutes 8
+Export (builds the entropy-coding tables, writes the model file and its loss-curve PNG):
+    python jobs/train_keyframe.py export runs/kf --out evc_archive/models/keyframe.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+DEFAULT_LAMBDAS = "0.0009,0.0018,0.0035,0.0067"
+
+
+def train(args: argparse.Namespace) -> None:
+    from evc_archive.core.keyframe import KeyframeConfig
+    from evc_archive.training.data import FrameDataset
+    from evc_archive.training.keyframe_trainer import KeyframeTrainConfig, train_keyframe
+    from evc_archive.training.log import TrainingLog
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dataset = FrameDataset.load(args.data, device)
+    lpips = None
+    if args.lpips_weight > 0:
+        from evc_archive.core.metrics import LpipsMetric
+        lpips = LpipsMetric.load(device=device)
+    lambdas = [float(x) for x in args.lambdas.split(",")]
+    qualities = [args.quality] if args.quality else range(1, len(lambdas) + 1)
+    model_config = KeyframeConfig(channels=args.channels, latent_channels=args.latent_channels)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for q in qualities:
+        cfg = KeyframeTrainConfig(lmbda=lambdas[q - 1], lpips_weight=args.lpips_weight, steps=args.steps,
+                                  batch=args.batch, crop=args.crop, lr=args.lr, minutes=args.minutes, seed=q)
+        (args.out / f"q{q}.json").write_text(json.dumps({"quality": q, "model": model_config.__dict__,
+                                                          "train": cfg.__dict__, "device": device,
+                                                          "hardware": torch.cuda.get_device_name() if device == "cuda" else "cpu"}))
+        log = TrainingLog(args.out / f"q{q}.jsonl")
+        train_keyframe(dataset, model_config, cfg, args.out / f"q{q}.ckpt", log, device, lpips)
+        print(f"quality {q}: done in {log.seconds:.0f} s", flush=True)
+
+
+def export(args: argparse.Namespace) -> None:
+    from evc_archive.core.keyframe import HyperpriorModel, KeyframeCodec, KeyframeConfig, load_compact_state
+    from evc_archive.training.log import plot_loss_curves, read_log
+
+    models, logs, meta = {}, {}, {}
+    for ckpt in sorted(args.run.glob("q*.ckpt")):
+        q = int(ckpt.stem[1:])
+        info = json.loads((args.run / f"q{q}.json").read_text())
+        model = HyperpriorModel(KeyframeConfig(**info["model"]))
+        load_compact_state(model, torch.load(ckpt, map_location="cpu", weights_only=True)["state"])
+        models[q] = model
+        logs[f"q{q} (lambda {info['train']['lmbda']})"] = args.run / f"q{q}.jsonl"
+        last = read_log(args.run / f"q{q}.jsonl")[-1]
+        meta[q] = {**info, "steps_done": last["step"], "seconds": last["seconds"]}
+    config = next(iter(models.values())).config
+    digest = KeyframeCodec.save(args.out, config, models, extra={"qualities": meta})
+    plot_loss_curves(logs, "loss", args.out.with_suffix(".loss.png"), "keyframe codec: bpp + lambda*D")
+    (args.out.with_suffix(".train.json")).write_text(json.dumps(meta, indent=1))
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, sha256 {digest.hex()[:16]}...)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train quality levels")
+    t.add_argument("--data", type=Path, required=True, help="data set file from jobs/prepare_data.py")
+    t.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
+    t.add_argument("--lambdas", default=DEFAULT_LAMBDAS, help="one lambda per quality level, comma-separated")
+    t.add_argument("--quality", type=int, default=0, help="train only this quality (1-based); 0 = all")
+    t.add_argument("--lpips-weight", type=float, default=0.0, help="LPIPS weight beside 255^2*MSE")
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--channels", type=int, default=64)
+    t.add_argument("--latent-channels", type=int, default=96)
+    t.add_argument("--minutes", type=float, default=None, help="wall-time budget per quality level")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    e = sub.add_parser("export", help="assemble the shipped model file from a run folder")
+    e.add_argument("run", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    train(args) if args.command == "train" else export(args)
+
+
+if __name__ == "__main__":
+    main()

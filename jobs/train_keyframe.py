@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-DEFAULT_LAMBDAS = "0.0009,0.0018,0.0035,0.0067"
+DEFAULT_LAMBDAS = "0.00045,0.0009,0.0018,0.0035,0.0067"
 
 
 def train(args: argparse.Namespace) -> None:

@@ -34,6 +34,10 @@ from evc_archive.core.errors import BitstreamError, ModelMismatchError
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16, h_a by 4 more
 MODEL_FORMAT = "evc-keyframe/1"
+# Scale table of the Gaussian conditional. compressai's default reaches 256, whose CDF rows make
+# 0.6 MB of tables per quality level; at our rates scales stay far below 64 (larger ones are coded
+# with the widest table, whose tails compressai codes by escape, so any value still round-trips).
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ class HyperpriorModel(CompressionModel):
 
     def update_entropy_tables(self) -> None:
         """Build the CDF tables once, after training; they are saved with the weights."""
-        self.update(scale_table=get_scale_table(), force=True)
+        self.update(scale_table=get_scale_table(SCALE_MIN, SCALE_MAX, SCALE_LEVELS), force=True)
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:

@@ -156,14 +156,18 @@ def digit_glyphs(size: int = 28) -> torch.Tensor:
     """(10,size,size) float masks of the digits 0-9, drawn with PIL's built-in font."""
     global _DIGIT_GLYPHS
     if _DIGIT_GLYPHS is None or _DIGIT_GLYPHS.shape[-1] != size:
-        font = ImageFont.load_default(size=int(size * 1.1))
+        try:  # a scalable font needs Pillow >= 10.1 with FreeType
+            font, canvas = ImageFont.load_default(size=int(size * 1.1)), size
+        except (TypeError, OSError, ImportError):
+            font, canvas = ImageFont.load_default(), 12  # bitmap font, drawn small and scaled up
         glyphs = []
         for d in range(10):
-            img = Image.new("L", (size, size), 0)
+            img = Image.new("L", (canvas, canvas), 0)
             draw = ImageDraw.Draw(img)
             left, top, right, bottom = draw.textbbox((0, 0), str(d), font=font)
-            draw.text(((size - (right - left)) / 2 - left, (size - (bottom - top)) / 2 - top),
+            draw.text(((canvas - (right - left)) / 2 - left, (canvas - (bottom - top)) / 2 - top),
                       str(d), fill=255, font=font)
+            img = img.resize((size, size), Image.BILINEAR)
             glyphs.append(torch.from_numpy(np.asarray(img, np.float32) / 255.0))
         _DIGIT_GLYPHS = torch.stack(glyphs)
     return _DIGIT_GLYPHS

@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
@@ -44,7 +44,7 @@ import numpy as np
 from av.container import InputContainer
 from av.stream import Disposition
 from av.video.frame import VideoFrame
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from av.video.stream import VideoStream
 
 from evc_archive.core.errors import VideoError
@@ -66,8 +66,8 @@ Source = Union[str, "os.PathLike[str]", BinaryIO]
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, EOFError)
 
 SUPPORTED_OUTPUT_EXTENSIONS: dict[str, str] = {
-    ".mkv": "FFV1 lossless (bgr0) in Matroska",
-    ".mp4": "H.264 (libx264) in MP4",
+    ".mkv": "lossless FFV1 in Matroska",
+    ".mp4": "H.264 in MP4",
 }
 """Extensions :func:`write_video` accepts, with what each one writes."""
 
@@ -177,10 +177,17 @@ class _Input:
         self.opened = True
         try:
             container = av.open(target, mode="r")
-        except _AV_ERRORS as e:
+        except (av.error.InvalidDataError, EOFError) as e:
+            if self.file is not None and self.rewind_to is None:
+                raise VideoError(
+                    f"Cannot read {self.name}: it is not a video file, it is damaged, or this "
+                    f"non-seekable file object was already read ({_reason(e)})."
+                ) from e
             raise VideoError(
                 f"Cannot read {self.name}: it is not a video file or it is damaged ({_reason(e)})."
             ) from e
+        except _AV_ERRORS as e:
+            raise VideoError(f"Cannot read {self.name} ({_reason(e)}).") from e
         try:
             stream = self._video_stream(container)
         except BaseException:
@@ -196,7 +203,9 @@ class _Input:
         kinds = sorted(
             "cover picture" if s.type == "video" else str(s.type) for s in container.streams
         )
-        held = f"it holds only {' and '.join(dict.fromkeys(kinds))}" if kinds else "it holds no streams"
+        held = "it holds no streams"
+        if kinds:
+            held = f"it holds only {' and '.join(dict.fromkeys(kinds))}"
         raise VideoError(f"{self.name} has no video stream ({held}).")
 
 
@@ -274,8 +283,9 @@ def probe_video(source: Source, *, exact: bool = True) -> VideoInfo:
     With ``exact=True`` (the default) every frame is decoded (not converted to RGB) to count frames
     and check frame times, so ``frame_count`` is what :func:`read_frames` yields. With
     ``exact=False`` only the first frame is decoded and the rest are counted by demuxing packets,
-    which is much faster and agrees for nearly all files (not for streams whose packets are not one
-    frame each, e.g. separate interlaced fields or hidden VP8 frames).
+    which is much faster and agrees for nearly all intact files (not for damaged ones, nor for
+    streams whose packets are not one frame each, e.g. separate interlaced fields or hidden VP8
+    frames).
 
     Raises VideoError if the source is missing, not a video, has no video stream, is damaged, or
     has no decodable frame.
@@ -383,7 +393,10 @@ def _scan_packets(container: InputContainer, stream: VideoStream) -> _PacketInde
     )
 
 
-def _packet_index(src: _Input, container: InputContainer, stream: VideoStream) -> _PacketIndex | None:
+def _packet_index(
+    src: _Input, container: InputContainer, stream: VideoStream
+) -> _PacketIndex | None:
+    """The packet index: cached per path and file content, scanned anew for file objects."""
     key = src.cache_key()
     if key is not None:
         key = (*key, stream.index)
@@ -402,7 +415,10 @@ def _packet_index(src: _Input, container: InputContainer, stream: VideoStream) -
 
 @dataclass(frozen=True)
 class _SeekPlan:
-    seek_to: int  # a timestamp in the stream's time base, at or before the chosen keyframe
+    # Timestamps (stream time base) to seek to, best first. Demuxers differ in what they compare a
+    # seek timestamp with (MP4 and Matroska: the keyframe's pts, most others: its dts), so the
+    # keyframe's pts comes first and its dts, which can only land earlier, is the second try.
+    seek_to: tuple[int, ...]
     frame_pts: np.ndarray  # display times of all frames, in display order
 
 
@@ -423,21 +439,24 @@ def _seek_plan(index: _PacketIndex | None, start: int) -> _SeekPlan | None:
     # before it, and must itself be shown no later than the target. The second rule also covers
     # open GOPs: the leading pictures of a keyframe are shown before it, so they are never needed.
     first_needed = int(np.argmax(index.pts >= target))
-    positions = np.flatnonzero(index.keyframe[: first_needed + 1] & (index.pts[: first_needed + 1] <= target))
+    upto = first_needed + 1
+    positions = np.flatnonzero(index.keyframe[:upto] & (index.pts[:upto] <= target))
     if len(positions) == 0:
         return None
     k = positions[-1]
     if k == 0:
         return None  # starting at the first keyframe is the same as decoding from the beginning
-    return _SeekPlan(seek_to=int(min(index.dts[k], index.pts[k])), frame_pts=frame_pts)
+    tries = dict.fromkeys((int(index.pts[k]), int(min(index.dts[k], index.pts[k]))))
+    return _SeekPlan(seek_to=tuple(tries), frame_pts=frame_pts)
 
 
 def _iter_av_frames(src: _Input, start: int, stop: int | None) -> Iterator[VideoFrame]:
     """Decoded frames ``[start, stop)`` in display order, seeking when that is safe.
 
-    After a seek every frame is checked against the timestamps the packet index predicts; any
-    disagreement (a demuxer that seeks imprecisely, a frame the decoder drops) abandons the seek
-    and continues by decoding from the beginning, so the result never depends on the seek.
+    After a seek every frame is checked against the timestamps the packet index predicts. A seek
+    that lands after the wanted frame is retried at an earlier timestamp; any other disagreement (a
+    frame the decoder drops, a timestamp that does not match) abandons seeking and continues by
+    decoding from the beginning, so the result never depends on the seek.
     """
     if stop is not None and stop <= start:
         return
@@ -445,12 +464,11 @@ def _iter_av_frames(src: _Input, start: int, stop: int | None) -> Iterator[Video
         container, stream = src.open()
         with closing(container):
             plan = _seek_plan(_packet_index(src, container, stream), start)
-            if plan is not None:
+            for seek_to in plan.seek_to if plan is not None else ():
                 try:
-                    container.seek(plan.seek_to, stream=stream, backward=True, any_frame=False)
+                    container.seek(seek_to, stream=stream, backward=True, any_frame=False)
                 except _AV_ERRORS:
-                    plan = None
-            if plan is not None:
+                    break
                 frame_pts = plan.frame_pts
                 skip_below = frame_pts[start]
                 index = start
@@ -468,7 +486,10 @@ def _iter_av_frames(src: _Input, start: int, stop: int | None) -> Iterator[Video
                 else:
                     if index == len(frame_pts):
                         return  # the end of the stream, and every frame was accounted for
-                start = index  # the seek went wrong from here on: fall back for the rest
+                if index > start:
+                    start = index  # frames went missing after a good start: fall back from here
+                    break
+                # Nothing matched: the seek probably landed past the start; try an earlier point.
     container, stream = src.open()
     with closing(container):
         for index, frame in enumerate(_decoded(container, stream, src.name)):
@@ -506,16 +527,19 @@ def iter_frames(
 
     With ``batch=None`` each item is one ``(H, W, 3)`` uint8 RGB frame; with ``batch=B`` each item
     is a ``(B, H, W, 3)`` array (the last one may be shorter). ``stop=None`` reads to the end; a
-    range past the end is cut short like a slice. Raises VideoError for unreadable input.
+    range past the end is cut short like a slice. Arguments are checked at once; the file is opened
+    at the first ``next()``, which raises VideoError for unreadable input.
     """
     start, stop = _check_range(start, stop)
-    if batch is not None and operator.index(batch) < 1:
-        raise ValueError(f"batch must be >= 1 or None, got {batch}")
-    src = _Input(source)
-    frames = (_rgb(frame) for frame in _iter_av_frames(src, start, stop))
-    if batch is None:
-        yield from frames
-        return
+    if batch is not None:
+        batch = operator.index(batch)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1 or None, got {batch}")
+    frames = (_rgb(frame) for frame in _iter_av_frames(_Input(source), start, stop))
+    return frames if batch is None else _batched(frames, batch)
+
+
+def _batched(frames: Iterator[np.ndarray], batch: int) -> Iterator[np.ndarray]:
     pending: list[np.ndarray] = []
     for rgb in frames:
         pending.append(rgb)
@@ -532,8 +556,8 @@ def read_frames(source: Source, start: int = 0, stop: int | None = None) -> np.n
     Frame ``i`` is the ``i``-th frame in display order, so ``read_frames(s, k, k + m)`` equals
     ``read_frames(s)[k:k + m]``; a range past the end is cut short like a slice, and an empty range
     gives ``(0, H, W, 3)``. 8-, 10- and 12-bit input and odd sizes are converted with
-    ``frame.to_ndarray(format="rgb24")``. A start inside the video seeks to the keyframe at or before
-    it (constant-frame-rate streams with timestamps; otherwise it decodes from the beginning).
+    ``frame.to_ndarray(format="rgb24")``. A start inside the video seeks to the keyframe at or
+    before it (constant-frame-rate streams with timestamps; otherwise it decodes from the start).
     Raises VideoError for unreadable input or a video without decodable frames.
     """
     start, stop = _check_range(start, stop)
@@ -557,7 +581,10 @@ def read_frames(source: Source, start: int = 0, stop: int | None = None) -> np.n
 def _as_rate(fps: object, name: str) -> Fraction:
     if isinstance(fps, bool) or not isinstance(fps, Real):
         raise VideoError(f"Cannot write {name}: the frame rate {fps!r} is not a number.")
-    rate = Fraction(fps) if isinstance(fps, Rational) else Fraction(float(fps)).limit_denominator(1001 * 1000)
+    if isinstance(fps, Rational):
+        rate = Fraction(fps)
+    else:
+        rate = Fraction(float(fps)).limit_denominator(1001 * 1000)
     if not rate > 0:
         raise VideoError(f"Cannot write {name}: the frame rate must be positive, not {fps}.")
     return rate
@@ -600,10 +627,11 @@ def _encode(
             stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf)})
             # x264 needs even sizes for 4:2:0; odd sizes keep full chroma instead.
             stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            # Tag what the conversion below does (BT.709, limited range), so players agree.
             ctx = stream.codec_context
-            ctx.colorspace = 1  # AVCOL_SPC_BT709, matching the conversion below
-            ctx.color_primaries = 1  # AVCOL_PRI_BT709
-            ctx.color_trc = 1  # AVCOL_TRC_BT709
+            ctx.colorspace = 1  # AVCOL_SPC_BT709
+            ctx.color_primaries = ColorPrimaries.BT709
+            ctx.color_trc = ColorTrc.BT709
             ctx.color_range = ColorRange.MPEG
         stream.width, stream.height = width, height
         for i, array in enumerate(chain([first], it)):
@@ -647,7 +675,8 @@ def write_video(
     if ext not in SUPPORTED_OUTPUT_EXTENSIONS:
         supported = ", ".join(f"{e} ({what})" for e, what in SUPPORTED_OUTPUT_EXTENSIONS.items())
         raise VideoError(
-            f"Cannot write {name}: the extension '{target.suffix}' is not supported; use {supported}."
+            f"Cannot write {name}: the extension '{target.suffix}' is not supported; "
+            f"use {supported}."
         )
     rate = _as_rate(fps, name)
     crf = _DEFAULT_CRF if crf is None else crf
@@ -663,9 +692,5 @@ def write_video(
     except _AV_ERRORS as e:
         raise VideoError(f"Cannot write {name} ({_reason(e)}).") from e
     finally:
-        try:
+        with suppress(OSError):  # gone after the rename; otherwise best effort
             temp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass  # best effort; the error that got us here matters more

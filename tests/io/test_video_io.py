@@ -43,10 +43,12 @@ def synthetic(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def make_video(path: Path, codec: str, *, fmt: str | None = None, n: int = N, height: int = 48,
                width: int = 64, pix_fmt: str = "yuv420p", rate: int = 25, gop: int | None = None,
-               pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
-    """Encode synthetic(n, height, width) with PyAV; pts/time_base give hand-made frame times."""
+               pts: list[int] | None = None, time_base: Fraction | None = None,
+               options: dict[str, str] | None = None) -> Path:
+    """Encode synthetic(n, height, width) with PyAV; pts/time_base give hand-made frame times,
+    options are the muxer's."""
     frames = synthetic(n, height, width)
-    with av.open(str(path), "w", format=fmt) as container:
+    with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if gop is not None:
@@ -84,7 +86,8 @@ WEBM_CODEC = "libvpx-vp9" if "libvpx-vp9" in av.codecs_available else "libvpx"
 CASES = {
     "mp4-h264-gop10": Case("gop10.mp4", "libx264", gop=10, decoder="h264"),
     "mkv-ffv1": Case("ffv1.mkv", "ffv1", decoder="ffv1"),
-    "webm-vpx": Case("clip.webm", WEBM_CODEC, decoder="vp9" if WEBM_CODEC == "libvpx-vp9" else "vp8"),
+    "webm-vpx": Case("clip.webm", WEBM_CODEC,
+                     decoder="vp9" if WEBM_CODEC == "libvpx-vp9" else "vp8"),
     "mov-h264": Case("clip.mov", "libx264", gop=10, decoder="h264"),
     "avi-mpeg4": Case("clip.avi", "mpeg4", gop=10, decoder="mpeg4"),
     "y4m-rawvideo": Case("clip.y4m", "rawvideo", fmt="yuv4mpegpipe", decoder="rawvideo"),
@@ -190,7 +193,7 @@ def test_seek_skips_decoding_on_gop10_h264(videos: dict[str, Path], monkeypatch)
     part = read_frames(videos["mp4-h264-gop10"], 25, 28)
     np.testing.assert_array_equal(part, expected[25:28])
     # x264 puts a keyframe at least every 10 frames: far fewer than 28 frames decoded, one open.
-    assert counter.frames <= 3 + 10 and counter.opens == 1
+    assert counter.frames <= 3 + 10 and counter.opens == 1, (counter.frames, counter.opens)
 
 
 def test_vfr_decodes_from_the_start(videos: dict[str, Path], monkeypatch) -> None:
@@ -219,7 +222,7 @@ def test_ranges_behave_like_slices(videos: dict[str, Path]) -> None:
     with pytest.raises(ValueError):
         read_frames(path, -1)
     with pytest.raises(ValueError):
-        list(iter_frames(path, batch=0))
+        iter_frames(path, batch=0)  # checked before the first next()
 
 
 def test_file_like_sources(videos: dict[str, Path]) -> None:
@@ -232,6 +235,31 @@ def test_file_like_sources(videos: dict[str, Path]) -> None:
     vfr = videos["mkv-h264-vfr"]
     buffer = io.BytesIO(vfr.read_bytes())
     np.testing.assert_array_equal(read_frames(buffer, 20, 25), read_frames(vfr)[20:25])
+
+
+class OneWayStream(io.RawIOBase):
+    """A pipe-like binary stream: readable once, not seekable."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        return self._data.readinto(buffer)
+
+
+def test_non_seekable_source_reads_once(videos: dict[str, Path]) -> None:
+    path = videos["mkv-ffv1"]
+    pipe = OneWayStream(path.read_bytes())
+    np.testing.assert_array_equal(read_frames(pipe, 12, 16), read_frames(path)[12:16])
+    with pytest.raises(VideoError, match="already read") as excinfo:
+        probe_video(pipe)  # used up: a clear error, not a crash
+    assert_one_sentence(excinfo.value, "OneWayStream")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,20 +306,29 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert issubclass(VideoError, EVCError)
 
 
-@pytest.mark.parametrize("key", ["mp4-h264-gop10", "mkv-ffv1", "mkv-h264-vfr", "avi-mpeg4",
-                                 "webm-vpx"])
+@pytest.mark.parametrize("key", ["mp4-h264-gop10", "mp4-faststart", "mkv-ffv1", "mkv-h264-vfr",
+                                 "avi-mpeg4", "webm-vpx"])
 def test_truncated_files_give_fewer_frames_or_video_error(videos, tmp_path, key) -> None:
-    data = videos[key].read_bytes()
-    path = tmp_path / f"cut{videos[key].suffix}"
+    if key == "mp4-faststart":  # the index (moov) comes first, so the first half still plays
+        source = make_video(tmp_path / "faststart.mp4", "libx264", gop=10,
+                            options={"movflags": "faststart"})
+    else:  # an mp4 with its index at the end cannot be opened once cut
+        source = videos[key]
+    data = source.read_bytes()
+    path = tmp_path / f"cut{source.suffix}"
     path.write_bytes(data[: len(data) // 2])
     try:
         info = probe_video(path)
         frames = read_frames(path)
     except VideoError as error:
         assert_one_sentence(error, path.name)
+        assert key not in ("mp4-faststart", "mkv-ffv1")  # these two do give their first frames
         return
     assert 0 < info.frame_count < N and frames.shape[0] == info.frame_count
-    np.testing.assert_array_equal(read_frames(path, 3, 6), frames[3:6])
+    np.testing.assert_array_equal(frames, read_frames(source)[: info.frame_count])
+    for start in range(1, info.frame_count):
+        np.testing.assert_array_equal(read_frames(path, start, start + 3),
+                                      frames[start:start + 3])
 
 
 def test_zero_frame_video(tmp_path: Path) -> None:
@@ -333,7 +370,8 @@ def test_frame_rate_and_count_round_trip(tmp_path: Path, ext: str, fps: Fraction
 
 
 @pytest.mark.parametrize(("height", "width", "pix_fmt"), [(32, 48, "yuv420p"), (17, 33, "yuv444p")])
-def test_mp4_pixel_format_and_quality(tmp_path: Path, height: int, width: int, pix_fmt: str) -> None:
+def test_mp4_pixel_format_and_quality(tmp_path: Path, height: int, width: int,
+                                      pix_fmt: str) -> None:
     frames = synthetic(12, height, width)
     path = tmp_path / "clip.mp4"
     write_video(path, iter(frames), 25)  # a generator and an int rate are fine

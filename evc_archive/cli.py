@@ -1,0 +1,183 @@
+"""The `evc-archive` command line. The only module that prints; user errors exit 1 with one line."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from evc_archive.core.errors import EVCError
+
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")  # compressai's torch.jit.script
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Archive video at extreme compression (0.01-0.1 bpp) with generative prediction.",
+)
+console = Console(stderr=True)
+out = Console()
+
+DEFAULTS = {"lpips_threshold": 0.2, "quality": 2, "gop": 30, "steps": 6}
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+
+
+def _library(models: Optional[Path]):
+    from evc_archive.core.registry import ModelLibrary
+
+    return ModelLibrary(extra_dirs=(models,) if models else ())
+
+
+@app.command()
+def encode(
+    source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
+    output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
+    lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
+    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
+    steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
+    seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
+    predictor: Annotated[str, typer.Option(help="Frame predictor: 'diffusion' (default model) or 'copy-last' (repeats the last frame).")] = "diffusion",
+) -> None:
+    """Encode a video into one .evc stream of consecutive GOP-sized segments."""
+    from evc_archive.core.encoder import EncoderSettings
+    from evc_archive.io.files import encode_file
+    from evc_archive.io.video_io import probe_video
+
+    if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
+        _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
+    if predictor not in ("diffusion", "copy-last"):
+        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    if not source.is_file():
+        _fail(f"'{source}' does not exist or is not a file.")
+    info = probe_video(source, exact=False)
+    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"encoding {source.name}", total=info.frame_count, info="")
+        coded = 0
+
+        def on_segment(result, done):
+            nonlocal coded
+            coded += sum(result.segment.coded)
+            progress.update(task, completed=done, info=f"coded {coded}/{done}")
+
+        summary = encode_file(source, output, settings, _library(None), predictor, on_segment)
+    seconds = time.perf_counter() - started
+    enc = summary.encoded
+    out.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "
+              f"{len(enc.data)} bytes, {enc.bpp:.4f} bpp, coded {summary.coded_frames} frames, "
+              f"LPIPS {summary.mean_lpips:.4f}, PSNR {summary.mean_psnr:.2f} dB, {enc.frame_count / seconds:.1f} frames/s",
+              highlight=False)
+
+
+@app.command()
+def decode(
+    source: Annotated[Path, typer.Argument(help="Input stream (.evc).")],
+    output: Annotated[Path, typer.Argument(help="Output video: .mkv = lossless FFV1, .mp4 = H.264 (x264) at --crf.")],
+    crf: Annotated[int, typer.Option(help="x264 constant rate factor for .mp4 output (0-51, lower = better).")] = 18,
+    models: Annotated[Optional[Path], typer.Option(help="Extra folder of model files (e.g. an archive's models/).")] = None,
+) -> None:
+    """Decode an .evc stream back to a video with the source's size, frame count and frame rate."""
+    from evc_archive.io.files import decode_file
+
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"decoding {source.name}", total=None, info="")
+
+        def on_segment(done, total):
+            progress.update(task, completed=done, total=total)
+
+        stream = decode_file(source, output, _library(models), crf, on_segment)
+    seconds = time.perf_counter() - started
+    h = stream.header
+    out.print(f"{output}: {stream.frame_count} frames {h.width}x{h.height} @ {float(h.fps):.3f} fps, "
+              f"{stream.frame_count / seconds:.1f} frames/s", highlight=False)
+
+
+@app.command()
+def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")]) -> None:
+    """Show a stream's header, per-segment flags, sizes and bpp (no models needed)."""
+    from evc_archive.core.registry import KEYFRAME_KINDS, PREDICTOR_KINDS
+    from evc_archive.io.files import read_stream_file
+
+    data, stream = read_stream_file(source)
+    h = stream.header
+    bpp = len(data) * 8 / (stream.frame_count * h.width * h.height)
+    table = Table(title=f"{source.name}: {len(data)} bytes, {stream.frame_count} frames, {bpp:.4f} bpp", show_header=False)
+    for key, value in [
+        ("size", f"{h.width}x{h.height}"), ("fps", f"{h.fps} ({float(h.fps):.3f})"),
+        ("keyframe model", f"{h.keyframe_model_id} {KEYFRAME_KINDS.get(h.keyframe_model_id, '?')} {h.keyframe_hash.hex()}"),
+        ("predictor", f"{h.predictor_model_id} {PREDICTOR_KINDS.get(h.predictor_model_id, '?')} {h.predictor_hash.hex()}"),
+        ("K / F / steps", f"{h.context_frames} / {h.frames_per_call} / {h.sampling_steps}"),
+        ("seed", str(h.seed)), ("LPIPS threshold", f"{h.lpips_threshold:.4f}"), ("first frame", str(h.first_frame)),
+    ]:
+        table.add_row(key, value)
+    out.print(table)
+    seg_table = Table("segment", "frames", "coded", "bytes", "qualities", "flags (C = coded, . = generated)")
+    for i, seg in enumerate(stream.segments):
+        seg_table.add_row(str(i), str(seg.frame_count), str(sum(seg.coded)), str(sum(len(f.payload) for f in seg.frames)),
+                          ",".join(str(f.quality) for f in seg.frames), "".join("C" if c else "." for c in seg.coded))
+    out.print(seg_table)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the sample video, its stream and the decoded video.")] = Path("demo-out"),
+) -> None:
+    """Generate the embedded sample video, encode it with the default models, decode it, report."""
+    from evc_archive.io.sample import write_sample_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = write_sample_video(out_dir / "sample.mkv")
+    out.print(f"sample video: {sample} (generated, 60 frames 128x128 @ 25 fps)", highlight=False)
+    encode(sample, out_dir / "sample.evc", **{k: v for k, v in DEFAULTS.items() if k != "steps"}, steps=DEFAULTS["steps"],
+           seed=0, predictor="diffusion")
+    inspect(out_dir / "sample.evc")
+    decode(out_dir / "sample.evc", out_dir / "sample.decoded.mkv", crf=18, models=None)
+
+
+def main() -> None:
+    """Console entry point: EVCError -> one line on stderr, exit 1; Ctrl-C -> exit 130."""
+    try:
+        app(standalone_mode=False)
+    except EVCError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - click usage errors, then anything unexpected
+        import os
+
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("EVC_DEBUG"):
+            raise
+        console.print(f"[bold red]internal error:[/] {exc.__class__.__name__}: {exc} (set EVC_DEBUG=1 for a traceback)",
+                      highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The .evc bitstream: a self-describing container for one or more consecutive segments.
+
+Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 varints unless noted):
+    magic        4 bytes  b"EVC\\x1a"
+    version      1 byte   FORMAT_VERSION
+    header       keyframe model id, keyframe hash (8 bytes), predictor model id, predictor hash
+                 (8 bytes), width, height, fps numerator, fps denominator, first frame index,
+                 seed, context frames K, frames per call F, sampling steps, LPIPS threshold
+                 (x 10000, informational), segment count
+    segments     per segment: frame count n, flags (ceil(n/8) bytes, bit i of byte i//8 set = frame
+                 i is coded), then per coded frame: quality, payload length, payload
+    crc32        4 bytes little endian, over every byte before it
+
+The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
+stream is refused whole with one clear error, never decoded into garbage.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from evc_archive.core import varint
+from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
+
+MAGIC = b"EVC\x1a"
+FORMAT_VERSION = 1
+HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
+_CRC = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """Everything the decoder needs besides the coded frames."""
+
+    keyframe_model_id: int
+    keyframe_hash: bytes  # HASH_BYTES
+    predictor_model_id: int
+    predictor_hash: bytes  # HASH_BYTES
+    width: int
+    height: int
+    fps: Fraction
+    seed: int
+    context_frames: int
+    frames_per_call: int
+    sampling_steps: int
+    lpips_threshold: float = 0.0  # informational: what the encoder used
+    first_frame: int = 0  # index of the stream's first frame in its source video
+
+
+@dataclass(frozen=True)
+class CodedFrame:
+    quality: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Segment:
+    """coded[i] is True where frame i was coded; `frames` holds those frames' payloads in order."""
+
+    coded: tuple[bool, ...]
+    frames: tuple[CodedFrame, ...]
+
+    def __post_init__(self) -> None:
+        if not self.coded or not self.coded[0]:
+            raise BitstreamError("a segment must start with a coded frame")
+        if sum(self.coded) != len(self.frames):
+            raise BitstreamError("segment flags and coded frames disagree")
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.coded)
+
+
+@dataclass(frozen=True)
+class Stream:
+    header: StreamHeader
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+
+    @property
+    def frame_count(self) -> int:
+        return sum(s.frame_count for s in self.segments)
+
+
+def _pack_flags(coded: tuple[bool, ...]) -> bytes:
+    out = bytearray((len(coded) + 7) // 8)
+    for i, c in enumerate(coded):
+        if c:
+            out[i // 8] |= 1 << (i % 8)
+    return bytes(out)
+
+
+def pack(stream: Stream) -> bytes:
+    """Stream -> bytes (with CRC)."""
+    h = stream.header
+    for name in ("keyframe_hash", "predictor_hash"):
+        if len(getattr(h, name)) < HASH_BYTES:
+            raise ValueError(f"{name} must have at least {HASH_BYTES} bytes")
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    out += varint.encode(h.keyframe_model_id) + h.keyframe_hash[:HASH_BYTES]
+    out += varint.encode(h.predictor_model_id) + h.predictor_hash[:HASH_BYTES]
+    fps = Fraction(h.fps)
+    for value in (h.width, h.height, fps.numerator, fps.denominator, h.first_frame, h.seed,
+                  h.context_frames, h.frames_per_call, h.sampling_steps,
+                  int(round(h.lpips_threshold * 10000)), len(stream.segments)):
+        out += varint.encode(value)
+    for seg in stream.segments:
+        out += varint.encode(seg.frame_count) + _pack_flags(seg.coded)
+        for frame in seg.frames:
+            out += varint.encode(frame.quality) + varint.encode(len(frame.payload)) + frame.payload
+    out += _CRC.pack(zlib.crc32(out))
+    return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int):
+        self.data, self.pos = data, pos
+
+    def number(self) -> int:
+        value, self.pos = varint.decode(self.data, self.pos)
+        return value
+
+    def raw(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise BitstreamError("stream ends early (truncated)")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+
+def check_envelope(data: bytes) -> bytes:
+    """Magic, version and CRC checks; returns the body (without the CRC)."""
+    if len(data) < len(MAGIC) + 1 + _CRC.size:
+        raise BitstreamError(f"stream is too short to be an evc stream ({len(data)} bytes; truncated?)")
+    if data[: len(MAGIC)] != MAGIC:
+        raise BitstreamError("not an evc stream (bad magic bytes)")
+    version = data[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"stream format version {version} is not supported by this build (reads version {FORMAT_VERSION}); "
+            "upgrade evc-archive")
+    body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
+    if zlib.crc32(body) != crc:
+        raise BitstreamError("stream is damaged or truncated (CRC mismatch)")
+    return body
+
+
+def unpack(data: bytes) -> Stream:
+    """bytes -> Stream; raises BitstreamError (or UnsupportedVersionError) on any defect."""
+    body = check_envelope(bytes(data))
+    r = _Reader(body, len(MAGIC) + 1)
+    kf_id, kf_hash = r.number(), r.raw(HASH_BYTES)
+    pr_id, pr_hash = r.number(), r.raw(HASH_BYTES)
+    width, height, num, den, first, seed, k, f, steps, thr, n_segments = (r.number() for _ in range(11))
+    if not (width and height and num and den and k and f):
+        raise BitstreamError("stream header has a zero size, frame rate or predictor setting (damaged)")
+    header = StreamHeader(kf_id, kf_hash, pr_id, pr_hash, width, height, Fraction(num, den), seed,
+                          k, f, steps, thr / 10000, first)
+    segments = []
+    for _ in range(n_segments):
+        n = r.number()
+        if n == 0:
+            raise BitstreamError("stream has an empty segment (damaged)")
+        flag_bytes = r.raw((n + 7) // 8)
+        coded = tuple(bool(flag_bytes[i // 8] >> (i % 8) & 1) for i in range(n))
+        frames = []
+        for _ in range(sum(coded)):
+            quality = r.number()
+            frames.append(CodedFrame(quality, r.raw(r.number())))
+        segments.append(Segment(coded, tuple(frames)))
+    if r.pos != len(body):
+        raise BitstreamError(f"stream has {len(body) - r.pos} unexpected trailing bytes (damaged)")
+    return Stream(header, tuple(segments))

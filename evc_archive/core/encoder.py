@@ -1,0 +1,158 @@
+"""The paper's sequential encoder, closed loop.
+
+Per segment: code the first frame; then repeatedly let the predictor generate F frames from the
+last K frames the decoder will have, accept generated frames in order while
+LPIPS(generated, original) <= threshold, and code the first rejected frame with the keyframe codec
+(restarting prediction from it). The encoder's reconstruction is, by construction, what
+`decoder.decode_segment` will produce: coded frames go through the real decode path, and generated
+frames come from the same predictor calls with the same seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from evc_archive.core.bitstream import CodedFrame, Segment, Stream, StreamHeader, pack
+from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.predictor import Predictor, derive_seed
+
+LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Knobs of the loop, all recorded in the stream."""
+
+    lpips_threshold: float = 0.2
+    quality: int = 2
+    gop: int = 30  # frames per segment (closed: each segment decodes on its own)
+    sampling_steps: int = 6
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What encoding one segment gives: the coded segment and what the decoder will rebuild.
+
+    reconstruction: (n,H,W,3) uint8; lpips, psnr: (n,) per frame against the source."""
+
+    segment: Segment
+    reconstruction: torch.Tensor
+    lpips: torch.Tensor
+    psnr: torch.Tensor
+
+
+def lpips_frames(metric, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """LPIPS of uint8 (n,H,W,3) pairs -> (n,), upscaling frames smaller than AlexNet accepts."""
+    h, w = a.shape[1:3]
+    if min(h, w) < LPIPS_MIN_SIZE:
+        scale = -(-LPIPS_MIN_SIZE // min(h, w))
+        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
+        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
+    return metric.uint8(a, b).cpu()
+
+
+def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) uint8 pairs -> (n,) PSNR in dB, capped at 100 for identical frames."""
+    mse = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
+    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
+
+
+def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+                   settings: EncoderSettings, seed: int, first_frame: int = 0,
+                   quality: int | None = None) -> SegmentResult:
+    """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
+    stream (it feeds the per-call seeds)."""
+    n, h, w, _ = frames.shape
+    q = settings.quality if quality is None else quality
+    recon: list[torch.Tensor] = []
+    coded: list[bool] = []
+    payloads: list[CodedFrame] = []
+    pending: list[torch.Tensor] = []
+    pending_scores: list[float] = []
+    code_next = True
+    i = 0
+    while i < n:
+        if code_next:
+            payload = codec.encode(frames[i], q)
+            recon.append(codec.decode(payload, q, h, w))
+            coded.append(True)
+            payloads.append(CodedFrame(q, payload))
+            pending, pending_scores, code_next = [], [], False
+            i += 1
+            continue
+        if not pending:
+            context = torch.stack(recon[-predictor.context_frames:])
+            generated = predictor.predict(context, derive_seed(seed, first_frame + i), settings.sampling_steps)
+            generated = generated[: n - i]
+            pending = list(generated)
+            pending_scores = lpips_frames(metric, generated, frames[i : i + len(generated)]).tolist()
+        candidate, score = pending.pop(0), pending_scores.pop(0)
+        if score <= settings.lpips_threshold:
+            recon.append(candidate)
+            coded.append(False)
+            i += 1
+        else:
+            code_next = True
+    reconstruction = torch.stack(recon)
+    return SegmentResult(
+        segment=Segment(tuple(coded), tuple(payloads)),
+        reconstruction=reconstruction,
+        lpips=lpips_frames(metric, reconstruction, frames),
+        psnr=psnr_frames(reconstruction, frames),
+    )
+
+
+def make_header(codec: KeyframeCodec, predictor: Predictor, settings: EncoderSettings, width: int,
+                height: int, fps: Fraction, first_frame: int = 0) -> StreamHeader:
+    return StreamHeader(
+        keyframe_model_id=1, keyframe_hash=codec.content_hash, predictor_model_id=predictor.model_id,
+        predictor_hash=predictor.content_hash, width=width, height=height, fps=Fraction(fps),
+        seed=settings.seed, context_frames=predictor.context_frames,
+        frames_per_call=predictor.frames_per_call, sampling_steps=settings.sampling_steps,
+        lpips_threshold=settings.lpips_threshold, first_frame=first_frame)
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A whole stream: its bytes and per-segment results (reconstructions stay in memory only
+    when the caller keeps them)."""
+
+    data: bytes
+    stream: Stream
+    results: tuple[SegmentResult, ...]
+
+    @property
+    def frame_count(self) -> int:
+        return self.stream.frame_count
+
+    @property
+    def bpp(self) -> float:
+        h = self.stream.header
+        return len(self.data) * 8 / (self.frame_count * h.width * h.height)
+
+
+def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: KeyframeCodec,
+                 predictor: Predictor, metric, settings: EncoderSettings, first_frame: int = 0,
+                 on_segment: Callable[[SegmentResult], None] | None = None) -> EncodedVideo:
+    """Encode consecutive segments (each (n,H,W,3) uint8, n <= gop) into one stream."""
+    results: list[SegmentResult] = []
+    header = None
+    position = 0
+    for frames in segments:
+        if header is None:
+            header = make_header(codec, predictor, settings, frames.shape[2], frames.shape[1], fps, first_frame)
+        result = encode_segment(frames, codec, predictor, metric, settings, settings.seed, position)
+        position += frames.shape[0]
+        results.append(result)
+        if on_segment:
+            on_segment(result)
+    if header is None:
+        raise ValueError("no frames to encode")
+    stream = Stream(header, tuple(r.segment for r in results))
+    return EncodedVideo(pack(stream), stream, tuple(results))

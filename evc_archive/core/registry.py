@@ -1,0 +1,113 @@
+"""Frozen numeric ids of model kinds, and the library that resolves (id, content hash) to a loaded
+model. Ids are never reused or renumbered: a stream written today must name the same kind forever.
+
+The stream stores the id and the first 8 bytes of the model file's sha256; the library finds the
+file with that hash among the shipped defaults and any extra folders (an archive's `models/`).
+Every model is loaded once per process and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from evc_archive.core.bitstream import HASH_BYTES
+from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
+
+# id -> kind. Append only.
+KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior"}
+PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet"}
+
+DEFAULT_KEYFRAME_FILE = "keyframe.pt"
+DEFAULT_PREDICTOR_FILE = "predictor.pt"
+
+
+def shipped_model_dir() -> Path:
+    return Path(str(resources.files("evc_archive") / "models"))
+
+
+def file_sha256(path: Path) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
+@lru_cache(maxsize=None)
+def _load_keyframe(path: str, device: str) -> KeyframeCodec:
+    return KeyframeCodec.load(Path(path), device)
+
+
+@lru_cache(maxsize=None)
+def _load_diffusion(path: str, model_id: int, device: str) -> DiffusionPredictor:
+    return DiffusionPredictor.from_bytes(Path(path).read_bytes(), model_id, device)
+
+
+class ModelLibrary:
+    """Resolves models by (kind id, hash prefix). Objects registered directly (tests, tiny models)
+    take precedence over files."""
+
+    def __init__(self, extra_dirs: tuple[Path, ...] = (), device: str = "cpu"):
+        self.dirs = (shipped_model_dir(), *map(Path, extra_dirs))
+        self.device = device
+        self._objects: dict[tuple[str, int, bytes], object] = {}
+        self._hash_index: dict[bytes, Path] | None = None
+
+    def register(self, model: KeyframeCodec | Predictor) -> None:
+        kind = "keyframe" if isinstance(model, KeyframeCodec) else "predictor"
+        model_id = 1 if kind == "keyframe" else model.model_id
+        self._objects[(kind, model_id, model.content_hash[:HASH_BYTES])] = model
+
+    def _find_file(self, prefix: bytes) -> Path | None:
+        if self._hash_index is None:
+            self._hash_index = {}
+            for d in self.dirs:
+                if d.is_dir():
+                    for p in sorted(d.iterdir()):
+                        if p.is_file() and p.suffix == ".pt":
+                            self._hash_index[file_sha256(p)[:HASH_BYTES]] = p
+        return self._hash_index.get(prefix)
+
+    def keyframe(self, model_id: int, hash_prefix: bytes) -> KeyframeCodec:
+        if model_id not in KEYFRAME_KINDS:
+            raise ModelMismatchError(f"stream names keyframe model id {model_id}, unknown to this build")
+        obj = self._objects.get(("keyframe", model_id, hash_prefix))
+        if obj is not None:
+            return obj  # type: ignore[return-value]
+        path = self._find_file(hash_prefix)
+        if path is None:
+            raise ModelMismatchError(
+                f"keyframe model {KEYFRAME_KINDS[model_id]} with hash {hash_prefix.hex()} is not available "
+                "(not shipped with this build; pass the archive's models folder)")
+        return _load_keyframe(str(path), self.device)
+
+    def predictor(self, model_id: int, hash_prefix: bytes, frames_per_call: int) -> Predictor:
+        if model_id not in PREDICTOR_KINDS:
+            raise ModelMismatchError(f"stream names predictor id {model_id}, unknown to this build")
+        obj = self._objects.get(("predictor", model_id, hash_prefix))
+        if obj is not None:
+            return obj  # type: ignore[return-value]
+        if model_id == 0:
+            copy = CopyLastFramePredictor(frames_per_call=frames_per_call)
+            if copy.content_hash[:HASH_BYTES] != hash_prefix:
+                raise ModelMismatchError("stream's copy-last-frame predictor hash does not match (damaged)")
+            return copy
+        path = self._find_file(hash_prefix)
+        if path is None:
+            raise ModelMismatchError(
+                f"predictor model {PREDICTOR_KINDS[model_id]} with hash {hash_prefix.hex()} is not available "
+                "(not shipped with this build; pass the archive's models folder)")
+        return _load_diffusion(str(path), model_id, self.device)
+
+    def default_keyframe(self) -> KeyframeCodec:
+        path = shipped_model_dir() / DEFAULT_KEYFRAME_FILE
+        if not path.is_file():
+            raise ModelMismatchError(f"the default keyframe model is missing from the package ({path.name})")
+        return _load_keyframe(str(path), self.device)
+
+    def default_predictor(self) -> Predictor:
+        path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE
+        if not path.is_file():
+            raise ModelMismatchError(f"the default predictor model is missing from the package ({path.name})")
+        return _load_diffusion(str(path), 1, self.device)

@@ -1,0 +1,41 @@
+"""The embedded sample: a small synthetic video generated on demand (nothing to download)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from evc_archive.io.video_io import write_video
+
+
+def sample_frames(frames: int = 60, height: int = 128, width: int = 128, seed: int = 0) -> np.ndarray:
+    """(frames,height,width,3) uint8: a textured landscape seen by a slowly panning camera, with a
+    ball crossing it; deterministic for a given seed."""
+    rng = np.random.default_rng(seed)
+    big_h, big_w = height + 64, width + 3 * frames
+    yy, xx = np.mgrid[0:big_h, 0:big_w].astype(np.float64)
+    scene = np.zeros((big_h, big_w, 3))
+    for _ in range(12):  # smooth colour waves
+        fy, fx = rng.uniform(0.01, 0.08, 2)
+        phase = rng.uniform(0, 2 * np.pi)
+        colour = rng.uniform(-60, 60, 3)
+        scene += np.sin(fy * yy + fx * xx + phase)[..., None] * colour / 4
+    horizon = big_h * 0.45 + 8 * np.sin(xx * 0.03)
+    scene += np.where((yy < horizon)[..., None], [120, 160, 210], [70, 120, 50])
+    scene += rng.normal(0, 6, scene.shape)  # texture
+    out = []
+    for t in range(frames):
+        x0, y0 = 3 * t, int(32 + 10 * np.sin(t / 15))
+        frame = scene[y0:y0 + height, x0:x0 + width].copy()
+        cy, cx = height * 0.6 - 20 * np.sin(t / 8), (t * 2.5) % width
+        mask = (np.mgrid[0:height, 0:width][0] - cy) ** 2 + (np.mgrid[0:height, 0:width][1] - cx) ** 2 < 64
+        frame[mask] = [230, 60, 40]
+        out.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def write_sample_video(path: Path, frames: int = 60, fps: Fraction = Fraction(25)) -> Path:
+    write_video(path, sample_frames(frames), fps)
+    return Path(path)

@@ -43,7 +43,10 @@ def train(args: argparse.Namespace) -> None:
                                                           "train": cfg.__dict__, "device": device,
                                                           "hardware": torch.cuda.get_device_name() if device == "cuda" else "cpu"}))
         log = TrainingLog(args.out / f"q{q}.jsonl")
-        train_keyframe(dataset, model_config, cfg, args.out / f"q{q}.ckpt", log, device, lpips)
+        init = None
+        if args.init:
+            init = torch.load(args.init / f"q{q}.ckpt", map_location="cpu", weights_only=True)["state"]
+        train_keyframe(dataset, model_config, cfg, args.out / f"q{q}.ckpt", log, device, lpips, init)
         print(f"quality {q}: done in {log.seconds:.0f} s", flush=True)
 
 
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--latent-channels", type=int, default=96)
     t.add_argument("--minutes", type=float, default=None, help="wall-time budget per quality level")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--init", type=Path, default=None, help="run folder whose q<N>.ckpt start each quality (resume)")
     e = sub.add_parser("export", help="assemble the shipped model file from a run folder")
     e.add_argument("run", type=Path)
     e.add_argument("--out", type=Path, required=True)

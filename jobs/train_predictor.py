@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    from evc_archive.core.predictor import DiffusionConfig
+    from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
     from evc_archive.training.data import FrameDataset
     from evc_archive.training.log import TrainingLog, plot_loss_curves
     from evc_archive.training.predictor_trainer import PredictorTrainConfig, train_predictor
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--minutes", type=float, default=None, help="wall-time budget")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--init", type=Path, default=None, help="predictor model file to start from (resume)")
     parser.add_argument("--plot", action="store_true", help="only draw the loss curve of the run in --out")
     args = parser.parse_args(argv)
     if args.plot:
@@ -42,8 +43,13 @@ def main(argv: list[str] | None = None) -> None:
                          args.out / "predictor.loss.png", "diffusion predictor")
         return
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model_cfg = DiffusionConfig(context_frames=args.context_frames, frames_per_call=args.frames_per_call,
-                                base_channels=args.base_channels)
+    init = None
+    if args.init:
+        start = DiffusionPredictor.from_bytes(args.init.read_bytes())
+        model_cfg, init = start.config, start.unet
+    else:
+        model_cfg = DiffusionConfig(context_frames=args.context_frames, frames_per_call=args.frames_per_call,
+                                    base_channels=args.base_channels)
     cfg = PredictorTrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, minutes=args.minutes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "predictor.json").write_text(json.dumps({
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": device, "hardware": torch.cuda.get_device_name() if device == "cuda" else "cpu"}))
     dataset = FrameDataset.load(args.data, device)
     log = TrainingLog(args.out / "predictor.jsonl")
-    train_predictor(dataset, model_cfg, cfg, args.out / "predictor.pt", log, device)
+    train_predictor(dataset, model_cfg, cfg, args.out / "predictor.pt", log, device, init)
     print(f"predictor: done in {log.seconds:.0f} s", flush=True)
 
 

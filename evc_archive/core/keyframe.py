@@ -176,7 +176,7 @@ class HyperpriorModel(CompressionModel):
 
     def update_entropy_tables(self) -> None:
         """Build the CDF tables once, after training; they are saved with the weights."""
-        self.update(scale_table=get_scale_table(SCALE_MIN, SCALE_MAX, SCALE_LEVELS), force=True)
+        self.update(scale_table=get_scale_table(SCALE_MIN, SCALE_MAX, SCALE_LEVELS), force=True, update_quantiles=True)
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:

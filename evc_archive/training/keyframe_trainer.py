@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from evc_archive.core.keyframe import HyperpriorModel, KeyframeConfig, compact_state
+from evc_archive.core.keyframe import HyperpriorModel, KeyframeConfig, compact_state, load_compact_state
 from evc_archive.training.data import FrameDataset
 from evc_archive.training.log import TrainingLog
 from evc_archive.training.schedule import ProgressSchedule
@@ -46,11 +46,16 @@ def rd_loss(model: HyperpriorModel, x: torch.Tensor, cfg: KeyframeTrainConfig, l
 
 
 def train_keyframe(dataset: FrameDataset, model_config: KeyframeConfig, cfg: KeyframeTrainConfig,
-                   out_path: Path, log: TrainingLog, device: str = "cpu", lpips=None) -> HyperpriorModel:
-    """Train one quality level; checkpoints (compact state) go to out_path as it runs."""
+                   out_path: Path, log: TrainingLog, device: str = "cpu", lpips=None,
+                   init: dict | None = None) -> HyperpriorModel:
+    """Train one quality level (from `init`, a compact state, when given: fine-tuning or a resumed
+    run); checkpoints (compact state) go to out_path as it runs."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = HyperpriorModel(model_config).to(device)
+    model = HyperpriorModel(model_config)
+    if init is not None:
+        load_compact_state(model, init)
+    model = model.to(device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)

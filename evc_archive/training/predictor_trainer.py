@@ -79,11 +79,15 @@ def predictor_loss(unet: ConditionalUNet, video: torch.Tensor, model_cfg: Diffus
 
 
 def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: PredictorTrainConfig,
-                    out_path: Path, log: TrainingLog, device: str = "cpu") -> ConditionalUNet:
-    """Train; the EMA weights are checkpointed to out_path (predictor model file) as it runs."""
+                    out_path: Path, log: TrainingLog, device: str = "cpu",
+                    init: ConditionalUNet | None = None) -> ConditionalUNet:
+    """Train (from `init` when given); the EMA weights are checkpointed to out_path (predictor
+    model file) as it runs."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    unet = DiffusionPredictor.build_unet(model_cfg).to(device)
+    unet = (init if init is not None else DiffusionPredictor.build_unet(model_cfg)).to(device).train()
+    for p in unet.parameters():
+        p.requires_grad_(True)
     ema = copy.deepcopy(unet).eval()
     for p in ema.parameters():
         p.requires_grad_(False)

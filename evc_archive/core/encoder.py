@@ -28,10 +28,10 @@ LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upsca
 class EncoderSettings:
     """Knobs of the loop, all recorded in the stream."""
 
-    lpips_threshold: float = 0.2
-    quality: int = 2
+    lpips_threshold: float = 0.35
+    quality: int = 4
     gop: int = 30  # frames per segment (closed: each segment decodes on its own)
-    sampling_steps: int = 6
+    sampling_steps: int = 1
     seed: int = 0
 
 

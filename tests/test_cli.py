@@ -1,0 +1,111 @@
+"""The command line, end to end in subprocesses (the shipped default models)."""
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from evc_archive.io.video_io import probe_video, read_frames, write_video
+from tests.conftest import moving_square_video
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "evc_archive.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def source_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "source.mp4"
+    write_video(path, moving_square_video(14, 34, 50).numpy(), Fraction(30000, 1001), crf=12)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoded(source_video):
+    out = source_video.with_name("clip.evc")
+    result = cli("encode", source_video, out, "--gop", "6", "--lpips-threshold", "0.3", "--predictor", "copy-last")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_help_explains_every_command_and_option():
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("encode", "decode", "inspect", "demo"):
+        assert command in result.stdout
+    enc = cli("encode", "--help").stdout
+    for option in ("--lpips-threshold", "--quality", "--gop", "--steps", "--seed", "--predictor"):
+        assert option in enc
+
+
+def test_encode_decode_round_trip_keeps_count_size_rate(source_video, encoded, tmp_path):
+    stream, result = encoded
+    assert "bpp" in result.stdout
+    out1, out2 = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    assert cli("decode", stream, out1).returncode == 0
+    assert cli("decode", stream, out2).returncode == 0
+    src, dec = probe_video(source_video), probe_video(out1)
+    assert (dec.frame_count, dec.width, dec.height) == (src.frame_count, src.width, src.height) == (14, 50, 34)
+    assert dec.fps == src.fps == Fraction(30000, 1001)
+    assert np.array_equal(read_frames(out1), read_frames(out2))  # decoding is repeatable, bit-exact
+
+
+def test_mp4_output(encoded, tmp_path):
+    stream, _ = encoded
+    out = tmp_path / "c.mp4"
+    assert cli("decode", stream, out, "--crf", "20").returncode == 0
+    assert probe_video(out).frame_count == 14
+
+
+def test_inspect_shows_segments_and_bpp(encoded):
+    stream, _ = encoded
+    result = cli("inspect", stream)
+    assert result.returncode == 0
+    assert "bpp" in result.stdout and "segment" in result.stdout
+    assert result.stdout.count("C") >= 3  # one coded frame at least per segment (3 segments)
+
+
+def test_damaged_stream_is_one_line_error_and_no_output(encoded, tmp_path):
+    stream, _ = encoded
+    data = bytearray(stream.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "bad.evc"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "never.mkv"
+    result = cli("decode", bad, out)
+    assert result.returncode == 1
+    assert "CRC" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+    truncated = tmp_path / "short.evc"
+    truncated.write_bytes(stream.read_bytes()[:-10])
+    result = cli("inspect", truncated)
+    assert result.returncode == 1 and "truncated" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video at all"])
+def test_bad_input_video_is_one_line_error(tmp_path, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    result = cli("encode", bad, tmp_path / "x.evc")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "error" in result.stderr
+    assert not (tmp_path / "x.evc").exists()
+
+
+def test_missing_input_and_bad_options(tmp_path):
+    assert cli("encode", tmp_path / "nope.mp4", tmp_path / "x.evc").returncode == 1
+    result = cli("encode", tmp_path / "nope.mp4", tmp_path / "x.evc", "--gop", "0")
+    assert result.returncode == 1 and "--gop" in result.stderr
+    result = cli("decode", tmp_path / "nope.evc", tmp_path / "x.mkv")
+    assert result.returncode == 1
+
+
+def test_demo_runs_the_embedded_sample(tmp_path):
+    result = cli("demo", "--out", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert probe_video(tmp_path / "demo" / "sample.decoded.mkv").frame_count == 60

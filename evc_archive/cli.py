@@ -68,7 +68,7 @@ def encode(
         _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
-    info = probe_video(source, exact=False)
+    info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
     settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed)
     started = time.perf_counter()
     with _progress() as progress:
@@ -80,7 +80,7 @@ def encode(
             coded += sum(result.segment.coded)
             progress.update(task, completed=done, info=f"coded {coded}/{done}")
 
-        summary = encode_file(source, output, settings, _library(None), predictor, on_segment)
+        summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info)
     seconds = time.perf_counter() - started
     enc = summary.encoded
     out.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "

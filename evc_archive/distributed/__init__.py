@@ -1,0 +1,1 @@
+"""Distribution: segment planning, Ray workers, the submit/restore pipelines (driver side)."""

@@ -1,0 +1,73 @@
+"""The plan is data: probed sources -> a list of segments with deterministic ids and keys.
+
+Pure functions, no I/O: the same probes and GOP always give the same plan, so resuming is
+"plan minus finished segments".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class SourceProbe:
+    """What the driver learned about one source (or why it could not)."""
+
+    uri: str
+    video_id: str
+    frame_count: int = 0
+    width: int = 0
+    height: int = 0
+    fps: Fraction = Fraction(0)
+    error: str | None = None  # one line when the source is unusable
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One unit of work: frames [start, end) of one source (end exclusive)."""
+
+    segment_id: str  # "<video_id>/<index:06d>"
+    video_id: str
+    source_uri: str
+    index: int
+    start: int
+    end: int  # exclusive
+    width: int
+    height: int
+    fps: Fraction
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    @property
+    def object_key(self) -> str:
+        return segment_key(self.video_id, self.index)
+
+
+def segment_key(video_id: str, index: int) -> str:
+    return f"segments/{video_id}/{index:06d}.evc"
+
+
+def plan_segments(probes: list[SourceProbe], gop: int) -> list[SegmentPlan]:
+    """Split every usable source into ceil(frames / gop) segments of at most `gop` frames.
+    Sources with an error or no frames give no segments (the caller records them as failed)."""
+    if gop < 1:
+        raise ValueError(f"gop must be >= 1, got {gop}")
+    plans = []
+    for p in sorted(probes, key=lambda p: p.video_id):
+        if p.error or p.frame_count <= 0:
+            continue
+        for index, start in enumerate(range(0, p.frame_count, gop)):
+            end = min(start + gop, p.frame_count)  # exclusive
+            plans.append(SegmentPlan(f"{p.video_id}/{index:06d}", p.video_id, p.uri, index, start, end,
+                                     p.width, p.height, p.fps))
+    return plans
+
+
+def segment_seed(base_seed: int, segment_id: str) -> int:
+    """The predictor seed of one segment, derived from the job seed and the segment id."""
+    digest = hashlib.sha256(f"{base_seed}:{segment_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1

@@ -1,0 +1,204 @@
+"""Workers: stateful classes that load their models once and process one segment (or one video)
+per call. Plain Python here; the pipeline wraps them as Ray actors (one GPU each where GPUs exist).
+
+An encode call reads its own frames (PyAV, seeking), encodes, verify-decodes, writes the segment
+object atomically and returns one small manifest row, never frames. Where the archive store lives
+in the driver's process only (memory://), the object's bytes ride back with the row instead and
+the driver writes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.decoder import open_stream
+from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
+from evc_archive.core.errors import EVCError
+from evc_archive.core.predictor import CopyLastFramePredictor
+from evc_archive.core.registry import ModelLibrary
+from evc_archive.distributed.plan import SegmentPlan, segment_seed
+from evc_archive.io.manifest import now
+from evc_archive.io.sources import open_source
+from evc_archive.io.store import Store
+from evc_archive.io.video_io import read_frames, write_video
+
+PAYLOAD_FIELD = "_payload"  # bytes riding back to the driver for stores it alone can reach
+RETRYABLE_FIELD = "_retryable"
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """What every encode worker of one job shares."""
+
+    archive_url: str
+    settings: EncoderSettings = EncoderSettings()
+    predictor: str = "copy-last"  # "copy-last" | "diffusion"
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    source_options: dict[str, Any] = field(default_factory=dict)
+    target_bpp: float | None = None
+    route_through_driver: bool = False
+    noop: bool = False  # benchmark only: skip reading and coding, return a row at once
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if not isinstance(exc, EVCError) else text[:300]
+
+
+def fingerprint(frames: torch.Tensor) -> str:
+    """sha256 of the decoded frames (n,H,W,3) uint8, in order."""
+    return hashlib.sha256(np.ascontiguousarray(frames.numpy()).tobytes()).hexdigest()
+
+
+def device_name() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SegmentEncoder:
+    """Loads the models once; `encode(plan)` -> manifest row."""
+
+    def __init__(self, job: EncodeJob):
+        self.job = job
+        self.host = socket.gethostname()
+        self.device = device_name()
+        if job.noop:
+            return
+        from evc_archive.core.metrics import shared_lpips
+
+        library = ModelLibrary(device=self.device)
+        self.codec = library.default_keyframe()
+        self.predictor = CopyLastFramePredictor() if job.predictor == "copy-last" else library.default_predictor()
+        self.metric = shared_lpips(self.device)
+        self.verify_library = ModelLibrary(device=self.device)
+        self.verify_library.register(self.codec)
+        self.verify_library.register(self.predictor)
+        self.store = None if job.route_through_driver else Store(job.archive_url, job.storage_options)
+
+    def _base_row(self, plan: SegmentPlan) -> dict[str, Any]:
+        s = self.job.settings
+        return {
+            "segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
+            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
+            "width": plan.width, "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
+            "object_key": plan.object_key, "lpips_threshold": s.lpips_threshold, "quality": s.quality,
+            "sampling_steps": s.sampling_steps, "predictor": self.job.predictor, "target_bpp": self.job.target_bpp,
+            "worker_host": self.host, "device": self.device,
+        }
+
+    def encode(self, plan: SegmentPlan) -> dict[str, Any]:
+        started = time.perf_counter()
+        row = self._base_row(plan)
+        if self.job.noop:
+            return {**row, "status": "ok", "bytes": 0, "encode_seconds": 0.0, "created_at": now()}
+        try:
+            row.update(self._encode(plan))
+            row["status"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a failed row with its reason
+            row.update(status="failed", error=one_line(exc))
+            row[RETRYABLE_FIELD] = not isinstance(exc, EVCError)
+        row["encode_seconds"] = time.perf_counter() - started
+        row["created_at"] = now()
+        return row
+
+    def _encode(self, plan: SegmentPlan) -> dict[str, Any]:
+        # 1. read this segment's frames (seeking), check we got them all
+        source = open_source(plan.source_uri, self.job.source_options)
+        try:
+            frames = torch.from_numpy(np.ascontiguousarray(read_frames(source, plan.start, plan.end)))
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+        if frames.shape[0] != plan.frames:
+            raise EVCError(f"source gave {frames.shape[0]} frames for [{plan.start}, {plan.end}) (truncated?)")
+        # 2. encode with this segment's seed
+        seed = segment_seed(self.job.settings.seed, plan.segment_id)
+        settings = dataclasses.replace(self.job.settings, seed=seed)
+        result = encode_segment(frames, self.codec, self.predictor, self.metric, settings, seed)
+        header = make_header(self.codec, self.predictor, settings, plan.width, plan.height, plan.fps, plan.start)
+        data = pack(Stream(header, (result.segment,)))
+        # 3. verify-decode the bytes exactly as restore will
+        decoded = next(open_stream(data, self.verify_library).segments())
+        if not torch.equal(decoded, result.reconstruction):
+            raise RuntimeError("verify-decode differs from the encoder's reconstruction")
+        # 4. store the object (or hand it to the driver)
+        out: dict[str, Any] = {}
+        if self.store is None:
+            out[PAYLOAD_FIELD] = data
+        else:
+            self.store.write_bytes(plan.object_key, data)
+        n = plan.frames
+        out.update({
+            "bytes": len(data), "bpp": len(data) * 8 / (n * plan.width * plan.height),
+            "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
+            "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
+            "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
+            "seed": seed, "keyframe_model_sha256": self.codec.content_hash.hex(),
+            "predictor_model_sha256": self.predictor.content_hash.hex(),
+            "recon_fingerprint": fingerprint(decoded),
+        })
+        return out
+
+
+class SegmentDecoder:
+    """Loads the archive's models once; decodes segments and writes restored videos."""
+
+    def __init__(self, archive_url: str, storage_options: dict[str, Any] | None = None,
+                 model_files: dict[str, bytes] | None = None):
+        self.device = device_name()
+        self.store = Store(archive_url, storage_options or {})
+        self._models_dir = tempfile.TemporaryDirectory(prefix="evc-models-")
+        models = model_files if model_files is not None else {
+            k.split("/")[-1]: self.store.read_bytes(k) for k in self.store.list("models") if k.endswith(".pt")}
+        for name, data in models.items():
+            Path(self._models_dir.name, name).write_bytes(data)
+        self.library = ModelLibrary(extra_dirs=(Path(self._models_dir.name),), device=self.device)
+
+    def decode_bytes(self, data: bytes) -> torch.Tensor:
+        """One segment object -> (n,H,W,3) uint8."""
+        return torch.cat(list(open_stream(data, self.library).segments()))
+
+    def verify(self, row: dict[str, Any], data: bytes | None = None) -> dict[str, Any]:
+        """Decode one segment and compare with the manifest's fingerprint."""
+        key = row["object_key"]
+        try:
+            data = self.store.read_bytes(key) if data is None else data
+            frames = self.decode_bytes(data)
+        except Exception as exc:  # noqa: BLE001
+            return {"segment_id": row["segment_id"], "status": "damaged", "detail": one_line(exc)}
+        if frames.shape[0] != row["end_frame"] - row["start_frame"]:
+            return {"segment_id": row["segment_id"], "status": "damaged", "detail": "wrong frame count"}
+        drift = fingerprint(frames) != row["recon_fingerprint"]
+        return {"segment_id": row["segment_id"], "status": "drift" if drift else "ok",
+                "detail": "decoded frames differ from the encoder's fingerprint" if drift else ""}
+
+    def restore_video(self, rows: list[dict[str, Any]], out_path: str, crf: int | None = None,
+                      payloads: list[bytes] | None = None) -> dict[str, Any]:
+        """Decode a video's segments in order and write it; returns a small report."""
+        started = time.perf_counter()
+        rows = sorted(rows, key=lambda r: r["segment_index"])
+        try:
+            def frames():
+                for i, row in enumerate(rows):
+                    data = payloads[i] if payloads is not None else self.store.read_bytes(row["object_key"])
+                    for frame in self.decode_bytes(data).numpy():
+                        yield frame
+
+            write_video(out_path, frames(), Fraction(rows[0]["fps_num"], rows[0]["fps_den"]), crf=crf)
+            return {"video_id": rows[0]["video_id"], "status": "ok", "path": out_path,
+                    "frames": sum(r["end_frame"] - r["start_frame"] for r in rows),
+                    "seconds": time.perf_counter() - started}
+        except Exception as exc:  # noqa: BLE001
+            return {"video_id": rows[0]["video_id"] if rows else "?", "status": "failed", "path": out_path,
+                    "error": one_line(exc), "seconds": time.perf_counter() - started}

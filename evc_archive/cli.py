@@ -21,8 +21,8 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Archive video at extreme compression (0.01-0.1 bpp) with generative prediction.",
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, log_path=False)
+stdout = Console()
 
 # Defaults land near 0.03 bpp at 128x128 on the held-out clips (docs/benchmarks/codec.md: copy-last,
 # quality 4, threshold 0.35 -> 0.027 bpp, LPIPS 0.221). The diffusion predictor is selectable; it
@@ -83,7 +83,7 @@ def encode(
         summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info)
     seconds = time.perf_counter() - started
     enc = summary.encoded
-    out.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "
+    stdout.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "
               f"{len(enc.data)} bytes, {enc.bpp:.4f} bpp, coded {summary.coded_frames} frames, "
               f"LPIPS {summary.mean_lpips:.4f}, PSNR {summary.mean_psnr:.2f} dB, {enc.frame_count / seconds:.1f} frames/s",
               highlight=False)
@@ -109,7 +109,7 @@ def decode(
         stream = decode_file(source, output, _library(models), crf, on_segment)
     seconds = time.perf_counter() - started
     h = stream.header
-    out.print(f"{output}: {stream.frame_count} frames {h.width}x{h.height} @ {float(h.fps):.3f} fps, "
+    stdout.print(f"{output}: {stream.frame_count} frames {h.width}x{h.height} @ {float(h.fps):.3f} fps, "
               f"{stream.frame_count / seconds:.1f} frames/s", highlight=False)
 
 
@@ -131,13 +131,13 @@ def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")])
         ("seed", str(h.seed)), ("LPIPS threshold", f"{h.lpips_threshold:.4f}"), ("first frame", str(h.first_frame)),
     ]:
         table.add_row(key, value)
-    out.print(table)
+    stdout.print(table)
     seg_table = Table("segment", "frames", "coded", "bytes", "qualities")
     seg_table.add_column("flags (C = coded, . = generated)", overflow="fold")
     for i, seg in enumerate(stream.segments):
         seg_table.add_row(str(i), str(seg.frame_count), str(sum(seg.coded)), str(sum(len(f.payload) for f in seg.frames)),
                           ",".join(str(f.quality) for f in seg.frames), "".join("C" if c else "." for c in seg.coded))
-    out.print(seg_table)
+    stdout.print(seg_table)
 
 
 @app.command()
@@ -149,10 +149,205 @@ def demo(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sample = write_sample_video(out_dir / "sample.mkv")
-    out.print(f"sample video: {sample} (generated, 60 frames 128x128 @ 25 fps)", highlight=False)
+    stdout.print(f"sample video: {sample} (generated, 60 frames 128x128 @ 25 fps)", highlight=False)
     encode(sample, out_dir / "sample.evc", **DEFAULTS, seed=0)
     inspect(out_dir / "sample.evc")
     decode(out_dir / "sample.evc", out_dir / "sample.decoded.mkv", crf=18, models=None)
+
+
+def _storage_options(text: Optional[str]) -> dict:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"--storage-options is not valid JSON ({exc.msg})")
+    if not isinstance(value, dict):
+        _fail("--storage-options must be a JSON object, e.g. '{\"anon\": true}'")
+    return value
+
+
+class _SubmitView:
+    """Rich progress for a submit job: segments done/total, bpp so far, failures, ETA."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = progress.add_task("archiving", total=None, info="")
+        self.bytes = self.pixels = self.failed = self.done = 0
+
+    def planned(self, summary) -> None:
+        self.bytes, self.pixels = summary.bytes, summary.pixels
+        todo = summary.segments_planned - summary.segments_skipped
+        self.progress.update(self.task, total=todo, completed=0)
+        self.progress.console.log(f"{summary.videos} videos, {summary.segments_planned} segments planned, "
+                                  f"{summary.segments_skipped} already archived, {summary.failed_sources} unusable sources")
+
+    def row(self, row) -> None:
+        if row["segment_index"] >= 0:
+            self.done += 1
+        if row["status"] == "ok":
+            self.bytes += row.get("bytes") or 0
+            self.pixels += (row["end_frame"] - row["start_frame"]) * row["width"] * row["height"]
+        else:
+            self.failed += 1
+            self.progress.console.log(f"[red]failed[/] {row['segment_id']}: {row.get('error')}", highlight=False)
+        bpp = self.bytes * 8 / self.pixels if self.pixels else 0.0
+        self.progress.update(self.task, completed=self.done, info=f"{bpp:.4f} bpp, {self.failed} failed")
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message, highlight=False)
+
+
+def _install_drain(stop) -> None:
+    """First Ctrl-C: stop dispatching and let work in flight finish (resumable); second: abort."""
+    import signal
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        console.print("[yellow]draining: finishing segments in flight (Ctrl-C again to abort; re-run to resume)[/]")
+
+    signal.signal(signal.SIGINT, handler)
+
+
+@app.command()
+def submit(
+    source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
+    out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
+    lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
+    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
+    steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
+    seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
+    predictor: Annotated[str, typer.Option(help="'copy-last' or 'diffusion'.")] = DEFAULTS["predictor"],
+    workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
+    storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive (credentials, endpoint_url, ...).")] = None,
+    source_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the sources (default: the same as --storage-options).")] = None,
+    retries: Annotated[int, typer.Option(help="Retries of a segment that failed for a reason other than its input.")] = 2,
+) -> None:
+    """Archive a corpus: split every video into GOP segments and encode them on Ray workers.
+    Re-running the same command resumes: finished segments are skipped, never duplicated."""
+    import threading
+
+    from evc_archive.core.encoder import EncoderSettings
+    from evc_archive.distributed.pipeline import SubmitConfig
+    from evc_archive.distributed.pipeline import submit as run_submit
+
+    if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0 or retries < 0:
+        _fail("--gop and --steps must be >= 1; --lpips-threshold, --seed and --retries >= 0.")
+    if predictor not in ("diffusion", "copy-last"):
+        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    opts = _storage_options(storage_options)
+    src_opts = _storage_options(source_options) if source_options else opts
+    cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,
+                       gpus_per_worker, address, opts, src_opts, retries)
+    stop = threading.Event()
+    _install_drain(stop)
+    with _progress() as progress:
+        view = _SubmitView(progress)
+        summary = run_submit(cfg, view, stop)
+    table = Table(title=f"archive {out}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, value in [("videos", summary.videos), ("segments planned", summary.segments_planned),
+                       ("already archived", summary.segments_skipped), ("encoded now", summary.segments_ok),
+                       ("failed segments", summary.segments_failed), ("unusable sources", summary.failed_sources),
+                       ("archive bytes", summary.bytes), ("archive bpp", f"{summary.bpp:.4f}"),
+                       ("seconds", f"{summary.seconds:.1f}")]:
+        table.add_row(key, str(value))
+    stdout.print(table)
+    if stop.is_set():
+        console.print("stopped early: re-run the same command to finish the archive")
+
+
+@app.command()
+def restore(
+    archive: Annotated[str, typer.Argument(help="Archive location (fsspec URL or folder).")],
+    out: Annotated[Path, typer.Option("--out", help="Local folder for the restored videos (one per source, the source's name).")],
+    videos: Annotated[Optional[str], typer.Option(help="Only videos whose id or source file name matches this glob.")] = None,
+    format: Annotated[str, typer.Option(help="'mkv' (lossless FFV1) or 'mp4' (H.264 at --crf).")] = "mkv",
+    crf: Annotated[int, typer.Option(help="x264 CRF for mp4 output.")] = 18,
+    workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address; default: a local cluster.")] = None,
+    storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
+) -> None:
+    """Decode an archive back into videos with their sources' names, frame counts and frame rates."""
+    from evc_archive.distributed.pipeline import RestoreConfig
+    from evc_archive.distributed.pipeline import restore as run_restore
+
+    if format not in ("mkv", "mp4"):
+        _fail(f"--format must be 'mkv' or 'mp4', not '{format}'.")
+    cfg = RestoreConfig(archive, out, videos, workers, address, _storage_options(storage_options), f".{format}", crf)
+    failed = 0
+    with _progress() as progress:
+        task = progress.add_task("restoring", total=None, info="")
+
+        def on_video(report):
+            nonlocal failed
+            if report["status"] != "ok":
+                failed += 1
+                progress.console.log(f"[red]failed[/] {report['video_id']}: {report.get('error')}", highlight=False)
+            progress.advance(task)
+
+        reports = run_restore(cfg, on_video)
+    ok = [r for r in reports if r["status"] == "ok"]
+    stdout.print(f"restored {len(ok)} videos ({sum(r['frames'] for r in ok)} frames) into {out}; {failed} failed",
+                           highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("ls")
+def ls_archive(
+    archive: Annotated[str, typer.Argument(help="Archive location (fsspec URL or folder).")],
+    storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
+) -> None:
+    """List an archive's videos: segments, frames, bytes, bpp, mean LPIPS, failures."""
+    from evc_archive.distributed.pipeline import list_archive
+
+    rows = list_archive(archive, _storage_options(storage_options))
+    table = Table("video", "segments ok", "failed", "frames", "bytes", "bpp", "LPIPS", "source")
+    for v in rows:
+        table.add_row(v["video_id"], str(v["segments_ok"]), str(v["segments_failed"]), str(v["frames"]), str(v["bytes"]),
+                      "" if v["bpp"] is None else f"{v['bpp']:.4f}", "" if v["lpips_mean"] is None else f"{v['lpips_mean']:.3f}",
+                      v["source_uri"])
+    stdout.print(table)
+    for v in rows:
+        for err in v["errors"][:3]:
+            stdout.print(f"{v['video_id']}: {err}", highlight=False)
+
+
+@app.command()
+def verify(
+    archive: Annotated[str, typer.Argument(help="Archive location (fsspec URL or folder).")],
+    workers: Annotated[Optional[int], typer.Option(help="Ray workers.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address; default: a local cluster.")] = None,
+    storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
+) -> None:
+    """Decode every segment and compare it with the fingerprint recorded at encode time; report
+    drift (decodes differently here) and damaged or missing segments by name. Exit 1 if any."""
+    from evc_archive.distributed.pipeline import verify as run_verify
+
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=None, info="")
+
+        def on_segment(result):
+            if result["status"] != "ok":
+                progress.console.log(f"[red]{result['status']}[/] {result['segment_id']}: {result['detail']}", highlight=False)
+            progress.advance(task)
+
+        results = run_verify(archive, _storage_options(storage_options), address, workers, on_segment)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    stdout.print(f"{len(results)} segments: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), highlight=False)
+    if any(r["status"] != "ok" for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:

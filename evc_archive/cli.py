@@ -220,6 +220,8 @@ def submit(
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
     quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
+    target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
+    cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
     predictor: Annotated[str, typer.Option(help="'copy-last' or 'diffusion'.")] = DEFAULTS["predictor"],
@@ -240,12 +242,16 @@ def submit(
 
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0 or retries < 0:
         _fail("--gop and --steps must be >= 1; --lpips-threshold, --seed and --retries >= 0.")
+    if (target_bpp is not None and target_bpp <= 0) or (cap_bpp is not None and cap_bpp <= 0):
+        _fail("--target-bpp and --cap-bpp must be > 0.")
+    if cap_bpp is not None and target_bpp is None:
+        _fail("--cap-bpp needs --target-bpp.")
     if predictor not in ("diffusion", "copy-last"):
         _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,
-                       gpus_per_worker, address, opts, src_opts, retries)
+                       gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp)
     stop = threading.Event()
     _install_drain(stop)
     with _progress() as progress:
@@ -258,9 +264,12 @@ def submit(
                        ("already archived", summary.segments_skipped), ("encoded now", summary.segments_ok),
                        ("failed segments", summary.segments_failed), ("unusable sources", summary.failed_sources),
                        ("archive bytes", summary.bytes), ("archive bpp", f"{summary.bpp:.4f}"),
+                       ("target bpp", "-" if target_bpp is None else f"{target_bpp:g}"),
                        ("seconds", f"{summary.seconds:.1f}")]:
         table.add_row(key, str(value))
     stdout.print(table)
+    if summary.rate_note:
+        console.print(f"[yellow]rate control:[/] {summary.rate_note}; the closest settings were used", highlight=False)
     if stop.is_set():
         console.print("stopped early: re-run the same command to finish the archive")
 

@@ -48,7 +48,8 @@ class SubmitConfig:
     source_options: dict[str, Any] = field(default_factory=dict)
     max_retries: int = 2
     in_flight_per_worker: int = 2
-    target_bpp: float | None = None
+    target_bpp: float | None = None  # corpus-level target: rate control picks settings per segment
+    cap_bpp: float | None = None  # optional hard cap per segment (with target_bpp)
     noop: bool = False  # benchmark: measure the driver, not the codec
 
 
@@ -64,6 +65,7 @@ class SubmitSummary:
     pixels: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (segment_id or uri, error)
+    rate_note: str = ""  # rate control's message when the target cannot be met
 
     @property
     def bpp(self) -> float:
@@ -136,7 +138,7 @@ def probe_sources(uris: list[str], options: dict[str, Any]) -> list[SourceProbe]
 def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
     s = cfg.settings
     return {"lpips_threshold": s.lpips_threshold, "quality": s.quality, "gop": s.gop, "sampling_steps": s.sampling_steps,
-            "seed": s.seed, "predictor": cfg.predictor, "target_bpp": cfg.target_bpp}
+            "seed": s.seed, "predictor": cfg.predictor, "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
 
 
 def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
@@ -215,27 +217,119 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     job = EncodeJob(cfg.archive, cfg.settings, cfg.predictor, cfg.storage_options, cfg.source_options,
                     cfg.target_bpp, route, cfg.noop)
     if todo:
-        _dispatch(todo, job, cfg, store, summary, events, buffer, stop)
+        settings = None
+        if cfg.target_bpp is not None:
+            settings = _rate_control(todo, job, cfg, summary, events, stop)
+        _dispatch(todo, job, cfg, store, summary, events, buffer, stop, settings)
     append_rows(store, buffer)
     compact(store)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store: Store, summary: SubmitSummary,
-              events: Events, buffer: list[dict[str, Any]], stop: threading.Event | None) -> None:
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
+class _ActorPool:
+    """Our own bounded dispatch over Ray actors: `ray.wait`, retries, replacement of dead actors.
+    (Retries and idempotence are ours: Ray's ActorPool does not give fault tolerance.)"""
+
+    def __init__(self, n_workers: int, options: dict[str, Any], job: EncodeJob, capacity: int, events: Events):
+        import ray
+
+        self.cls = ray.remote(SegmentEncoder)
+        self.options, self.job, self.capacity, self.events = options, job, capacity, events
+        self.actors = [self._new() for _ in range(n_workers)]
+
+    def _new(self):
+        return self.cls.options(**self.options).remote(self.job)
+
+    def run(self, items: list, call: Callable, failed_row: Callable, on_result: Callable, max_retries: int,
+            stop: threading.Event | None, tick: Callable[[], None] = lambda: None) -> None:
+        """call(actor, item) -> ref; on_result(item, result, attempts) for each final result."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        load = {i: 0 for i in range(len(self.actors))}
+        queue: deque = deque((item, 1) for item in items)
+        in_flight: dict[Any, tuple[Any, int, int]] = {}
+        while queue or in_flight:
+            while queue and not (stop is not None and stop.is_set()):
+                i = min(load, key=load.get)
+                if load[i] >= self.capacity:
+                    break
+                item, attempt = queue.popleft()
+                in_flight[call(self.actors[i], item)] = (item, attempt, i)
+                load[i] += 1
+            if not in_flight:
+                break
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                item, attempt, i = in_flight.pop(ref)
+                load[i] -= 1
+                try:
+                    result = ray.get(ref)
+                except (RayActorError, RayTaskError) as exc:
+                    if isinstance(exc, RayActorError):
+                        self.events.log(f"worker {i} died ({one_line(exc)}); starting a new one")
+                        self.actors[i] = self._new()
+                    result = failed_row(item, f"worker failure: {one_line(exc)}")
+                if isinstance(result, dict) and result.get("status") == "failed" and result.get(RETRYABLE_FIELD) \
+                        and attempt <= max_retries:
+                    self.events.log(f"{getattr(item, 'segment_id', item)}: attempt {attempt} failed ({result.get('error')}); retrying")
+                    queue.appendleft((item, attempt + 1))
+                    continue
+                on_result(item, result, attempt)
+            tick()
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+
+def _plan_failure(plan: SegmentPlan, error: str) -> dict[str, Any]:
+    return {"segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
+            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end, "width": plan.width,
+            "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
+            "object_key": plan.object_key, "status": "failed", "error": error, RETRYABLE_FIELD: True, "created_at": now()}
+
+
+def _rate_control(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, summary: SubmitSummary,
+                  events: Events, stop: threading.Event | None) -> dict[str, tuple[int, float, str]]:
+    """Pass 1: RD tables near the target on the workers; then the corpus allocation on the driver.
+    Returns {segment_id: (quality, threshold, note)}; segments whose table failed are left out
+    (their encode then fails the same way and is recorded)."""
+    from evc_archive.core.ratecontrol import RDPoint, allocate
 
     n_workers, options = _worker_options(cfg.workers, cfg.gpus_per_worker)
-    n_workers = min(n_workers, len(todo))
-    actor_cls = ray.remote(SegmentEncoder)
-    make_actor = lambda: actor_cls.options(**options).remote(job)  # noqa: E731
-    actors = [make_actor() for _ in range(n_workers)]
-    load = {i: 0 for i in range(n_workers)}
-    queue: deque[tuple[SegmentPlan, int]] = deque((p, 1) for p in todo)
-    in_flight: dict[Any, tuple[SegmentPlan, int, int]] = {}
-    capacity = cfg.in_flight_per_worker
+    pool = _ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
+    tables: dict[str, list[RDPoint]] = {}
+
+    def on_result(plan, result, attempts):
+        if isinstance(result, list):
+            tables[plan.segment_id] = [RDPoint(**p) for p in result]
+
+    events.log(f"rate control: measuring {len(todo)} segments near {cfg.target_bpp} bpp")
+    try:
+        pool.run(todo, lambda a, p: a.rd_table.remote(p, cfg.target_bpp), _plan_failure, on_result,
+                 cfg.max_retries, stop)
+    finally:
+        pool.close()
+    ids = [p.segment_id for p in todo if p.segment_id in tables]
+    if not ids:
+        return {}
+    alloc = allocate([tables[i] for i in ids], cfg.target_bpp, cfg.cap_bpp, summary.bytes, summary.pixels)
+    summary.rate_note = alloc.note
+    if alloc.note:
+        events.log(f"rate control: {alloc.note}; using the closest settings")
+    events.log(f"rate control: planned {alloc.bpp:.4f} bpp for target {cfg.target_bpp}")
+    return {i: (c.point.quality, c.point.threshold, c.note or alloc.note) for i, c in zip(ids, alloc.choices)}
+
+
+def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store: Store, summary: SubmitSummary,
+              events: Events, buffer: list[dict[str, Any]], stop: threading.Event | None,
+              settings: dict[str, tuple[int, float, str]] | None = None) -> None:
+    n_workers, options = _worker_options(cfg.workers, cfg.gpus_per_worker)
+    pool = _ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
     last_flush = time.monotonic()
 
     def flush(force: bool = False) -> None:
@@ -245,7 +339,7 @@ def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store:
             buffer.clear()
             last_flush = time.monotonic()
 
-    def record(row: dict[str, Any], attempts: int) -> None:
+    def record(plan: SegmentPlan, row: dict[str, Any], attempts: int) -> None:
         payload = row.pop(PAYLOAD_FIELD, None)
         row.pop(RETRYABLE_FIELD, None)
         row["attempts"] = attempts
@@ -261,41 +355,15 @@ def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store:
         buffer.append(row)
         events.row(row)
 
-    while queue or in_flight:
-        draining = stop is not None and stop.is_set()
-        while queue and not draining:
-            i = min(load, key=load.get)
-            if load[i] >= capacity:
-                break
-            plan, attempt = queue.popleft()
-            in_flight[actors[i].encode.remote(plan)] = (plan, attempt, i)
-            load[i] += 1
-        if not in_flight:
-            break
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-        for ref in ready:
-            plan, attempt, i = in_flight.pop(ref)
-            load[i] -= 1
-            try:
-                row = ray.get(ref)
-            except (RayActorError, RayTaskError) as exc:
-                if isinstance(exc, RayActorError):
-                    events.log(f"worker {i} died ({one_line(exc)}); starting a new one")
-                    actors[i] = make_actor()
-                row = {"segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
-                       "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
-                       "width": plan.width, "height": plan.height, "object_key": plan.object_key,
-                       "status": "failed", "error": f"worker failure: {one_line(exc)}", RETRYABLE_FIELD: True,
-                       "created_at": now()}
-            if row["status"] != "ok" and row.get(RETRYABLE_FIELD) and attempt <= cfg.max_retries:
-                events.log(f"{plan.segment_id}: attempt {attempt} failed ({row.get('error')}); retrying")
-                queue.appendleft((plan, attempt + 1))
-                continue
-            record(row, attempt)
-        flush()
-    flush(force=True)
-    for actor in actors:
-        ray.kill(actor)
+    def call(actor, plan: SegmentPlan):
+        chosen = (settings or {}).get(plan.segment_id)
+        return actor.encode.remote(plan, *chosen) if chosen else actor.encode.remote(plan)
+
+    try:
+        pool.run(todo, call, _plan_failure, record, cfg.max_retries, stop, tick=flush)
+    finally:
+        flush(force=True)
+        pool.close()
 
 
 # -- restore, verify, ls ----------------------------------------------------------------------------

@@ -97,13 +97,34 @@ class SegmentEncoder:
             "worker_host": self.host, "device": self.device,
         }
 
-    def encode(self, plan: SegmentPlan) -> dict[str, Any]:
+    def rd_table(self, plan: SegmentPlan, target_bpp: float) -> list[dict[str, Any]] | dict[str, Any]:
+        """Rate control's pass 1: exact RD points of this segment near the target (shared work),
+        as plain dicts; a failed row when the segment cannot be read."""
+        from evc_archive.core.ratecontrol import SegmentSimulator
+
+        try:
+            frames = self._read(plan)
+            seed = segment_seed(self.job.settings.seed, plan.segment_id)
+            settings = dataclasses.replace(self.job.settings, seed=seed)
+            sim = SegmentSimulator(frames, self.codec, self.predictor, self.metric, settings, plan.fps, plan.start)
+            return [dataclasses.asdict(p) for p in sim.sweep_near(target_bpp)]
+        except Exception as exc:  # noqa: BLE001
+            row = self._base_row(plan)
+            row.update(status="failed", error=one_line(exc), created_at=now())
+            row[RETRYABLE_FIELD] = not isinstance(exc, EVCError)
+            return row
+
+    def encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
+               rate_note: str = "") -> dict[str, Any]:
+        """Encode one segment (at the job's settings, or at rate control's choice) -> manifest row."""
         started = time.perf_counter()
         row = self._base_row(plan)
         if self.job.noop:
             return {**row, "status": "ok", "bytes": 0, "encode_seconds": 0.0, "created_at": now()}
+        if quality is not None:
+            row.update(quality=quality, lpips_threshold=threshold, rate_note=rate_note or None)
         try:
-            row.update(self._encode(plan))
+            row.update(self._encode(plan, quality, threshold))
             row["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed row with its reason
             row.update(status="failed", error=one_line(exc))
@@ -112,8 +133,8 @@ class SegmentEncoder:
         row["created_at"] = now()
         return row
 
-    def _encode(self, plan: SegmentPlan) -> dict[str, Any]:
-        # 1. read this segment's frames (seeking), check we got them all
+    def _read(self, plan: SegmentPlan) -> torch.Tensor:
+        """This segment's frames (seeking), all of them or an error."""
         source = open_source(plan.source_uri, self.job.source_options)
         try:
             frames = torch.from_numpy(np.ascontiguousarray(read_frames(source, plan.start, plan.end)))
@@ -122,9 +143,16 @@ class SegmentEncoder:
                 source.close()
         if frames.shape[0] != plan.frames:
             raise EVCError(f"source gave {frames.shape[0]} frames for [{plan.start}, {plan.end}) (truncated?)")
-        # 2. encode with this segment's seed
+        return frames
+
+    def _encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None) -> dict[str, Any]:
+        # 1. read this segment's frames
+        frames = self._read(plan)
+        # 2. encode with this segment's seed (and rate control's settings, if any)
         seed = segment_seed(self.job.settings.seed, plan.segment_id)
         settings = dataclasses.replace(self.job.settings, seed=seed)
+        if quality is not None:
+            settings = dataclasses.replace(settings, quality=quality, lpips_threshold=threshold)
         result = encode_segment(frames, self.codec, self.predictor, self.metric, settings, seed)
         header = make_header(self.codec, self.predictor, settings, plan.width, plan.height, plan.fps, plan.start)
         data = pack(Stream(header, (result.segment,)))

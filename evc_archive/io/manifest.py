@@ -51,6 +51,7 @@ SCHEMA = pa.schema(
         pa.field("keyframe_model_sha256", pa.string()),
         pa.field("predictor_model_sha256", pa.string()),
         pa.field("target_bpp", pa.float64()),  # null when the job set no target
+        pa.field("rate_note", pa.string()),  # rate control's message when the target could not be met
         pa.field("recon_fingerprint", pa.string()),  # sha256 of the decoded frames (uint8 bytes)
         pa.field("worker_host", pa.string()),
         pa.field("device", pa.string()),

@@ -32,10 +32,10 @@ def list_sources(src: str, storage_options: dict[str, Any] | None = None) -> lis
         if lower.endswith((".parquet", ".csv")):
             return _from_manifest(src, opts)
         fs, path = fsspec.core.url_to_fs(src, **opts)
-        if any(ch in path for ch in "*?["):
-            return sorted(_join(fs.protocol, p) for p in fs.glob(path) if fs.isfile(p))
-        if fs.isfile(path):
+        if fs.isfile(path):  # before the glob test: 'clip[1].mp4' names that file, not 'clip1.mp4'
             return [_join(fs.protocol, path)]
+        if any(ch in path for ch in "*?[") and not fs.isdir(path):
+            return sorted(_join(fs.protocol, p) for p in fs.glob(path) if fs.isfile(p))
         if not fs.exists(path):
             raise EVCError(f"source '{src}' does not exist")
         found = [p for p in fs.find(path) if PurePosixPath(p).suffix.lower() in VIDEO_EXTENSIONS]

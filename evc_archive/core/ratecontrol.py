@@ -1,0 +1,263 @@
+"""Rate control: settings (keyframe quality, LPIPS threshold) for a target bpp, per segment and for a
+whole corpus (docs/ratecontrol.md explains the algorithm).
+
+1. `SegmentSimulator` runs the paper's loop for many settings of one segment and shares the work
+   between them. The loop's trajectory is a chain of coded frames; what happens after a coded frame
+   at position i depends only on the decoded context there, never on the threshold that led to it.
+   So keyframe encodes are cached per (quality, position), and predictor calls with the LPIPS of
+   their frames per (context bytes, position). A sweep of thresholds then costs a few encodes, not
+   one encode per setting, and every point is exact: the bytes are the real stream's size.
+2. `choose_for_target` picks a segment's best point under a bpp target; `allocate` spreads a corpus
+   budget over segments with a Lagrangian (equal-slope) search on each segment's lower convex hull,
+   then fills what is left greedily by the best LPIPS gain per byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import torch
+
+from evc_archive.core.bitstream import CodedFrame, Segment, Stream, pack
+from evc_archive.core.encoder import EncoderSettings, lpips_frames, make_header, psnr_frames
+from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.predictor import Predictor, derive_seed
+
+DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.1 .. 0.55
+SEARCH_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 3) for i in range(10))  # 0.1 .. 0.55
+
+
+@dataclass(frozen=True)
+class RDPoint:
+    """One setting's exact outcome on one segment."""
+
+    quality: int
+    threshold: float
+    bytes: int
+    frames: int
+    pixels: int  # frames * width * height
+    lpips: float  # mean over frames
+    psnr: float  # mean over frames
+    coded: int
+
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / self.pixels
+
+
+@dataclass
+class SimulationCost:
+    keyframe_encodes: int = 0
+    predictor_calls: int = 0
+    lpips_frames: int = 0
+    settings_evaluated: int = 0
+
+
+class SegmentSimulator:
+    """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold)` -> RDPoint, exact and cached."""
+
+    def __init__(self, frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+                 settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0):
+        self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
+        self.settings, self.fps, self.first_frame = settings, fps, first_frame
+        self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
+        self._keyframes: dict[tuple[int, int], tuple[bytes, torch.Tensor, float, float]] = {}
+        self._predictions: dict[tuple[bytes, int], tuple[list[torch.Tensor], list[float], list[float]]] = {}
+        self._points: dict[tuple[int, float], RDPoint] = {}
+        self.cost = SimulationCost()
+
+    def _keyframe(self, quality: int, i: int):
+        key = (quality, i)
+        if key not in self._keyframes:
+            payload = self.codec.encode(self.frames[i], quality)
+            rec = self.codec.decode(payload, quality, self.h, self.w)
+            lp = float(lpips_frames(self.metric, rec[None], self.frames[i:i + 1])[0])
+            ps = float(psnr_frames(rec[None], self.frames[i:i + 1])[0])
+            self._keyframes[key] = (payload, rec, lp, ps)
+            self.cost.keyframe_encodes += 1
+            self.cost.lpips_frames += 1
+        return self._keyframes[key]
+
+    def _predict(self, context: torch.Tensor, i: int):
+        key = (hashlib.blake2b(context.numpy().tobytes(), digest_size=16).digest(), i)
+        if key not in self._predictions:
+            generated = self.predictor.predict(context, derive_seed(self.settings.seed, self.first_frame + i),
+                                               self.settings.sampling_steps)[: self.n - i]
+            target = self.frames[i:i + len(generated)]
+            scores = lpips_frames(self.metric, generated, target).tolist()
+            psnrs = psnr_frames(generated, target).tolist()
+            self._predictions[key] = (list(generated), scores, psnrs)
+            self.cost.predictor_calls += 1
+            self.cost.lpips_frames += len(generated)
+        return self._predictions[key]
+
+    def run(self, quality: int, threshold: float) -> RDPoint:
+        """The encoder's loop (encoder.encode_segment) on cached pieces."""
+        key = (quality, threshold)
+        if key in self._points:
+            return self._points[key]
+        self.cost.settings_evaluated += 1
+        recon: list[torch.Tensor] = []
+        coded: list[bool] = []
+        payloads: list[CodedFrame] = []
+        lp_sum = ps_sum = 0.0
+        pending: list[tuple[torch.Tensor, float, float]] = []
+        code_next, i = True, 0
+        while i < self.n:
+            if code_next:
+                payload, rec, lp, ps = self._keyframe(quality, i)
+                recon.append(rec)
+                coded.append(True)
+                payloads.append(CodedFrame(quality, payload))
+                lp_sum, ps_sum = lp_sum + lp, ps_sum + ps
+                pending, code_next, i = [], False, i + 1
+                continue
+            if not pending:
+                generated, scores, psnrs = self._predict(torch.stack(recon[-self.predictor.context_frames:]), i)
+                pending = list(zip(generated, scores, psnrs))
+            frame, score, ps = pending.pop(0)
+            if score <= threshold:
+                recon.append(frame)
+                coded.append(False)
+                lp_sum, ps_sum, i = lp_sum + score, ps_sum + ps, i + 1
+            else:
+                code_next = True
+        settings = EncoderSettings(threshold, quality, self.settings.gop, self.settings.sampling_steps, self.settings.seed)
+        header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
+        size = len(pack(Stream(header, (Segment(tuple(coded), tuple(payloads)),))))
+        point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, lp_sum / self.n, ps_sum / self.n,
+                        sum(coded))
+        self._points[key] = point
+        return point
+
+    def sweep(self, qualities: tuple[int, ...] | None = None,
+              thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS) -> list[RDPoint]:
+        """Every (quality, threshold) of the grid; cheap after the first few thanks to the caches."""
+        return [self.run(q, t) for q in (qualities or self.codec.qualities) for t in thresholds]
+
+    def sweep_near(self, target_bpp: float, window: float = 3.0,
+                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
+        """Only the points a target can use: per quality, thresholds from the highest (fewest coded
+        frames, cheapest to simulate) down, stopping at the first point above window * target.
+        Lower thresholds only add coded frames, so they would cost more and lie further away."""
+        points = []
+        for q in self.codec.qualities:
+            for t in sorted(thresholds, reverse=True):
+                p = self.run(q, t)
+                points.append(p)
+                if p.bpp > window * target_bpp or p.coded == p.frames:  # lower thresholds: no better
+                    break
+        return points
+
+
+# -- choosing settings ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Choice:
+    point: RDPoint
+    note: str = ""  # "" when the target was met; otherwise why it could not be
+
+
+def lower_hull(points: list[RDPoint]) -> list[RDPoint]:
+    """The Pareto front (bytes up, LPIPS down) and then its lower convex hull, sorted by bytes."""
+    pareto: list[RDPoint] = []
+    for p in sorted(points, key=lambda p: (p.bytes, p.lpips)):
+        if not pareto or p.lpips < pareto[-1].lpips:
+            pareto.append(p)
+    hull: list[RDPoint] = []
+    for p in pareto:
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # drop b if it lies on or above the segment a-p
+            if (b.lpips - a.lpips) * (p.bytes - a.bytes) >= (p.lpips - a.lpips) * (b.bytes - a.bytes):
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    return hull
+
+
+def choose_for_target(points: list[RDPoint], target_bpp: float) -> Choice:
+    """Lowest mean LPIPS with bpp <= target; the cheapest point (with a note) when none fits."""
+    fits = [p for p in points if p.bpp <= target_bpp]
+    if not fits:
+        cheapest = min(points, key=lambda p: (p.bytes, p.lpips))
+        return Choice(cheapest, f"target {target_bpp:g} bpp is below the cheapest setting ({cheapest.bpp:.4f} bpp)")
+    best = min(fits, key=lambda p: (p.lpips, p.bytes))
+    note = ""
+    if all(p.bpp <= target_bpp for p in points) and best.bpp < 0.95 * target_bpp:
+        note = f"target {target_bpp:g} bpp exceeds what the best setting needs ({best.bpp:.4f} bpp)"
+    return Choice(best, note)
+
+
+@dataclass
+class Allocation:
+    choices: list[Choice]
+    budget_bytes: float
+    total_bytes: int = 0
+    total_pixels: int = 0
+    lagrange_multiplier: float = 0.0
+    note: str = ""
+
+    @property
+    def bpp(self) -> float:
+        return self.total_bytes * 8 / self.total_pixels if self.total_pixels else 0.0
+
+
+def allocate(tables: list[list[RDPoint]], target_bpp: float, cap_bpp: float | None = None,
+             spent_bytes: int = 0, spent_pixels: int = 0) -> Allocation:
+    """Pick one point per segment so that (spent + chosen bytes) * 8 / (all pixels) <= target while
+    the frame-weighted LPIPS sum is smallest. `cap_bpp` bounds every segment; `spent_*` account for
+    segments already archived (resume)."""
+    if cap_bpp is not None:
+        tables = [[p for p in t if p.bpp <= cap_bpp] or [min(t, key=lambda p: p.bytes)] for t in tables]
+    pixels = spent_pixels + sum(t[0].pixels for t in tables)
+    budget = target_bpp * pixels / 8 - spent_bytes
+    hulls = [lower_hull(t) for t in tables]
+
+    def pick(lam: float) -> list[RDPoint]:
+        return [min(h, key=lambda p: p.lpips * p.frames + lam * p.bytes) for h in hulls]
+
+    def cost(sel: list[RDPoint]) -> int:
+        return sum(p.bytes for p in sel)
+
+    lo, hi = 0.0, 1.0
+    while cost(pick(hi)) > budget and hi < 1e9:
+        hi *= 4
+    if cost(pick(hi)) > budget:  # even the cheapest points overrun
+        sel = [h[0] for h in hulls]
+        alloc = Allocation([Choice(p, "corpus target below the cheapest settings") for p in sel], budget, note=
+                           f"target {target_bpp:g} bpp is below what the cheapest settings give")
+    else:
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if cost(pick(mid)) > budget:
+                lo = mid
+            else:
+                hi = mid
+        sel = pick(hi)
+        # greedy fill: best LPIPS gain per extra byte among all points (not only the hull) that still fit
+        slack = budget - cost(sel)
+        improved = True
+        while improved:
+            improved = False
+            best = None
+            for k, table in enumerate(tables):
+                for p in table:
+                    extra = p.bytes - sel[k].bytes
+                    gain = (sel[k].lpips - p.lpips) * p.frames
+                    if gain > 0 and extra <= slack and (best is None or gain / max(extra, 1) > best[0]):
+                        best = (gain / max(extra, 1), k, p)
+            if best:
+                _, k, p = best
+                slack -= p.bytes - sel[k].bytes
+                sel[k] = p
+                improved = True
+        alloc = Allocation([Choice(p) for p in sel], budget, lagrange_multiplier=hi)
+        if all(p.lpips == min(q.lpips for q in t) for p, t in zip(sel, tables)) and cost(sel) < 0.95 * budget:
+            alloc.note = f"target {target_bpp:g} bpp exceeds what the best settings need"
+    alloc.total_bytes = spent_bytes + cost([c.point for c in alloc.choices])
+    alloc.total_pixels = pixels
+    return alloc

@@ -1,0 +1,75 @@
+from fractions import Fraction
+
+import pytest
+
+from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.predictor import CopyLastFramePredictor
+from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate, choose_for_target, lower_hull
+from tests.conftest import moving_square_video
+
+
+def _pt(q, t, nbytes, lpips, frames=10, pixels=10 * 64 * 64):
+    return RDPoint(q, t, nbytes, frames, pixels, lpips, 20.0, 1)
+
+
+@pytest.mark.parametrize("predictor_kind", ["copy-last", "diffusion"])
+def test_simulation_is_exact(tiny_codec, tiny_predictor, lpips_metric, predictor_kind):
+    """Every simulated point equals a real, independent encode: same bytes, same mean LPIPS."""
+    predictor = CopyLastFramePredictor(frames_per_call=3) if predictor_kind == "copy-last" else tiny_predictor
+    frames = moving_square_video(10, 40, 56)
+    base = EncoderSettings(gop=10, sampling_steps=2, seed=5)
+    sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base)
+    probe = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric,
+                         EncoderSettings(10.0, 1, 10, 2, 5))
+    mid = float(probe.results[0].lpips[1:].median())
+    for q, thr in [(1, 0.0), (1, mid), (2, mid), (2, 10.0), (1, mid * 1.1)]:
+        point = sim.run(q, thr)
+        enc = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric, EncoderSettings(thr, q, 10, 2, 5))
+        assert point.bytes == len(enc.data)
+        assert point.coded == sum(enc.stream.segments[0].coded)
+        assert point.lpips == pytest.approx(float(enc.results[0].lpips.mean()), abs=1e-5)
+
+
+def test_shared_work_is_cheaper_than_independent_encodes(tiny_codec, lpips_metric):
+    frames = moving_square_video(12, 40, 56)
+    sim = SegmentSimulator(frames, tiny_codec, CopyLastFramePredictor(frames_per_call=3), lpips_metric, EncoderSettings(gop=12))
+    points = sim.sweep(thresholds=tuple(x / 20 for x in range(1, 21)))
+    assert len(points) == 40
+    # an independent encode codes at least one keyframe per setting; sharing codes each (quality, frame) once
+    assert sim.cost.keyframe_encodes <= 2 * 12
+    assert sim.cost.settings_evaluated == 40
+
+
+def test_lower_hull_is_pareto_and_convex():
+    pts = [_pt(1, 0.5, 100, 0.5), _pt(1, 0.4, 200, 0.3), _pt(2, 0.4, 250, 0.35), _pt(2, 0.3, 300, 0.29),
+           _pt(3, 0.2, 400, 0.1), _pt(3, 0.1, 500, 0.09)]
+    hull = lower_hull(pts)
+    assert [p.bytes for p in hull] == [100, 200, 400, 500]  # 250 dominated, 300 above the chord
+    slopes = [(b.lpips - a.lpips) / (b.bytes - a.bytes) for a, b in zip(hull, hull[1:])]
+    assert all(s1 <= s2 for s1, s2 in zip(slopes, slopes[1:]))
+
+
+def test_choose_for_target_and_its_notes():
+    pts = [_pt(1, 0.5, 100, 0.5), _pt(2, 0.3, 300, 0.2), _pt(3, 0.2, 600, 0.1)]
+    bpp = lambda b: b * 8 / (10 * 64 * 64)  # noqa: E731
+    assert choose_for_target(pts, bpp(300)).point.bytes == 300
+    low = choose_for_target(pts, bpp(50))
+    assert low.point.bytes == 100 and "below the cheapest" in low.note
+    high = choose_for_target(pts, bpp(5000))
+    assert high.point.bytes == 600 and "exceeds what the best setting needs" in high.note
+
+
+def test_allocate_meets_budget_and_moves_bits_where_they_help():
+    pixels = 10 * 64 * 64
+    easy = [_pt(1, 0.5, 100, 0.10), _pt(2, 0.3, 1000, 0.09)]  # more bits barely help
+    hard = [_pt(1, 0.5, 100, 0.60), _pt(2, 0.3, 1000, 0.20)]  # more bits help a lot
+    target = (100 + 1000) * 8 / (2 * pixels)
+    alloc = allocate([easy, hard], target)
+    assert alloc.total_bytes * 8 / alloc.total_pixels <= target + 1e-12
+    assert [c.point.bytes for c in alloc.choices] == [100, 1000]
+    capped = allocate([easy, hard], target, cap_bpp=500 * 8 / pixels)
+    assert all(c.point.bytes <= 500 for c in capped.choices)
+    impossible = allocate([easy, hard], 10 * 8 / (2 * pixels))
+    assert "below" in impossible.note
+    resumed = allocate([hard], target, spent_bytes=100, spent_pixels=pixels)
+    assert resumed.choices[0].point.bytes == 1000 and resumed.total_bytes == 1100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,13 +32,28 @@ DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predi
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+
+
+@contextmanager
+def _job_progress():
+    """A progress display that leaves nothing behind when the job fails with a user error, so the
+    error is the one line the user sees (not a half-drawn bar, then the error)."""
+    progress = _progress()
+    with progress:
+        try:
+            yield progress
+        except EVCError:
+            progress.live.transient = True
+            progress.live.stop()
+            progress.disable = True  # Progress.stop would still print an empty line on non-terminals
+            raise
 
 
 def _library(models: Optional[Path]):
@@ -254,7 +270,7 @@ def submit(
                        gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp)
     stop = threading.Event()
     _install_drain(stop)
-    with _progress() as progress:
+    with _job_progress() as progress:
         view = _SubmitView(progress)
         summary = run_submit(cfg, view, stop)
     table = Table(title=f"archive {out}")
@@ -293,7 +309,7 @@ def restore(
         _fail(f"--format must be 'mkv' or 'mp4', not '{format}'.")
     cfg = RestoreConfig(archive, out, videos, workers, address, _storage_options(storage_options), f".{format}", crf)
     failed = 0
-    with _progress() as progress:
+    with _job_progress() as progress:
         task = progress.add_task("restoring", total=None, info="")
 
         def on_video(report):
@@ -342,7 +358,7 @@ def verify(
     drift (decodes differently here) and damaged or missing segments by name. Exit 1 if any."""
     from evc_archive.distributed.pipeline import verify as run_verify
 
-    with _progress() as progress:
+    with _job_progress() as progress:
         task = progress.add_task("verifying", total=None, info="")
 
         def on_segment(result):
@@ -365,7 +381,10 @@ def main() -> None:
         result = app(standalone_mode=False)  # click returns typer.Exit codes here instead of raising
         sys.exit(result if isinstance(result, int) else 0)
     except EVCError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        # one line, never wrapped; file names and URLs in the message are text, not markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -53,13 +53,17 @@ def segment_key(video_id: str, index: int) -> str:
 
 def plan_segments(probes: list[SourceProbe], gop: int) -> list[SegmentPlan]:
     """Split every usable source into ceil(frames / gop) segments of at most `gop` frames.
-    Sources with an error or no frames give no segments (the caller records them as failed)."""
+    Sources with an error or no frames give no segments (the caller records them as failed).
+    Sources with the same video id (the same content under the same file name, or one URI listed
+    twice) are one video: it is planned once, from the first of their URIs in sorted order."""
     if gop < 1:
         raise ValueError(f"gop must be >= 1, got {gop}")
     plans = []
-    for p in sorted(probes, key=lambda p: p.video_id):
-        if p.error or p.frame_count <= 0:
+    planned: set[str] = set()
+    for p in sorted(probes, key=lambda p: (p.video_id, p.uri)):
+        if p.error or p.frame_count <= 0 or p.video_id in planned:
             continue
+        planned.add(p.video_id)
         for index, start in enumerate(range(0, p.frame_count, gop)):
             end = min(start + gop, p.frame_count)  # exclusive
             plans.append(SegmentPlan(f"{p.video_id}/{index:06d}", p.video_id, p.uri, index, start, end,

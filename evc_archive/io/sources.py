@@ -54,7 +54,7 @@ def _from_manifest(src: str, opts: dict[str, Any]) -> list[str]:
         table = pq.read_table(f) if src.lower().endswith(".parquet") else pcsv.read_csv(f)
     if "uri" not in table.column_names:
         raise EVCError(f"input manifest '{src}' has no 'uri' column (columns: {', '.join(table.column_names)})")
-    return [u for u in table.column("uri").to_pylist() if u]
+    return list(dict.fromkeys(u for u in table.column("uri").to_pylist() if u))  # in order, each once
 
 
 def open_source(uri: str, storage_options: dict[str, Any] | None = None):

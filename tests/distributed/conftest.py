@@ -41,8 +41,9 @@ class MotoS3:
         import urllib.request
 
         body = b"0" if on else b"inf"
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=body,
-                                                      method="POST"), timeout=10).read()
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=body, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()
 
 
 @pytest.fixture(scope="session")

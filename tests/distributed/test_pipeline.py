@@ -23,7 +23,7 @@ from evc_archive.core.errors import EVCError
 from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, shipped_model_dir
 from evc_archive.distributed import pipeline
 from evc_archive.distributed.pipeline import (ARCHIVE_FORMAT, Events, RestoreConfig, SubmitConfig, group_videos,
-                                              list_archive, restore, submit, verify)
+                                              list_archive, output_names, restore, submit, verify)
 from evc_archive.distributed.plan import segment_seed
 from evc_archive.distributed.worker import fingerprint
 from evc_archive.io.manifest import append_rows, part_keys, read_all_rows, read_manifest
@@ -175,6 +175,25 @@ def test_restore_one_video_per_source(archived, corpus, tmp_path):
         restore(RestoreConfig(str(arch), tmp_path / "none", videos="gamma*"))
 
 
+def test_output_names_and_video_groups():
+    def r(uri, vid, index):
+        return {"source_uri": uri, "video_id": vid, "segment_index": index, "segment_id": f"{vid}/{index}"}
+
+    rows = [r("/a/clip.mp4", "clip-111111111111", 1), r("/a/clip.mp4", "clip-111111111111", 0),
+            r("/b/clip.mp4", "clip-222222222222", 0), r("s3://bkt/v/other.webm", "other-333333333333", 0),
+            r("/bad/broken.mp4", "broken-444444444444", -1)]  # a failed probe row: not a video to restore
+    videos = group_videos(rows)
+    assert list(videos) == ["clip-111111111111", "clip-222222222222", "other-333333333333"]
+    assert [x["segment_index"] for x in videos["clip-111111111111"]] == [0, 1]
+    # the source's name; the video id added only where two sources share a name
+    assert output_names(videos, ".mkv") == {"clip-111111111111": "clip.clip-111111111111.mkv",
+                                            "clip-222222222222": "clip.clip-222222222222.mkv",
+                                            "other-333333333333": "other.mkv"}
+    assert list(group_videos(rows, "other.webm")) == ["other-333333333333"]
+    assert list(group_videos(rows, "clip-2*")) == ["clip-222222222222"]
+    assert group_videos(rows, "broken*") == {}
+
+
 def test_verify_names_drift_damaged_and_missing_segments(archived, tmp_path):
     arch = copy_archive(archived[0], tmp_path)
     store = Store(str(arch))
@@ -292,7 +311,8 @@ def test_memory_archive_routes_segments_through_the_driver(archived, corpus, tmp
 def test_bad_input_becomes_failed_rows_and_good_videos_complete(ray_cluster, tmp_path):
     kinds = make_bad_corpus(tmp_path / "corpus")
     listing = tmp_path / "corpus.csv"
-    listing.write_text("uri,comment\n" + "".join(f'"{uri}","{kind}"\n' for kind, (uri, _) in kinds.items()))
+    lines = [f'"{uri}","{kind}"\n' for kind, (uri, _) in kinds.items()]
+    listing.write_text("uri,comment\n" + "".join(lines + lines[:1]))  # one video listed twice: archived once
     arch = tmp_path / "arch"
     summary = submit(SubmitConfig(str(listing), str(arch), SETTINGS, workers=2))
 

@@ -52,6 +52,20 @@ def test_unusable_sources_give_no_segments():
     assert [p.video_id for p in plan_segments(probes, 4)] == ["ok-0123456789ab"] * 2
 
 
+def test_one_video_listed_twice_is_planned_once():
+    """The same content under the same name (two folders, or one URI listed twice) is one video id:
+    planning it twice would encode every segment twice and race two writers on each object."""
+    a1 = SourceProbe("/x/clip.mp4", "clip-0123456789ab", 10, 64, 48, Fraction(25))
+    a2 = SourceProbe("/a/clip.mp4", "clip-0123456789ab", 10, 64, 48, Fraction(25))
+    b = probe("b", 4)
+    for probes in ([a1, a2, b], [a2, b, a1], [b, a1, a1]):
+        plans = plan_segments(probes, 4)
+        assert [p.segment_id for p in plans] == ["b-0123456789ab/000000", "clip-0123456789ab/000000",
+                                                 "clip-0123456789ab/000001", "clip-0123456789ab/000002"]
+        assert {p.source_uri for p in plans if p.video_id.startswith("clip")} == {min(p.uri for p in probes
+                                                                                     if p.video_id.startswith("clip"))}
+
+
 def test_bad_gop_is_rejected():
     for gop in (0, -3):
         with pytest.raises(ValueError, match="gop"):

@@ -89,6 +89,11 @@ def test_input_manifest_gives_exactly_its_uris(tmp_path, ext):
     assert list_sources(src) == uris[:3]  # in the given order; empty entries dropped; not checked here
 
 
+def test_input_manifest_lists_each_uri_once(tmp_path):
+    uris = ["/v/b.mp4", "/v/a.mp4", "/v/b.mp4", "/v/a.mp4", "/v/c.mp4"]
+    assert list_sources(write_manifest(tmp_path / "dup.csv", uris)) == ["/v/b.mp4", "/v/a.mp4", "/v/c.mp4"]
+
+
 def test_input_manifest_without_uri_column(tmp_path):
     src = write_manifest(tmp_path / "list.parquet", ["a.mp4"], column="path")
     with pytest.raises(EVCError, match="no 'uri' column.*path, note"):

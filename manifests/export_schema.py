@@ -34,6 +34,8 @@ MEANINGS = {
     "segment_index": "Position of the segment in its video, from 0; -1 on a probe-failure row.",
     "start_frame": "First source frame of the segment (0-based, decode order).",
     "end_frame": "One past the last frame (exclusive): the segment has `end_frame - start_frame` frames.",
+    "video_frames": "Frames of the whole source video. Restore refuses a video whose archived segments do not add up "
+                    "to it (an unfinished job) instead of writing a shorter video.",
     "width": "Frame width of the source in pixels (null on probe-failure rows).",
     "height": "Frame height of the source in pixels (null on probe-failure rows).",
     "fps_num": "Frame rate of the source as the fraction `fps_num / fps_den` (the average for variable rate).",

@@ -184,11 +184,12 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     # 1. the archive location first: one clear error before any work
     store = Store(cfg.archive, cfg.storage_options)
     store.check_writable()
-    prepare_archive(store, cfg)
-    # 2. sources -> probes -> plan; minus what is already done
+    # 2. sources -> probes -> plan; minus what is already done (the archive is created only
+    #    once the sources are known, so a mistyped source leaves nothing behind)
     uris = list_sources(cfg.source, cfg.source_options)
     if not uris:
         raise EVCError(f"no video files found in '{cfg.source}'")
+    prepare_archive(store, cfg)
     init_ray(cfg.address)
     events.log(f"probing {len(uris)} sources")
     probes = probe_sources(uris, cfg.source_options)
@@ -288,7 +289,8 @@ class _ActorPool:
 
 def _plan_failure(plan: SegmentPlan, error: str) -> dict[str, Any]:
     return {"segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
-            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end, "width": plan.width,
+            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
+            "video_frames": plan.video_frames or None, "width": plan.width,
             "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
             "object_key": plan.object_key, "status": "failed", "error": error, RETRYABLE_FIELD: True, "created_at": now()}
 
@@ -427,11 +429,9 @@ def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | Non
     names = output_names(videos, cfg.extension)
     reports, work = [], []
     for vid, segs in videos.items():
-        expected = _expected_segments(segs)
-        bad = [r for r in segs if r["status"] != "ok"]
-        if bad or len(segs) != expected:
-            report = {"video_id": vid, "status": "failed", "path": "",
-                      "error": f"{len(bad) or expected - len(segs)} segment(s) missing or failed"}
+        problem = _incomplete(segs)
+        if problem:
+            report = {"video_id": vid, "status": "failed", "path": "", "error": problem}
             reports.append(report)
             if on_video:
                 on_video(report)
@@ -463,9 +463,20 @@ def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | Non
     return sorted(reports, key=lambda r: r["video_id"])
 
 
-def _expected_segments(segs: list[dict[str, Any]]) -> int:
-    """Segments a video should have: its last segment's index + 1 (indexes are dense)."""
-    return max(r["segment_index"] for r in segs) + 1
+def _incomplete(segs: list[dict[str, Any]]) -> str:
+    """Why a video cannot be restored whole ('' when it can): failed segments, gaps between
+    segments, or fewer archived frames than the source has (an unfinished job)."""
+    bad = [r for r in segs if r["status"] != "ok"]
+    if bad:
+        return f"{len(bad)} segment(s) failed ({bad[0]['segment_id']}: {bad[0].get('error')})"
+    expected = max(r["segment_index"] for r in segs) + 1
+    if len(segs) != expected:
+        return f"{expected - len(segs)} segment(s) missing; re-run submit to finish the archive"
+    archived = sum(r["end_frame"] - r["start_frame"] for r in segs)
+    total = max((r.get("video_frames") or 0) for r in segs)
+    if total and archived != total:
+        return f"only {archived} of {total} frames are archived; re-run submit to finish the archive"
+    return ""
 
 
 def verify(archive: str, storage_options: dict[str, Any] | None = None, address: str | None = None,

@@ -37,6 +37,7 @@ class SegmentPlan:
     width: int
     height: int
     fps: Fraction
+    video_frames: int = 0  # frames of the whole source: restore checks a video is complete
 
     @property
     def frames(self) -> int:
@@ -67,7 +68,7 @@ def plan_segments(probes: list[SourceProbe], gop: int) -> list[SegmentPlan]:
         for index, start in enumerate(range(0, p.frame_count, gop)):
             end = min(start + gop, p.frame_count)  # exclusive
             plans.append(SegmentPlan(f"{p.video_id}/{index:06d}", p.video_id, p.uri, index, start, end,
-                                     p.width, p.height, p.fps))
+                                     p.width, p.height, p.fps, p.frame_count))
     return plans
 
 

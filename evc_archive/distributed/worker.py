@@ -91,7 +91,7 @@ class SegmentEncoder:
         return {
             "segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
             "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
-            "width": plan.width, "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
+            "video_frames": plan.video_frames or None, "width": plan.width, "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
             "object_key": plan.object_key, "lpips_threshold": s.lpips_threshold, "quality": s.quality,
             "sampling_steps": s.sampling_steps, "predictor": self.job.predictor, "target_bpp": self.job.target_bpp,
             "worker_host": self.host, "device": self.device,

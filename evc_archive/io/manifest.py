@@ -30,6 +30,7 @@ SCHEMA = pa.schema(
         pa.field("segment_index", pa.int32(), nullable=False),
         pa.field("start_frame", pa.int64(), nullable=False),
         pa.field("end_frame", pa.int64(), nullable=False),  # exclusive
+        pa.field("video_frames", pa.int64()),  # frames of the whole source video (completeness check)
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
         pa.field("fps_num", pa.int64()),

@@ -16,6 +16,7 @@ conventional curves of the plot. Results: docs/benchmarks/ratecontrol.{md,json,p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--frames", type=int, default=30, help="frames per clip (30 = one segment per clip)")
+    parser.add_argument("--reuse-brute", type=Path, default=None,
+                        help="ratecontrol.json of an earlier run: reuse its brute-force tables (same clips)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     lib = ModelLibrary()
@@ -58,22 +61,31 @@ def main(argv: list[str] | None = None) -> None:
         clip = evaluation_clip(path, args.frames)
         segments += [(f"{path.stem}/{i // 30}", clip[i:i + 30]) for i in range(0, len(clip), 30)]
 
-    # 1. brute force: independent encodes
-    brute: list[list[RDPoint]] = []
-    brute_seconds = []
-    for name, seg in segments:
-        t0 = time.perf_counter()
-        table = []
-        for q in codec.qualities:
-            for thr in BRUTE_THRESHOLDS:
-                enc = encode_video([seg], Fraction(25), codec, predictor, metric, EncoderSettings(thr, q, 30, 1, base.seed))
-                r = enc.results[0]
-                table.append(RDPoint(q, thr, len(enc.data), 30, 30 * 128 * 128, float(r.lpips.mean()), float(r.psnr.mean()),
-                                     sum(r.segment.coded)))
-        brute_seconds.append(time.perf_counter() - t0)
-        brute.append(table)
-        print(f"brute force {name}: {brute_seconds[-1]:.1f} s", flush=True)
-    encode_seconds = float(np.sum(brute_seconds) / (len(segments) * len(codec.qualities) * len(BRUTE_THRESHOLDS)))
+    # 1. brute force: independent encodes (or the tables of an earlier run)
+    if args.reuse_brute:
+        old = json.loads(args.reuse_brute.read_text())
+        brute = [[RDPoint(**p) for p in t] for t in old["brute_tables"]]
+        encode_seconds = old["meta"]["full_encode_seconds"]
+    else:
+        brute, brute_seconds = [], []
+        for name, seg in segments:
+            t0 = time.perf_counter()
+            table = []
+            for q in codec.qualities:
+                for thr in BRUTE_THRESHOLDS:
+                    enc = encode_video([seg], Fraction(25), codec, predictor, metric, EncoderSettings(thr, q, 30, 1, base.seed))
+                    r = enc.results[0]
+                    table.append(RDPoint(q, thr, len(enc.data), 30, 30 * 128 * 128, float(r.lpips.mean()),
+                                         float(r.psnr.mean()), sum(r.segment.coded)))
+            brute_seconds.append(time.perf_counter() - t0)
+            brute.append(table)
+            print(f"brute force {name}: {brute_seconds[-1]:.1f} s", flush=True)
+        encode_seconds = float(np.sum(brute_seconds) / (len(segments) * len(codec.qualities) * len(BRUTE_THRESHOLDS)))
+    # a quiet reference for the search cost: one full encode at the default setting, timed here
+    t0 = time.perf_counter()
+    for _, seg in segments:
+        encode_video([seg], Fraction(25), codec, predictor, metric, base)
+    default_encode_seconds = (time.perf_counter() - t0) / len(segments)
 
     # 2. ours, per target: shared-work search near the target, corpus allocation, real re-encode
     results = []
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             "target_bpp": target, "achieved_bpp": achieved, "within_5pct": abs(achieved - target) <= 0.05 * target,
             "note": alloc.note, "mean_lpips": ours_lpips, "envelope_lpips_at_same_bpp": env_lpips, "envelope_bpp": env.bpp,
             "lpips_gap": ours_lpips - env_lpips, "search_seconds_per_segment": search_seconds / len(segments),
-            "full_encode_seconds": encode_seconds,
+            "full_encode_seconds": encode_seconds, "default_encode_seconds": default_encode_seconds,
             "encode_equivalents_per_segment": search_seconds / len(segments) / encode_seconds,
             "settings_evaluated_per_segment": float(np.mean([c.settings_evaluated for c in costs])),
             "keyframe_encodes_per_segment": float(np.mean([c.keyframe_encodes for c in costs])),
@@ -130,10 +142,12 @@ def main(argv: list[str] | None = None) -> None:
             pts.append((total_bytes * 8 / (len(segments) * 30 * 128 * 128), float(np.mean(lp))))
         baseline_curves[codec_name] = pts
     meta = {"date": datetime.date.today().isoformat(), "segments": [n for n, _ in segments],
-            "brute_force_settings_per_segment": len(codec.qualities) * len(BRUTE_THRESHOLDS)}
+            "brute_force_settings_per_segment": len(codec.qualities) * len(BRUTE_THRESHOLDS),
+            "full_encode_seconds": encode_seconds}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ratecontrol.json").write_text(json.dumps({"meta": meta, "results": results, "envelope": envelope,
-                                                           "baselines": baseline_curves}, indent=1))
+    (args.out / "ratecontrol.json").write_text(json.dumps({
+        "meta": meta, "results": results, "envelope": envelope, "baselines": baseline_curves,
+        "brute_tables": [[dataclasses.asdict(p) for p in t] for t in brute]}, indent=1))
     _plot(results, envelope, baseline_curves, args.out / "ratecontrol.png")
     _report(results, meta, args.out / "ratecontrol.md")
 

@@ -139,16 +139,23 @@ class SegmentSimulator:
         return [self.run(q, t) for q in (qualities or self.codec.qualities) for t in thresholds]
 
     def sweep_near(self, target_bpp: float, window: float = 3.0,
-                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
-        """Only the points a target can use: per quality, thresholds from the highest (fewest coded
-        frames, cheapest to simulate) down, stopping at the first point above window * target.
-        Lower thresholds only add coded frames, so they would cost more and lie further away."""
-        points = []
-        for q in self.codec.qualities:
+                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2) -> list[RDPoint]:
+        """Only the points a target can use, cheapest first. Qualities from the highest down; per
+        quality, thresholds from the highest (fewest coded frames) down, stopping at
+        - the first point above window * target (lower thresholds only cost more), or
+        - every frame coded (lower thresholds change nothing), or
+        - `patience` points in a row dominated (more bytes and no better LPIPS) by points already
+          found: from there this quality only buys bits that other qualities spend better.
+        The expensive settings (many coded frames at a low quality) are never simulated."""
+        points: list[RDPoint] = []
+        for q in sorted(self.codec.qualities, reverse=True):
+            dominated_run = 0
             for t in sorted(thresholds, reverse=True):
                 p = self.run(q, t)
+                dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips for o in points if o.quality != q)
                 points.append(p)
-                if p.bpp > window * target_bpp or p.coded == p.frames:  # lower thresholds: no better
+                dominated_run = dominated_run + 1 if dominated else 0
+                if p.bpp > window * target_bpp or p.coded == p.frames or dominated_run >= patience:
                     break
         return points
 

@@ -250,25 +250,27 @@ class _ActorPool:
 
         load = {i: 0 for i in range(len(self.actors))}
         queue: deque = deque((item, 1) for item in items)
-        in_flight: dict[Any, tuple[Any, int, int]] = {}
+        in_flight: dict[Any, tuple[Any, int, int, Any]] = {}  # ref -> (item, attempt, slot, actor)
         while queue or in_flight:
             while queue and not (stop is not None and stop.is_set()):
                 i = min(load, key=load.get)
                 if load[i] >= self.capacity:
                     break
                 item, attempt = queue.popleft()
-                in_flight[call(self.actors[i], item)] = (item, attempt, i)
+                in_flight[call(self.actors[i], item)] = (item, attempt, i, self.actors[i])
                 load[i] += 1
             if not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
             for ref in ready:
-                item, attempt, i = in_flight.pop(ref)
+                item, attempt, i, actor = in_flight.pop(ref)
                 load[i] -= 1
                 try:
                     result = ray.get(ref)
                 except (RayActorError, RayTaskError) as exc:
-                    if isinstance(exc, RayActorError):
+                    # a dead actor fails every call it had in flight: replace it on the first only (each
+                    # later one would start yet another actor, dropping the replacement and its work)
+                    if isinstance(exc, RayActorError) and self.actors[i] is actor:
                         self.events.log(f"worker {i} died ({one_line(exc)}); starting a new one")
                         self.actors[i] = self._new()
                     result = failed_row(item, f"worker failure: {one_line(exc)}")

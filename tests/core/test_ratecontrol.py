@@ -73,3 +73,17 @@ def test_allocate_meets_budget_and_moves_bits_where_they_help():
     assert "below" in impossible.note
     resumed = allocate([hard], target, spent_bytes=100, spent_pixels=pixels)
     assert resumed.choices[0].point.bytes == 1000 and resumed.total_bytes == 1100
+
+
+def test_sweep_near_simulates_less_and_keeps_points_exact(tiny_codec, lpips_metric):
+    frames = moving_square_video(12, 40, 56)
+    predictor = CopyLastFramePredictor(frames_per_call=3)
+    full_sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, EncoderSettings(gop=12))
+    full = full_sim.sweep(thresholds=tuple(x / 20 for x in range(1, 21)))
+    target = sorted(p.bpp for p in full)[len(full) // 2]
+    near_sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, EncoderSettings(gop=12))
+    near = near_sim.sweep_near(target, thresholds=tuple(x / 20 for x in range(1, 21)))
+    assert near_sim.cost.settings_evaluated < full_sim.cost.settings_evaluated
+    by_setting = {(p.quality, p.threshold): p for p in full}
+    assert all(by_setting[(p.quality, p.threshold)] == p for p in near)  # same exact points
+    assert choose_for_target(near, target).point.bpp <= target

@@ -141,6 +141,18 @@ def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
             "seed": s.seed, "predictor": cfg.predictor, "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
 
 
+def check_archive_settings(store: Store, cfg: SubmitConfig) -> None:
+    """An existing archive must have this build's format and this job's settings (else one error)."""
+    if not store.exists("archive.json"):
+        return
+    meta = store.read_json("archive.json")
+    if meta.get("format") != ARCHIVE_FORMAT:
+        raise EVCError(f"'{cfg.archive}' holds archive format {meta.get('format')!r}; this build writes {ARCHIVE_FORMAT}")
+    if meta.get("parameters") != _archive_params(cfg):
+        raise EVCError(f"archive '{cfg.archive}' was written with other settings {meta.get('parameters')}; "
+                       "re-run with the same options or choose a new archive")
+
+
 def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
     """Create archive.json and models/ (or check they match this job); one clear error otherwise."""
     from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, DEFAULT_PREDICTOR_FILE, shipped_model_dir
@@ -152,12 +164,7 @@ def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
         models[name.split(".")[0]] = (hashlib.sha256(data).hexdigest(), data)
     params = _archive_params(cfg)
     if store.exists("archive.json"):
-        meta = store.read_json("archive.json")
-        if meta.get("format") != ARCHIVE_FORMAT:
-            raise EVCError(f"'{cfg.archive}' holds archive format {meta.get('format')!r}; this build writes {ARCHIVE_FORMAT}")
-        if meta.get("parameters") != params:
-            raise EVCError(f"archive '{cfg.archive}' was written with other settings {meta.get('parameters')}; "
-                           "re-run with the same options or choose a new archive")
+        check_archive_settings(store, cfg)
     else:
         store.write_json("archive.json", {
             "format": ARCHIVE_FORMAT, "created_by": f"evc-archive {__version__}", "created_at": now().isoformat(),
@@ -184,6 +191,7 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     # 1. the archive location first: one clear error before any work
     store = Store(cfg.archive, cfg.storage_options)
     store.check_writable()
+    check_archive_settings(store, cfg)
     # 2. sources -> probes -> plan; minus what is already done (the archive is created only
     #    once the sources are known, so a mistyped source leaves nothing behind)
     uris = list_sources(cfg.source, cfg.source_options)

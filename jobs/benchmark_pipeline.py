@@ -4,20 +4,21 @@ Writes docs/benchmarks/pipeline.{md,json}.
     python jobs/benchmark_pipeline.py --out docs/benchmarks
 
 Protocol (also written into the report):
-- Real submit: a generated corpus (evc_archive.io.sample.sample_frames, one seed per video, written
-  as H.264 .mp4), default settings (copy-last predictor, quality 4, threshold 0.35) at --gop,
+- Real submit: generated corpora (evc_archive.io.sample.sample_frames, one seed per video, written
+  as H.264 .mp4; 6 videos of 60 and of 300 frames at 128x128), default settings (copy-last predictor, quality 4, threshold 0.35) at --gop,
   a fresh local Ray cluster (2 CPUs) and a fresh local archive per run, with 1 and with 2 workers.
   "Dispatch" is from the moment the plan is ready (Events.planned) to the last manifest row
   (Events.row): it includes starting the actors and loading their models, not probing. "Total"
   adds probing, archive setup, the final manifest append and compaction (SubmitSummary.seconds);
-  "wall" adds starting and stopping Ray.
+  "wall" adds starting and stopping Ray. "Steady" is the rate from the first row to the last (the
+  actors' start and model loading left out).
 - Driver overhead: the driver's dispatch loop (`_dispatch`: our `_ActorPool`, `ray.wait`, retries,
   row bookkeeping, manifest appends every 64 rows / 2 s) over a large synthetic plan
   (`plan_segments` on made-up probes: nothing is read) with no-op workers (`EncodeJob(noop=True)`
-  returns a row at once, writes nothing). Segments per second of the driver, steady state (first
-  row to last row) and whole (actor start included); the driver process's CPU seconds per segment;
-  then the final compaction and a resume's manifest read at that size. From the steady rate: how
-  many GPUs one driver keeps busy when a segment takes t seconds to encode (rate x t). All of
+  returns a row at once, writes nothing). Segments per second of the driver: whole (actor start
+  included), steady (first row to last) and over the second half of the rows (every actor up);
+  the driver process's CPU seconds per segment; then the final compaction and a resume's manifest
+  read at that size. From the second-half rate: how many GPUs one driver keeps busy when a segment takes t seconds to encode (rate x t). All of
   this runs on the same 2 cores as the no-op actors, Ray's raylet and GCS, so it is a lower bound
   for a driver with a core of its own (the CPU-seconds figure gives that bound).
 """
@@ -147,7 +148,7 @@ def real_submit(corpus: Path, work: Path, workers: int, gop: int) -> dict:
     steady = clock.row_times[-1] - clock.row_times[0]
     encode = [r["encode_seconds"] for r in clock.rows]
     return {
-        "workers": workers, "segments": n, "frames": frames, "bpp": summary.bpp, "ray_start_seconds": ray_start,
+        "corpus": corpus.name, "workers": workers, "segments": n, "frames": frames, "bpp": summary.bpp, "ray_start_seconds": ray_start,
         "worker_threads": threads, "dispatch_seconds": dispatch, "first_row_seconds": clock.row_times[0] - clock.planned_at,
         "total_seconds": summary.seconds, "wall_seconds": wall,
         "segments_per_second": n / dispatch, "frames_per_second": frames / dispatch,
@@ -207,15 +208,17 @@ def driver_overhead(work: Path, segments: int, workers: int, gop: int) -> dict:
     assert len(rows) == segments
     steady = clock.row_times[-1] - clock.row_times[0]
     steady_rate = (segments - 1) / steady
+    half = clock.row_times[segments // 2:]  # the second half of the rows: every actor is up by then
+    tail_rate = (len(half) - 1) / (half[-1] - half[0])
     cpu_per_segment = (cpu1 - cpu0) / segments
     return {
         "segments": segments, "workers": workers, "in_flight_per_worker": cfg.in_flight_per_worker,
         "flush_rows": FLUSH_ROWS, "flush_seconds": FLUSH_SECONDS, "ray_start_seconds": ray_start,
         "plan_seconds": plan_seconds, "dispatch_seconds": t1 - t0, "first_row_seconds": clock.row_times[0] - t0,
         "segments_per_second": segments / (t1 - t0), "steady_segments_per_second": steady_rate,
-        "driver_cpu_seconds": cpu1 - cpu0, "driver_cpu_ms_per_segment": 1000 * cpu_per_segment,
+        "second_half_segments_per_second": tail_rate, "driver_cpu_seconds": cpu1 - cpu0, "driver_cpu_ms_per_segment": 1000 * cpu_per_segment,
         "manifest_parts": parts, "compact_seconds": compact_seconds, "read_manifest_seconds": read_seconds,
-        "gpus_kept_busy": {f"{t:g}s": steady_rate * t for t in GPU_ENCODE_SECONDS},
+        "gpus_kept_busy": {f"{t:g}s": tail_rate * t for t in GPU_ENCODE_SECONDS},
         "gpus_kept_busy_own_core": {f"{t:g}s": t / cpu_per_segment for t in GPU_ENCODE_SECONDS},
     }
 
@@ -231,35 +234,45 @@ def write_report(result: dict, out: Path) -> None:
         f"other benchmarks to finish before measuring; 1-minute load average at the start: "
         f"{meta['load_average_1min_at_start']:.2f}.", "",
         __doc__.split("\n\n", 2)[2].strip(), "",
-        f"## Real submit: {meta['corpus']}", "",
-        "| workers | segments | frames | Ray start | first row | dispatch | segments/s | frames/s | steady segments/s | "
-        "total (submit) | wall (with Ray) | frames/s on wall | encode s/segment (mean, max) | worker threads |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in real:
-        steady = f"{r['steady_segments_per_second']:.3f}" if r["steady_segments_per_second"] else "-"
-        lines.append(
-            f"| {r['workers']} | {r['segments']} | {r['frames']} | {r['ray_start_seconds']:.1f} s | {r['first_row_seconds']:.1f} s | "
-            f"{r['dispatch_seconds']:.1f} s | {r['segments_per_second']:.3f} | {r['frames_per_second']:.2f} | {steady} | "
-            f"{r['total_seconds']:.1f} s | {r['wall_seconds']:.1f} s | {r['wall_frames_per_second']:.2f} | "
-            f"{r['encode_seconds_mean']:.2f}, {r['encode_seconds_max']:.2f} | "
-            f"{r['worker_threads']['torch_threads']} (OMP_NUM_THREADS={r['worker_threads']['OMP_NUM_THREADS']}) |")
-    if len(real) >= 2:
-        lines += ["", f"Speed-up of 2 workers over 1 (dispatch): {real[1]['segments_per_second'] / real[0]['segments_per_second']:.2f}x "
-                  f"on {m['cores']} cores (each worker is one Ray CPU and one torch thread)."]
+    for name, title in meta["corpora"].items():
+        rows = [r for r in real if r["corpus"] == name]
+        lines += [
+            f"## Real submit: {title}", "",
+            "| workers | Ray start | first row | dispatch | segments/s | frames/s | steady segments/s | steady frames/s | "
+            "total (submit) | wall (with Ray) | frames/s on wall | encode s/segment (mean, max) | worker threads |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            steady = r["steady_segments_per_second"]
+            per_seg = r["frames"] / r["segments"]
+            lines.append(
+                f"| {r['workers']} | {r['ray_start_seconds']:.1f} s | {r['first_row_seconds']:.1f} s | "
+                f"{r['dispatch_seconds']:.1f} s | {r['segments_per_second']:.2f} | {r['frames_per_second']:.1f} | "
+                f"{f'{steady:.2f}' if steady else '-'} | {f'{steady * per_seg:.1f}' if steady else '-'} | "
+                f"{r['total_seconds']:.1f} s | {r['wall_seconds']:.1f} s | {r['wall_frames_per_second']:.1f} | "
+                f"{r['encode_seconds_mean']:.2f}, {r['encode_seconds_max']:.2f} | "
+                f"{r['worker_threads']['torch_threads']} (OMP_NUM_THREADS={r['worker_threads']['OMP_NUM_THREADS']}) |")
+        if len(rows) >= 2:
+            a, b = rows[0], rows[1]
+            lines += ["", f"2 workers over 1: {b['segments_per_second'] / a['segments_per_second']:.2f}x on dispatch, "
+                      f"{b['steady_segments_per_second'] / a['steady_segments_per_second']:.2f}x steady "
+                      f"(each worker is one Ray CPU and one torch thread; {m['cores']} cores in all).", ""]
     lines += [
         "", "## Driver overhead (no-op workers)", "",
         "| segments | workers | in flight / worker | dispatch | first row | segments/s (whole) | segments/s (steady) | "
-        "driver CPU / segment | manifest parts | compact | read manifest (resume) | plan |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "segments/s (second half) | driver CPU / segment | manifest parts | compact | read manifest (resume) | plan |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in noop:
         lines.append(
             f"| {r['segments']} | {r['workers']} | {r['in_flight_per_worker']} | {r['dispatch_seconds']:.1f} s | "
             f"{r['first_row_seconds']:.1f} s | {r['segments_per_second']:.0f} | {r['steady_segments_per_second']:.0f} | "
+            f"{r['second_half_segments_per_second']:.0f} | "
             f"{r['driver_cpu_ms_per_segment']:.2f} ms | {r['manifest_parts']} | {r['compact_seconds']:.2f} s | "
             f"{r['read_manifest_seconds']:.2f} s | {r['plan_seconds']:.2f} s |")
-    lines += ["", "GPUs one driver keeps busy (steady no-op rate x encode seconds per segment; in parentheses: with "
+    lines += ["", "GPUs one driver keeps busy (no-op rate over the second half of the rows x encode seconds per "
+              "segment; in parentheses: with "
               "a core of its own, encode seconds / driver CPU seconds per segment):", "",
               "| segments | workers | " + " | ".join(f"{t:g} s / segment" for t in GPU_ENCODE_SECONDS) + " |",
               "|---|---|" + "---|" * len(GPU_ENCODE_SECONDS)]
@@ -267,7 +280,9 @@ def write_report(result: dict, out: Path) -> None:
         cells = [f"{r['gpus_kept_busy'][f'{t:g}s']:.0f} ({r['gpus_kept_busy_own_core'][f'{t:g}s']:.0f})"
                  for t in GPU_ENCODE_SECONDS]
         lines.append(f"| {r['segments']} | {r['workers']} | " + " | ".join(cells) + " |")
-    lines += ["", *result.get("notes", []), ""]
+    for note in result.get("notes", []):
+        lines += ["", note]
+    lines.append("")
     (out / "pipeline.md").write_text("\n".join(lines))
 
 
@@ -277,11 +292,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--videos", type=int, default=6)
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--frames", default="60,300", help="frames per video, one corpus per value, comma-separated")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--gop", type=int, default=30)
-    parser.add_argument("--noop-segments", default="2000,20000", help="sizes of the synthetic plans, comma-separated")
-    parser.add_argument("--noop-workers", default="2,8", help="no-op worker counts, comma-separated")
+    parser.add_argument("--noop-runs", default="2000:2,2000:8,20000:2,20000:8,20000:16",
+                        help="no-op runs as segments:workers, comma-separated")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for other benchmarks to finish")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -289,24 +304,39 @@ def main(argv: list[str] | None = None) -> None:
     busy_start, load_start = other_benchmarks(), os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="evc-bench-pipeline-"))
     try:
-        corpus = make_corpus(work / "corpus", args.videos, args.frames, args.size)
-        real = []
-        for workers in (1, 2):
-            real.append(real_submit(corpus, work, workers, args.gop))
-            print(json.dumps(real[-1]), flush=True)
+        real, corpora = [], {}
+        for frames in map(int, args.frames.split(",")):
+            name = f"{args.videos}x{frames}"
+            corpus = make_corpus(work / name, args.videos, frames, args.size)
+            corpora[name] = (f"{args.videos} videos x {frames} frames {args.size}x{args.size} (H.264 mp4), gop {args.gop} = "
+                             f"{args.videos * -(-frames // args.gop)} segments")
+            for workers in (1, 2):
+                real.append(real_submit(corpus, work, workers, args.gop))
+                print(json.dumps(real[-1]), flush=True)
         noop = []
-        for n in map(int, args.noop_segments.split(",")):
-            for w in map(int, args.noop_workers.split(",")):
-                noop.append(driver_overhead(work, n, w, args.gop))
-                print(json.dumps(noop[-1]), flush=True)
+        for run in args.noop_runs.split(","):
+            n, w = map(int, run.split(":"))
+            noop.append(driver_overhead(work, n, w, args.gop))
+            print(json.dumps(noop[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     busy = sorted(set(busy_start) | set(other_benchmarks()))
     meta = {"date": datetime.date.today().isoformat(), "machine": machine(), "waited_seconds": waited,
             "other_benchmarks_running": busy, "load_average_1min_at_start": load_start,
-            "corpus": f"{args.videos} videos x {args.frames} frames {args.size}x{args.size} (H.264 mp4), gop {args.gop} = "
-                      f"{real[0]['segments']} segments"}
-    notes = []
+            "corpora": corpora}
+    result_rows, result_secs = noop[0]["flush_rows"], noop[0]["flush_seconds"]
+    notes = [
+        "What the no-op rate leaves out: reading sources and writing segment objects (workers do both, in parallel, "
+        "not the driver), and the CPU of Ray's raylet and GCS (not in the driver CPU figure). What it includes: "
+        "every Ray call and result, the driver's bookkeeping and all manifest writes. The manifest grows by one part "
+        f"per {result_rows} rows (or per {result_secs:g} s), so a resume's manifest read and the final compaction "
+        "grow with the corpus: see the table (local disk; an object store adds a request per part).",
+        "How far the GPU figures carry: they extrapolate a rate measured with at most "
+        f"{max(r['workers'] for r in noop)} workers. Per result the driver calls `ray.wait` on every call in flight "
+        "(2 per worker) and picks the least-loaded worker by a scan, both linear in the number of workers, so at "
+        "hundreds of workers the driver's cost per segment grows and these figures are upper bounds; compare the "
+        "rows with more workers.",
+    ]
     if busy:
         notes.append(f"**Not a quiet machine:** {', '.join(busy)} ran during these measurements (1-minute load "
                      f"average {load_start:.1f} at the start on {os.cpu_count()} cores), so the numbers above are lower "

@@ -7,8 +7,10 @@ worker is found by its process title (Ray names an actor's process `ray::Segment
 driver is a CLI subprocess in its own session.
 
 One Ray cluster at a time: each test starts (and shuts down) its own; the CLI subprocesses start
-theirs while no in-process cluster runs, and whatever is left of a killed driver's cluster is found
-by a marker in the processes' environment (inherited by Ray's raylet, GCS and workers) and killed.
+theirs while no in-process cluster runs. Every cluster here carries a marker in its processes'
+environment (tests/distributed/cluster.py), so the worker to kill and whatever is left of a killed
+driver's cluster are found among this test's processes only, never another session's: no
+`ray stop --force`, which stops every Ray cluster on the machine.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from evc_archive.distributed.plan import segment_key
 from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store
 from evc_archive.io.video_io import read_frames
+from tests.distributed.cluster import MARKER, marked_processes, stop_marked
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-MARKER = "EVC_FAULT_TEST_CLUSTER"  # environment marker of the CLI subprocesses' Ray clusters
 
 
 class Recorder(Events):
@@ -55,13 +57,24 @@ class Recorder(Events):
 
 
 @contextmanager
-def local_ray(num_cpus: int = 2):
-    """A local Ray cluster in this process for the block (the pipeline's init_ray reuses it)."""
+def local_ray(marker: str, num_cpus: int = 2):
+    """A new local Ray cluster in this process for the block (the pipeline's init_ray reuses it),
+    its processes marked with `marker` in their environment."""
     import ray
 
     if ray.is_initialized():  # never two clusters at once
         ray.shutdown()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    saved = os.environ.get(MARKER)
+    os.environ[MARKER] = marker  # the GCS and raylet inherit it, and the workers from the raylet
+    try:
+        # "local": a new cluster even where `ray start` left an address for ray.init() to join
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    finally:
+        if saved is None:
+            os.environ.pop(MARKER, None)
+        else:
+            os.environ[MARKER] = saved
     try:
         yield ray
     finally:
@@ -117,13 +130,15 @@ def check_same_archive(arch: Path, reference: Path, tmp_path: Path) -> None:
 
 
 # -- a worker killed mid-job ------------------------------------------------------------------------
-def encoder_processes() -> list[psutil.Process]:
-    """This machine's SegmentEncoder actor processes (Ray sets their title to `ray::SegmentEncoder...`)."""
+def encoder_processes(marker: str) -> list[psutil.Process]:
+    """This test's SegmentEncoder actor processes (Ray sets their title to `ray::SegmentEncoder...`)."""
     found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or ())
-        if cmd.startswith("ray::SegmentEncoder"):
-            found.append(p)
+    for p in marked_processes(marker):
+        try:
+            if " ".join(p.cmdline()).startswith("ray::SegmentEncoder"):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
     return found
 
 
@@ -135,20 +150,21 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(tmp_path):
     settings = EncoderSettings(gop=gop)
     killed: list[int] = []
     done = threading.Event()
+    marker = uuid.uuid4().hex
 
     def killer():
         """Once a segment is stored (work is in flight then), SIGKILL one encoder process."""
         deadline = time.monotonic() + 120
         while not done.is_set() and time.monotonic() < deadline:
             if segment_objects(arch):
-                procs = encoder_processes()
+                procs = encoder_processes(marker)
                 if procs:
                     os.kill(procs[0].pid, signal.SIGKILL)
                     killed.append(procs[0].pid)
                     return
             time.sleep(0.02)
 
-    with local_ray():
+    with local_ray(marker):
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
         events = Recorder()
@@ -173,33 +189,6 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(tmp_path):
 
 
 # -- the driver killed mid-job, then re-run ---------------------------------------------------------
-def marked_processes(marker: str) -> list[psutil.Process]:
-    """Processes whose environment carries this marker: a CLI driver and its Ray cluster (raylet,
-    GCS, workers inherit the driver's environment; actors keep it after renaming themselves)."""
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.pid != os.getpid() and p.environ().get(MARKER) == marker:
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def kill_cluster_leftovers(marker: str, timeout: float = 20) -> list[str]:
-    """SIGKILL whatever is left of a killed driver's Ray cluster; the names of what was left."""
-    left = marked_processes(marker)
-    names = []
-    for p in left:
-        try:
-            names.append(p.name())
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(left, timeout=timeout)
-    return names
-
-
 def cli_submit(corpus: Path, arch: Path, gop: int, marker: str, **kwargs) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env[MARKER] = marker
@@ -232,10 +221,7 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(30)
-        left = kill_cluster_leftovers(marker)
-        if left:  # the brief's fallback: nothing else of ours runs now
-            subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True,
-                           timeout=120)
+        stop_marked(marker)  # its workers outlive it by a few seconds (they have process groups of their own)
     assert driver.returncode == -signal.SIGKILL
     assert not marked_processes(marker), "processes of the killed job's cluster are still running"
 
@@ -253,7 +239,7 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
         if rerun.poll() is None:
             rerun.kill()
             rerun.wait(30)
-        kill_cluster_leftovers(marker2)
+        stop_marked(marker2)
     assert rerun.returncode == 0, err
     rows = check_exactly_once(arch, planned)
     by_id = {r["segment_id"]: r for r in rows}
@@ -264,7 +250,7 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
     # an uninterrupted run of the same job (the CLI's settings), then restores of both
     reference = tmp_path / "reference"
     settings = EncoderSettings(DEFAULTS["lpips_threshold"], DEFAULTS["quality"], gop, DEFAULTS["steps"], 0)
-    with local_ray():
+    with local_ray(uuid.uuid4().hex):
         ref = submit(SubmitConfig(str(corpus), str(reference), settings, DEFAULTS["predictor"], workers=1))
         assert (ref.segments_ok, ref.segments_failed) == (planned, 0)
         check_same_archive(arch, reference, tmp_path)

@@ -17,18 +17,28 @@ What Ray 2.60 needs here (found by trying):
 - Addresses. `ray start` replaces 127.0.0.1 with the machine's own address (resolve_ip_for_localhost),
   so the nodes register under that address; the test still only talks to this machine. The
   dashboard agent and metrics ports are left to the OS (0) so the two raylets do not collide on
-  Ray's fixed defaults. Both nodes use Ray's default temp dir (the second raylet shares the head's
-  session folder, as in Ray's own multi-node-on-one-machine tests).
+  Ray's fixed defaults.
+- A temp dir of its own (--temp-dir, both nodes). `ray start` records its cluster's address in
+  <temp dir>/ray_current_cluster, and every `ray.init()` without an address on this machine that
+  reads the default /tmp/ray joins the cluster named there instead of starting its own: another
+  test session (or an `evc-archive submit` without --address) running meanwhile would land on
+  this cluster.
+- Stopping: not `ray stop --force`, which stops every Ray cluster on the machine (a test session
+  running beside this one loses its cluster and its driver exits), but this cluster's processes
+  only, found by a marker in their environment (tests/distributed/cluster.py).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -36,6 +46,7 @@ import pytest
 from evc_archive.io.manifest import read_manifest
 from evc_archive.io.store import Store
 from evc_archive.io.video_io import probe_video
+from tests.distributed.cluster import MARKER, marked_processes, stop_marked
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow
@@ -74,9 +85,11 @@ def test_submit_and_restore_on_two_nodes(tmp_path):
     arch, out = tmp_path / "arch", tmp_path / "out"
     port = free_port()
     address = f"127.0.0.1:{port}"
+    marker = uuid.uuid4().hex
+    temp_dir = tempfile.mkdtemp(prefix="evc-2n-", dir="/tmp")  # short: Ray's socket paths live below it
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), **{MARKER: marker})
+    common = [f"--temp-dir={temp_dir}", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
               "--dashboard-agent-listen-port=0", "--metrics-export-port=0"]
     try:
         head = run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], env, 120)
@@ -107,4 +120,6 @@ def test_submit_and_restore_on_two_nodes(tmp_path):
             info = probe_video(out / f"{name}.mkv")
             assert (info.frame_count, info.width, info.height) == (n, 48, 32), name
     finally:
-        run([RAY, "stop", "--force"], env, 120)
+        stop_marked(marker)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert not marked_processes(marker)

@@ -429,8 +429,6 @@ def _open_archive(archive: str, storage_options: dict[str, Any]) -> tuple[Store,
 
 def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Decode every (selected) video of an archive into cfg.out_dir, one file per source."""
-    import ray
-
     store, rows = _open_archive(cfg.archive, cfg.storage_options)
     videos = group_videos(rows, cfg.videos)
     if not videos:
@@ -449,28 +447,48 @@ def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | Non
             work.append((vid, segs))
     if work:
         init_ray(cfg.address)
-        n_workers, options = _worker_options(cfg.workers, 1.0)
-        route = not store.shared_across_processes
-        models = {k.split("/")[-1]: store.read_bytes(k) for k in store.list("models") if k.endswith(".pt")} if route else None
-        actor_cls = ray.remote(SegmentDecoder)
-        actors = [actor_cls.options(**options).remote(cfg.archive, cfg.storage_options, models)
-                  for _ in range(min(n_workers, len(work)))]
+        actors, route = _decoder_actors(store, cfg.archive, cfg.storage_options, cfg.workers, len(work))
         refs = {}
         for i, (vid, segs) in enumerate(work):
             payloads = [store.read_bytes(r["object_key"]) for r in segs] if route else None
             out = str(cfg.out_dir / names[vid])
             refs[actors[i % len(actors)].restore_video.remote(segs, out, cfg.crf, payloads)] = vid
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            for ref in ready:
-                refs.pop(ref)
-                report = ray.get(ref)
-                reports.append(report)
-                if on_video:
-                    on_video(report)
-        for a in actors:
-            ray.kill(a)
+
+        def sink(report: dict[str, Any]) -> None:
+            reports.append(report)
+            if on_video:
+                on_video(report)
+
+        _gather(refs, actors, sink)
     return sorted(reports, key=lambda r: r["video_id"])
+
+
+def _decoder_actors(store: Store, archive: str, storage_options: dict[str, Any], workers: int | None,
+                    n_items: int) -> tuple[list, bool]:
+    """Decoder actors for restore/verify, and whether object bytes must ride with each call
+    (a store that lives in the driver's process only)."""
+    import ray
+
+    n_workers, options = _worker_options(workers, 1.0)
+    route = not store.shared_across_processes
+    models = {k.split("/")[-1]: store.read_bytes(k) for k in store.list("models") if k.endswith(".pt")} if route else None
+    actor_cls = ray.remote(SegmentDecoder)
+    actors = [actor_cls.options(**options).remote(archive, storage_options, models)
+              for _ in range(max(1, min(n_workers, n_items)))]
+    return actors, route
+
+
+def _gather(refs: dict, actors: list, sink: Callable[[dict[str, Any]], Any]) -> None:
+    """Hand each result to sink as it completes, then stop the actors."""
+    import ray
+
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        for ref in ready:
+            refs.pop(ref)
+            sink(ray.get(ref))
+    for a in actors:
+        ray.kill(a)
 
 
 def _incomplete(segs: list[dict[str, Any]]) -> str:
@@ -498,32 +516,21 @@ def verify(archive: str, storage_options: dict[str, Any] | None = None, address:
     ok_rows = [r for r in rows if r["status"] == "ok"]
     results = []
     init_ray(address)
-    n_workers, options = _worker_options(workers, 1.0)
-    route = not store.shared_across_processes
-    models = {k.split("/")[-1]: store.read_bytes(k) for k in store.list("models") if k.endswith(".pt")} if route else None
-    actor_cls = ray.remote(SegmentDecoder)
-    actors = [actor_cls.options(**options).remote(archive, storage_options or {}, models)
-              for _ in range(max(1, min(n_workers, len(ok_rows))))]
+    actors, route = _decoder_actors(store, archive, storage_options or {}, workers, len(ok_rows))
+
+    def sink(result: dict[str, Any]) -> None:
+        results.append(result)
+        if on_segment:
+            on_segment(result)
+
     refs = {}
     for i, r in enumerate(ok_rows):
         if not store.exists(r["object_key"]):
-            result = {"segment_id": r["segment_id"], "status": "missing", "detail": f"{r['object_key']} is missing"}
-            results.append(result)
-            if on_segment:
-                on_segment(result)
+            sink({"segment_id": r["segment_id"], "status": "missing", "detail": f"{r['object_key']} is missing"})
             continue
         payload = store.read_bytes(r["object_key"]) if route else None
         refs[actors[i % len(actors)].verify.remote(r, payload)] = r
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
-        for ref in ready:
-            refs.pop(ref)
-            result = ray.get(ref)
-            results.append(result)
-            if on_segment:
-                on_segment(result)
-    for a in actors:
-        ray.kill(a)
+    _gather(refs, actors, sink)
     return sorted(results, key=lambda r: r["segment_id"])
 
 

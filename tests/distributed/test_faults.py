@@ -7,10 +7,10 @@ worker is found by its process title (Ray names an actor's process `ray::Segment
 driver is a CLI subprocess in its own session.
 
 One Ray cluster at a time: each test starts (and shuts down) its own; the CLI subprocesses start
-theirs while no in-process cluster runs. Every cluster here carries a marker in its processes'
-environment (tests/distributed/cluster.py), so the worker to kill and whatever is left of a killed
-driver's cluster are found among this test's processes only, never another session's: no
-`ray stop --force`, which stops every Ray cluster on the machine.
+theirs while no in-process cluster runs. The worker to kill is a descendant of this process (the
+in-process cluster's raylet is its child), and what is left of a killed driver's cluster is found
+by its marker and process tree (tests/distributed/cluster.py): this test's processes only, never
+another session's (no `ray stop --force`, which stops every Ray cluster on the machine).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from evc_archive.distributed.plan import segment_key
 from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store
 from evc_archive.io.video_io import read_frames
-from tests.distributed.cluster import MARKER, marked_processes, stop_marked
+from tests.distributed.cluster import MARKER, cluster_processes, family, stop_cluster
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow
@@ -57,24 +57,14 @@ class Recorder(Events):
 
 
 @contextmanager
-def local_ray(marker: str, num_cpus: int = 2):
-    """A new local Ray cluster in this process for the block (the pipeline's init_ray reuses it),
-    its processes marked with `marker` in their environment."""
+def local_ray(num_cpus: int = 2):
+    """A new local Ray cluster in this process for the block (the pipeline's init_ray reuses it)."""
     import ray
 
     if ray.is_initialized():  # never two clusters at once
         ray.shutdown()
-    saved = os.environ.get(MARKER)
-    os.environ[MARKER] = marker  # the GCS and raylet inherit it, and the workers from the raylet
-    try:
-        # "local": a new cluster even where `ray start` left an address for ray.init() to join
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    finally:
-        if saved is None:
-            os.environ.pop(MARKER, None)
-        else:
-            os.environ[MARKER] = saved
+    # "local": a new cluster even where a `ray start` on this machine left an address to join
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray
     finally:
@@ -130,10 +120,11 @@ def check_same_archive(arch: Path, reference: Path, tmp_path: Path) -> None:
 
 
 # -- a worker killed mid-job ------------------------------------------------------------------------
-def encoder_processes(marker: str) -> list[psutil.Process]:
-    """This test's SegmentEncoder actor processes (Ray sets their title to `ray::SegmentEncoder...`)."""
+def encoder_processes() -> list[psutil.Process]:
+    """The in-process cluster's SegmentEncoder actors: descendants of this process (its raylet is a
+    child) titled `ray::SegmentEncoder...` by Ray."""
     found = []
-    for p in marked_processes(marker):
+    for p in psutil.Process().children(recursive=True):
         try:
             if " ".join(p.cmdline()).startswith("ray::SegmentEncoder"):
                 found.append(p)
@@ -150,21 +141,20 @@ def test_worker_killed_mid_job_is_replaced_and_the_job_completes(tmp_path):
     settings = EncoderSettings(gop=gop)
     killed: list[int] = []
     done = threading.Event()
-    marker = uuid.uuid4().hex
 
     def killer():
         """Once a segment is stored (work is in flight then), SIGKILL one encoder process."""
         deadline = time.monotonic() + 120
         while not done.is_set() and time.monotonic() < deadline:
             if segment_objects(arch):
-                procs = encoder_processes(marker)
+                procs = encoder_processes()
                 if procs:
                     os.kill(procs[0].pid, signal.SIGKILL)
                     killed.append(procs[0].pid)
                     return
             time.sleep(0.02)
 
-    with local_ray(marker):
+    with local_ray():
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
         events = Recorder()
@@ -205,6 +195,7 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
     marker = uuid.uuid4().hex
     manifest = arch / "manifest"
     driver = cli_submit(corpus, arch, gop, marker, start_new_session=True)
+    tree: list[psutil.Process] = []  # the driver and its cluster, taken just before the kill
     try:
         # wait for a recorded batch of rows (a manifest part) while the job still runs, then SIGKILL
         # the driver's whole process group
@@ -215,15 +206,18 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
             time.sleep(0.02)
         assert driver.poll() is None, f"the job ended before it could be killed:\n{driver.communicate()[1]}"
         assert time.monotonic() < deadline, "no manifest part appeared"
+        tree = family([psutil.Process(driver.pid)])
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(30)
     finally:
         if driver.poll() is None:
+            tree = family([psutil.Process(driver.pid)])
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(30)
-        stop_marked(marker)  # its workers outlive it by a few seconds (they have process groups of their own)
+        # its Ray workers outlive it by a few seconds (they have process groups of their own)
+        stop_cluster(marker, tree)
     assert driver.returncode == -signal.SIGKILL
-    assert not marked_processes(marker), "processes of the killed job's cluster are still running"
+    assert not cluster_processes(marker, tree), "processes of the killed job's cluster are still running"
 
     store = Store(str(arch))
     before = {r["segment_id"]: r for r in read_manifest(store)}
@@ -236,10 +230,8 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
     try:
         out, err = rerun.communicate(timeout=240)
     finally:
-        if rerun.poll() is None:
-            rerun.kill()
-            rerun.wait(30)
-        stop_marked(marker2)
+        stop_cluster(marker2, family([psutil.Process(rerun.pid)]) if rerun.poll() is None else ())
+        rerun.wait(30)
     assert rerun.returncode == 0, err
     rows = check_exactly_once(arch, planned)
     by_id = {r["segment_id"]: r for r in rows}
@@ -250,7 +242,7 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
     # an uninterrupted run of the same job (the CLI's settings), then restores of both
     reference = tmp_path / "reference"
     settings = EncoderSettings(DEFAULTS["lpips_threshold"], DEFAULTS["quality"], gop, DEFAULTS["steps"], 0)
-    with local_ray(uuid.uuid4().hex):
+    with local_ray():
         ref = submit(SubmitConfig(str(corpus), str(reference), settings, DEFAULTS["predictor"], workers=1))
         assert (ref.segments_ok, ref.segments_failed) == (planned, 0)
         check_same_archive(arch, reference, tmp_path)

@@ -25,7 +25,7 @@ What Ray 2.60 needs here (found by trying):
   this cluster.
 - Stopping: not `ray stop --force`, which stops every Ray cluster on the machine (a test session
   running beside this one loses its cluster and its driver exits), but this cluster's processes
-  only, found by a marker in their environment (tests/distributed/cluster.py).
+  only: those with a marker in their environment and their children (tests/distributed/cluster.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import pytest
 from evc_archive.io.manifest import read_manifest
 from evc_archive.io.store import Store
 from evc_archive.io.video_io import probe_video
-from tests.distributed.cluster import MARKER, marked_processes, stop_marked
+from tests.distributed.cluster import MARKER, cluster_processes, stop_cluster
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,6 @@ def test_submit_and_restore_on_two_nodes(tmp_path):
             info = probe_video(out / f"{name}.mkv")
             assert (info.frame_count, info.width, info.height) == (n, 48, 32), name
     finally:
-        stop_marked(marker)
+        stop_cluster(marker)  # the marked GCS, raylets and daemons, and their children (agents, workers)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    assert not marked_processes(marker)
+    assert not cluster_processes(marker)

@@ -375,6 +375,46 @@ def verify(
         raise typer.Exit(1)
 
 
+def _write_output(path: Path, data: bytes) -> None:
+    from evc_archive.io.files import write_atomic
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+    except OSError as exc:
+        _fail(f"cannot write '{path}': {exc.strerror or exc}")
+
+
+@app.command()
+def report(
+    archive: Annotated[str, typer.Argument(help="Archive location (fsspec URL or folder).")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write (self-contained: images embedded, opens offline).")] = Path("report.html"),
+    max_videos: Annotated[int, typer.Option(help="Videos with a detailed section (per-frame plot, worst-segment strip), the worst first; every video is in the summary table.")] = 50,
+    strip_frames: Annotated[int, typer.Option(help="Frames in each worst-segment strip (the worst frame and the first coded frames included).")] = 8,
+    storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
+    source_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the sources (default: the same as --storage-options).")] = None,
+) -> None:
+    """Write an HTML report of an archive: corpus summary, LPIPS/PSNR distributions, failures, per
+    video the LPIPS of every frame with the coded frames marked and source | restored frames of its
+    worst segment, the settings and the model cards. Reads the manifest and decodes one segment per
+    shown video on this machine (no Ray); sources that are gone are reported as such."""
+    from evc_archive.reports.archive_report import ReportOptions, build_report
+
+    if max_videos < 0 or strip_frames < 1:
+        _fail("--max-videos must be >= 0 and --strip-frames >= 1.")
+    opts = ReportOptions(archive, _storage_options(storage_options),
+                         _storage_options(source_options) if source_options else None, max_videos, strip_frames)
+    with _job_progress() as progress:
+        task = progress.add_task("report", total=None, info="")
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, info=what)
+
+        html = build_report(opts, on_progress)
+    _write_output(out, html.encode("utf-8"))
+    stdout.print(f"{out}: {len(html) / 1e6:.1f} MB, open it in any browser", highlight=False)
+
+
 def main() -> None:
     """Console entry point: EVCError -> one line on stderr, exit 1; Ctrl-C -> exit 130."""
     try:

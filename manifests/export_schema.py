@@ -51,6 +51,11 @@ MEANINGS = {
     "psnr_min": "Worst (lowest) per-frame PSNR in dB.",
     "coded_frames": "Frames coded with the keyframe (image) codec.",
     "generated_frames": "Frames the predictor generated (accepted under the LPIPS threshold): frames - coded_frames.",
+    "frame_lpips": "LPIPS of every frame of the segment, in order (`lpips_mean`/`lpips_max` summarise it); what "
+                   "`evc-archive report` plots. Since v2; null in v1 parts.",
+    "frame_psnr": "PSNR (dB) of every frame of the segment, in order. Since v2; null in v1 parts.",
+    "frame_coded": "Per frame, in order: true = coded by the keyframe codec (where the bits went), false = generated "
+                   "by the predictor. Since v2; null in v1 parts.",
     "lpips_threshold": "LPIPS acceptance threshold for generated frames used for this segment: the job's, or rate "
                        "control's choice when the job has a `target_bpp`.",
     "quality": "Keyframe codec quality level used for this segment (1 = fewest bits): the job's, or rate control's "

@@ -173,6 +173,10 @@ def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
         key = f"models/{digest}.pt"
         if store.size(key) != len(data):
             store.write_bytes(key, data)
+        for suffix in (".md", ".loss.png"):  # the model card travels with the weights (reports show it)
+            card = shipped_model_dir() / f"{kind}{suffix}"
+            if card.is_file() and not store.exists(f"models/{digest}{suffix}"):
+                store.write_bytes(f"models/{digest}{suffix}", card.read_bytes())
 
 
 def _failed_probe_row(p: SourceProbe, cfg: SubmitConfig) -> dict[str, Any]:
@@ -416,7 +420,7 @@ def output_names(videos: dict[str, list[dict[str, Any]]], extension: str) -> dic
     return names
 
 
-def _open_archive(archive: str, storage_options: dict[str, Any]) -> tuple[Store, list[dict[str, Any]]]:
+def open_archive(archive: str, storage_options: dict[str, Any]) -> tuple[Store, list[dict[str, Any]]]:
     store = Store(archive, storage_options)
     try:
         exists = store.exists("archive.json")
@@ -424,12 +428,17 @@ def _open_archive(archive: str, storage_options: dict[str, Any]) -> tuple[Store,
         raise EVCError(f"cannot read archive '{archive}': {one_line(exc)}") from None
     if not exists:
         raise EVCError(f"'{archive}' is not an evc archive (no archive.json)")
-    return store, read_manifest(store)
+    try:
+        return store, read_manifest(store)
+    except EVCError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign part file
+        raise EVCError(f"the manifest of '{archive}' cannot be read ({one_line(exc)}); the archive is damaged") from None
 
 
 def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Decode every (selected) video of an archive into cfg.out_dir, one file per source."""
-    store, rows = _open_archive(cfg.archive, cfg.storage_options)
+    store, rows = open_archive(cfg.archive, cfg.storage_options)
     videos = group_videos(rows, cfg.videos)
     if not videos:
         raise EVCError(f"no videos in '{cfg.archive}'" + (f" match '{cfg.videos}'" if cfg.videos else ""))
@@ -512,7 +521,7 @@ def verify(archive: str, storage_options: dict[str, Any] | None = None, address:
     """Decode every ok segment and compare with its fingerprint: ok / drift / damaged / missing."""
     import ray
 
-    store, rows = _open_archive(archive, storage_options or {})
+    store, rows = open_archive(archive, storage_options or {})
     ok_rows = [r for r in rows if r["status"] == "ok"]
     results = []
     init_ray(address)
@@ -536,7 +545,7 @@ def verify(archive: str, storage_options: dict[str, Any] | None = None, address:
 
 def list_archive(archive: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One summary per video: segments ok/failed, frames, bytes, bpp, mean LPIPS (no Ray)."""
-    _, rows = _open_archive(archive, storage_options or {})
+    _, rows = open_archive(archive, storage_options or {})
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         v = out.setdefault(r["video_id"], {"video_id": r["video_id"], "source_uri": r["source_uri"], "segments_ok": 0,

@@ -172,6 +172,8 @@ class SegmentEncoder:
             "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
+            "frame_lpips": [float(v) for v in result.lpips], "frame_psnr": [float(v) for v in result.psnr],
+            "frame_coded": [bool(c) for c in result.segment.coded],
             "seed": seed, "keyframe_model_sha256": self.codec.content_hash.hex(),
             "predictor_model_sha256": self.predictor.content_hash.hex(),
             "recon_fingerprint": fingerprint(decoded),

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from evc_archive.io.store import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded
 MANIFEST_PREFIX = "manifest"
 
 SCHEMA = pa.schema(
@@ -44,6 +44,9 @@ SCHEMA = pa.schema(
         pa.field("psnr_min", pa.float64()),
         pa.field("coded_frames", pa.int32()),
         pa.field("generated_frames", pa.int32()),
+        pa.field("frame_lpips", pa.list_(pa.float32())),  # per frame, in order (v2)
+        pa.field("frame_psnr", pa.list_(pa.float32())),  # per frame, dB (v2)
+        pa.field("frame_coded", pa.list_(pa.bool_())),  # per frame: True = coded, False = generated (v2)
         pa.field("lpips_threshold", pa.float64()),
         pa.field("quality", pa.int16()),
         pa.field("sampling_steps", pa.int16()),

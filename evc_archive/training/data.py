@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from evc_archive.io.clip import resize_short_side
+
 # Clips never trained on: the evaluation split (by clip, not by frame). Names are file stems of
 # the shared/data/video/ clips.
 HELD_OUT_CLIPS = (
@@ -46,14 +48,6 @@ def training_clips(video_dir: Path) -> list[Path]:
 def held_out_clips(video_dir: Path) -> list[Path]:
     return sorted(p for p in Path(video_dir).iterdir()
                   if p.suffix.lower() in VIDEO_SUFFIXES and p.stem in HELD_OUT_CLIPS)
-
-
-def resize_short_side(frame: np.ndarray, short: int) -> Image.Image:
-    """(H,W,3) uint8 -> PIL image whose short side is `short` (area filter when shrinking)."""
-    h, w = frame.shape[:2]
-    scale = short / min(h, w)
-    size = (max(short, round(w * scale)), max(short, round(h * scale)))
-    return Image.fromarray(frame).resize(size, Image.BOX)
 
 
 def prepare_dataset(clips: list[Path], out_path: Path, *, short_side: int = 128,

@@ -51,7 +51,7 @@ def test_append_and_read_round_trip(store):
     key = append_rows(store, [row("b", 1), row("a", 0, "failed"), row("b", 0)])
     assert key.startswith("manifest/part-") and key.endswith(".parquet") and part_keys(store) == [key]
     pq_table = pq.read_table(io.BytesIO(store.read_bytes(key)))
-    assert pq_table.schema.metadata[b"evc_archive.manifest_schema_version"] == b"1"
+    assert pq_table.schema.metadata[b"evc_archive.manifest_schema_version"] == str(SCHEMA_VERSION).encode()
     rows = read_manifest(store)
     assert [r["segment_id"] for r in rows] == ["a/000000", "b/000000", "b/000001"]  # by video, index
     assert set(rows[0]) == set(COLUMNS)
@@ -129,3 +129,21 @@ def test_older_part_without_newer_columns_still_reads(store):
     assert [r["segment_id"] for r in rows] == ["a/000000", "a/000001"]
     compact(store)
     assert [r["segment_id"] for r in read_manifest(store)] == ["a/000000", "a/000001"]
+
+
+def test_v1_parts_without_per_frame_columns_still_read(store):
+    """An archive written before v2 (no frame_* columns) reads; the new columns are null, and a
+    compaction of mixed parts writes them in the current schema."""
+    v1_columns = [c for c in COLUMNS if not c.startswith("frame_")]
+    old = rows_to_table([row("a", 0)]).select(v1_columns)
+    old = old.replace_schema_metadata({"evc_archive.manifest_schema_version": "1"})
+    buf = io.BytesIO()
+    pq.write_table(old, buf)
+    store.write_bytes("manifest/part-20000101T000000000000Z-00000001.parquet", buf.getvalue())
+    append_rows(store, [row("a", 1, frame_lpips=[0.1, 0.2], frame_psnr=[30.0, 31.0], frame_coded=[True, False])])
+    rows = {r["segment_id"]: r for r in read_manifest(store)}
+    assert rows["a/000000"].get("frame_lpips") is None
+    assert rows["a/000001"]["frame_coded"] == [True, False]
+    assert rows["a/000001"]["frame_lpips"] == pytest.approx([0.1, 0.2])
+    compact(store)
+    assert len(part_keys(store)) == 1 and len(read_manifest(store)) == 2

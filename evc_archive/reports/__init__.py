@@ -1,0 +1,1 @@
+"""Reports people look at: the archive report (HTML) and the codec comparison."""

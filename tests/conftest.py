@@ -71,3 +71,17 @@ def moving_square_video(n: int = 12, h: int = 48, w: int = 64, seed: int = 0) ->
         f[10:22, x0:x0 + 12] = [250, 40, 40]
         frames.append(np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8))
     return torch.from_numpy(np.stack(frames))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster with 2 CPUs for the whole module; the pipeline's init_ray reuses it."""
+    import ray
+
+    if ray.is_initialized():  # never two clusters at once
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -10,11 +10,14 @@ Presets (documented choice: slowest that is still practical on 2 cores):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration per encoder at its default level
 
 
 @dataclass(frozen=True)

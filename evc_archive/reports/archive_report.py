@@ -9,7 +9,6 @@ shows what the manifest and the archive hold.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Callable
@@ -203,7 +202,7 @@ def build_report(opts: ReportOptions, on_progress: Progress | None = None) -> st
         video_rows.append({"video_id": vid, "name": PurePosixPath(segs[0]["source_uri"]).name, "totals": t,
                            "shown": vid in shown})
     context = {
-        "archive": opts.archive, "meta": meta, "params": params, "params_json": json.dumps(params, indent=2),
+        "archive": opts.archive, "meta": meta, "params": params,
         "corpus": corpus, "target_bpp": params.get("target_bpp"), "failures": failures,
         "videos": video_rows, "sections": sections, "shown": len(shown),
         "unreachable": len(unreachable), "notes": meta.get("_notes", []),

@@ -141,9 +141,11 @@ def tile_scale(height: int, width: int, target: int = 160) -> int:
 
 
 def strip_png(rows: Sequence[tuple[str, np.ndarray | None]], columns: Sequence[str],
-              borders: Sequence[tuple[int, int, int] | None] | None = None, scale: int = 1) -> bytes:
+              borders: Sequence[tuple[int, int, int] | None] | None = None, scale: int = 1,
+              cell_captions: Sequence[Sequence[str]] | None = None) -> bytes:
     """A grid of frames: rows of (label, (n,H,W,3) uint8 or None for 'not available'), one column
-    per frame with a caption; `borders` colours each column's frames (e.g. coded vs generated)."""
+    per frame with a caption; `borders` colours each column's frames (e.g. coded vs generated);
+    `cell_captions[i][j]` is written under the frame of row i, column j."""
     frames = [f for _, f in rows if f is not None]
     if not frames:
         raise ValueError("no frames to draw")
@@ -151,15 +153,16 @@ def strip_png(rows: Sequence[tuple[str, np.ndarray | None]], columns: Sequence[s
     pad = 6 if borders is not None else 0
     cell_w, cell_h = w * scale + pad, h * scale + pad
     label_w, caption_h, gap = 90, 18, 4
+    under = 16 if cell_captions is not None else 0
     font = _font(12)
     width = label_w + len(columns) * (cell_w + gap)
-    height = caption_h + len(rows) * (cell_h + gap)
+    height = caption_h + len(rows) * (cell_h + under + gap)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for j, caption in enumerate(columns):
         draw.text((label_w + j * (cell_w + gap) + 2, 2), caption, fill=(0, 0, 0), font=font)
     for i, (name, stack) in enumerate(rows):
-        y = caption_h + i * (cell_h + gap)
+        y = caption_h + i * (cell_h + under + gap)
         draw.text((4, y + cell_h // 2 - 6), name, fill=(0, 0, 0), font=font)
         for j in range(len(columns)):
             x = label_w + j * (cell_w + gap)
@@ -168,6 +171,8 @@ def strip_png(rows: Sequence[tuple[str, np.ndarray | None]], columns: Sequence[s
                 draw.text((x + 4, y + cell_h // 2 - 6), "n/a", fill=(90, 90, 90), font=font)
                 continue
             canvas.paste(_tile(stack[j], scale, borders[j] if borders is not None else None), (x, y))
+            if cell_captions is not None:
+                draw.text((x + 2, y + cell_h + 1), cell_captions[i][j], fill=(40, 40, 40), font=_font(11))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

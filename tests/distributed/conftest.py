@@ -1,4 +1,4 @@
-"""Fixtures of the archival tests: one local Ray cluster per test module, a moto S3 server on loopback."""
+"""Fixtures of the archival tests: a moto S3 server on loopback (the Ray cluster fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ import os
 import pytest
 
 S3_KEY = S3_SECRET = "testing"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A real local Ray cluster with 2 CPUs for the whole module; the pipeline's init_ray reuses it."""
-    import ray
-
-    if ray.is_initialized():  # never two clusters at once
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 class MotoS3:

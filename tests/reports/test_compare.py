@@ -1,0 +1,116 @@
+"""`compare`: ours (real encodes at rate control's choice) beside the baselines at matched bpp, on a
+small synthetic corpus; CSV, plots and frame grid; clear errors."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evc_archive.core.errors import EVCError
+from evc_archive.io.baselines import encode_baseline
+from evc_archive.io.video_io import write_video
+from evc_archive.reports.compare import CompareOptions, run_compare
+from tests.distributed.corpus import smooth_frames
+
+TARGETS = (0.35, 0.45)  # reachable by x264 at 48x48x10 (its per-GOP overhead keeps it above ~0.33 bpp here)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("compare-corpus")
+    write_video(root / "waves.mkv", iter(smooth_frames(20, 48, 48, 3)), Fraction(25))
+    return root
+
+
+@pytest.fixture(scope="module")
+def compared(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare-out")
+    opts = CompareOptions(str(corpus), out, TARGETS, gop=10, codecs=("x264",))
+    messages: list[str] = []
+    return opts, run_compare(opts, messages.append), messages
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_outputs_exist_and_decode(compared):
+    opts, results, messages = compared
+    assert [v.name for v in results] == ["waves"]
+    for name in ("waves.rd.png", "waves.rd_psnr.png", "waves.grid.png"):
+        with Image.open(opts.out_dir / name) as im:
+            im.load()
+            assert im.width > 200 and im.height > 100
+    assert (opts.out_dir / "compare.md").read_text().count("| waves |") == 2 * len(TARGETS)
+    assert any("x264 CRF" in m for m in messages) and any("ours at" in m for m in messages)
+
+
+def test_csv_has_every_setting_and_each_target(compared):
+    opts, results, _ = compared
+    rows = read_csv(opts.out_dir / "compare.csv")
+    x264_sweep = [r for r in rows if r["codec"] == "x264" and r["kind"] == "sweep"]
+    assert [r["setting"] for r in x264_sweep] == [f"crf {c}" for c in range(18, 52, 3)]
+    for t in TARGETS:
+        ours = [r for r in rows if r["codec"] == "ours" and r["kind"] == "target" and float(r["target_bpp"]) == t]
+        assert len(ours) == 1
+        assert float(ours[0]["bpp"]) <= t * 1.0001  # rate control stays within the budget
+        assert int(ours[0]["bytes"]) * 8 / (20 * 48 * 48) == pytest.approx(float(ours[0]["bpp"]))
+        base = next(r for r in rows if r["codec"] == "x264" and r["kind"] == "target" and float(r["target_bpp"]) == t)
+        assert base["lpips"], f"x264 should reach {t} bpp here"
+        # interpolated between the two sweep points around the target
+        pts = sorted((float(r["bpp"]), float(r["lpips"])) for r in x264_sweep)
+        lo = max(p for p in pts if p[0] <= t)
+        hi = min(p for p in pts if p[0] >= t)
+        assert min(lo[1], hi[1]) - 1e-9 <= float(base["lpips"]) <= max(lo[1], hi[1]) + 1e-9
+
+
+def test_baseline_numbers_are_real_encodes(compared, corpus):
+    """A sweep row equals an independent closed-GOP encode of each segment at that CRF."""
+    opts, results, _ = compared
+    frames = results[0].frames
+    rows = read_csv(opts.out_dir / "compare.csv")
+    row = next(r for r in rows if r["codec"] == "x264" and r["setting"] == "crf 30")
+    total = sum(encode_baseline(frames[a:a + 10], "x264", 30, Fraction(25)).bytes for a in (0, 10))
+    assert int(row["bytes"]) == total
+
+
+def test_ours_curve_more_bits_never_worse(compared):
+    """Ours' RD curve (allocations over a grid of targets): bpp up -> LPIPS not worse; each target
+    row is a real encode at least as good as the curve's points within its budget."""
+    opts, results, _ = compared
+    curve = sorted((p.bpp, p.lpips) for p in results[0].points if p.codec == "ours" and p.kind == "sweep")
+    assert len(curve) == 16 and curve[0][0] < curve[-1][0]
+    for (b0, l0), (b1, l1) in zip(curve, curve[1:]):
+        assert l1 <= l0 + 1e-9
+    for p in results[0].points:
+        if p.codec == "ours" and p.kind == "target":
+            within = [l for b, l in curve if b <= p.target_bpp]
+            assert p.lpips <= min(within) + 1e-6
+
+
+def test_unreachable_target_is_reported_not_extrapolated(corpus, tmp_path):
+    opts = CompareOptions(str(corpus), tmp_path, (0.001, 0.35), gop=10, max_frames=10, codecs=("x264",))
+    video = run_compare(opts)[0]
+    low = next(p for p in video.points if p.codec == "x264" and p.kind == "target" and p.target_bpp == 0.001)
+    assert low.lpips is None and low.note.startswith("unreachable")
+    assert "n/a" in (tmp_path / "compare.md").read_text()
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(EVCError, match="does not exist"):
+        run_compare(CompareOptions(str(tmp_path / "missing.mp4"), tmp_path / "o"))
+    (tmp_path / "junk.mp4").write_bytes(b"junk")
+    with pytest.raises(EVCError, match="(?i)cannot read.*not a video"):
+        run_compare(CompareOptions(str(tmp_path / "junk.mp4"), tmp_path / "o"))
+    cli = subprocess.run([sys.executable, "-m", "evc_archive.cli", "compare", str(tmp_path / "junk.mp4"), "--bpp",
+                          "0.02,x", "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr and "--bpp" in cli.stderr
+    assert not (tmp_path / "o2").exists()

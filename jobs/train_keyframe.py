@@ -2,6 +2,9 @@
 
 Train (CPU or GPU, unchanged; each --lambdas entry is one quality level, trained in turn):
     python jobs/train_keyframe.py train --data data-cache/frames.npz --out runs/kf --minutes 8
+Data-parallel on a Ray cluster (Ray Train TorchTrainer, one worker per GPU; same loop, same files):
+    ray job submit --working-dir . -- python jobs/train_keyframe.py train --data data-cache/frames.npz \
+        --out /shared/runs/kf --ray-workers 8 --use-gpu --minutes 8
 Export (builds the entropy-coding tables, writes the model file and its loss-curve PNG):
     python jobs/train_keyframe.py export runs/kf --out evc_archive/models/keyframe.pt
 """
@@ -21,33 +24,48 @@ DEFAULT_LAMBDAS = "0.00045,0.0009,0.0018,0.0035,0.0067"
 
 
 def train(args: argparse.Namespace) -> None:
+    """Train here (one process), or on --ray-workers Ray Train workers (TorchTrainer)."""
+    from evc_archive.training.parallel import launch
+
+    launch(train_levels, args, "keyframe")
+
+
+def train_levels(config: dict, workers) -> dict:
+    """Train every requested quality level in turn (config: this job's options)."""
     from evc_archive.core.keyframe import KeyframeConfig
     from evc_archive.training.data import FrameDataset
     from evc_archive.training.keyframe_trainer import KeyframeTrainConfig, train_keyframe
     from evc_archive.training.log import TrainingLog
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dataset = FrameDataset.load(args.data, device)
+    device, out = workers.device, Path(config["out"])
+    dataset = FrameDataset.load(Path(config["data"]), device)
     lpips = None
-    if args.lpips_weight > 0:
+    if config["lpips_weight"] > 0:
         from evc_archive.core.metrics import LpipsMetric
         lpips = LpipsMetric.load(device=device)
-    lambdas = [float(x) for x in args.lambdas.split(",")]
-    qualities = [args.quality] if args.quality else range(1, len(lambdas) + 1)
-    model_config = KeyframeConfig(channels=args.channels, latent_channels=args.latent_channels)
-    args.out.mkdir(parents=True, exist_ok=True)
+    lambdas = [float(x) for x in config["lambdas"].split(",")]
+    qualities = [config["quality"]] if config["quality"] else range(1, len(lambdas) + 1)
+    model_config = KeyframeConfig(channels=config["channels"], latent_channels=config["latent_channels"])
+    out.mkdir(parents=True, exist_ok=True)
+    hardware = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    last = {}
     for q in qualities:
-        cfg = KeyframeTrainConfig(lmbda=lambdas[q - 1], lpips_weight=args.lpips_weight, steps=args.steps,
-                                  batch=args.batch, crop=args.crop, lr=args.lr, minutes=args.minutes, seed=q)
-        (args.out / f"q{q}.json").write_text(json.dumps({"quality": q, "model": model_config.__dict__,
-                                                          "train": cfg.__dict__, "device": device,
-                                                          "hardware": torch.cuda.get_device_name() if device == "cuda" else "cpu"}))
-        log = TrainingLog(args.out / f"q{q}.jsonl")
+        cfg = KeyframeTrainConfig(lmbda=lambdas[q - 1], lpips_weight=config["lpips_weight"], steps=config["steps"],
+                                  batch=config["batch"], crop=config["crop"], lr=config["lr"],
+                                  minutes=config["minutes"], seed=q)
+        if workers.is_chief:
+            (out / f"q{q}.json").write_text(json.dumps({
+                "quality": q, "model": model_config.__dict__, "train": cfg.__dict__, "device": device,
+                "hardware": hardware, "data_parallel_workers": workers.world_size}))
+        log = TrainingLog(out / f"q{q}.jsonl", enabled=workers.is_chief)
         init = None
-        if args.init:
-            init = torch.load(args.init / f"q{q}.ckpt", map_location="cpu", weights_only=True)["state"]
-        train_keyframe(dataset, model_config, cfg, args.out / f"q{q}.ckpt", log, device, lpips, init)
-        print(f"quality {q}: done in {log.seconds:.0f} s", flush=True)
+        if config["init"]:
+            init = torch.load(Path(config["init"]) / f"q{q}.ckpt", map_location="cpu", weights_only=True)["state"]
+        train_keyframe(dataset, model_config, cfg, out / f"q{q}.ckpt", log, device, lpips, init, workers)
+        last[f"q{q}_seconds"] = log.seconds
+        if workers.is_chief:
+            print(f"quality {q}: done in {log.seconds:.0f} s", flush=True)
+    return {**last, "workers": workers.world_size}
 
 
 def export(args: argparse.Namespace) -> None:
@@ -89,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--minutes", type=float, default=None, help="wall-time budget per quality level")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--init", type=Path, default=None, help="run folder whose q<N>.ckpt start each quality (resume)")
+    from evc_archive.training.parallel import add_ray_train_options
+
+    add_ray_train_options(t)
     e = sub.add_parser("export", help="assemble the shipped model file from a run folder")
     e.add_argument("run", type=Path)
     e.add_argument("--out", type=Path, required=True)

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Sets up .venv with evc-archive and its test tools. Idempotent; safe to re-run.
+#   --browser  also install Chromium and chromedriver from the distribution (apt-get; needs root or
+#              sudo) for the report's headless-browser test, when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "--browser" ]] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+    SUDO=""
+    [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

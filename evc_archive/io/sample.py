@@ -36,6 +36,18 @@ def sample_frames(frames: int = 60, height: int = 128, width: int = 128, seed: i
     return np.stack(out)
 
 
-def write_sample_video(path: Path, frames: int = 60, fps: Fraction = Fraction(25)) -> Path:
-    write_video(path, sample_frames(frames), fps)
+def write_sample_video(path: Path, frames: int = 60, fps: Fraction = Fraction(25), seed: int = 0) -> Path:
+    write_video(path, sample_frames(frames, seed=seed), fps)
     return Path(path)
+
+
+def write_sample_corpus(folder: Path) -> list[Path]:
+    """A small corpus for demos and the sample report: three generated videos (different scenes
+    and lengths) and one damaged file, which archiving reports as a failure."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [write_sample_video(folder / f"{name}.mkv", frames, seed=seed)
+             for name, frames, seed in (("meadow", 60, 0), ("valley", 90, 1), ("coast", 45, 2))]
+    damaged = folder / "damaged.mp4"
+    damaged.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))  # a header and nothing else
+    return paths + [damaged]

@@ -45,6 +45,7 @@ class CompareOptions:
     codecs: tuple[str, ...] = CODECS
     storage_options: dict[str, Any] = field(default_factory=dict)
     fps: Fraction | None = None  # code at this rate instead of the source's (x264/x265 spend bits by frame rate)
+    label: str = ""  # what compare.md calls the input (default: source)
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,16 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
     from evc_archive.io.sources import open_source
     from evc_archive.io.video_io import probe_video, read_frames
 
-    source = open_source(uri, opts.storage_options)
-    try:
-        info = probe_video(source, exact=False)
-        frames = read_frames(source, 0, opts.max_frames)
-    finally:
-        if hasattr(source, "close"):
-            source.close()
+    def opened(read):  # a fresh file object per pass (remote files are read as streams)
+        source = open_source(uri, opts.storage_options)
+        try:
+            return read(source)
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+
+    info = opened(lambda s: probe_video(s, exact=False))
+    frames = opened(lambda s: read_frames(s, 0, opts.max_frames))
     if len(frames) == 0:
         raise EVCError(f"'{uri}' has no video frames")
     if opts.size:
@@ -147,8 +151,11 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         video.ours_frames[t] = np.concatenate(recon)
         video.ours_frame_lpips[t] = lpf
         settings_text = ";".join(f"q{c.point.quality}/t{c.point.threshold:g}" for c in alloc.choices)
-        video.points.append(Point("ours", "target", settings_text, total * 8 / pixels, total, float(lpf.mean()),
-                                  float(psf.mean()), t, alloc.note))
+        bpp = total * 8 / pixels
+        note = alloc.note or (f"spends {bpp:.4f} bpp: no setting measured closer to the target has a better LPIPS"
+                              if bpp < 0.9 * t else "")
+        video.points.append(Point("ours", "target", settings_text, bpp, total, float(lpf.mean()), float(psf.mean()),
+                                  t, note))
 
 
 def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, metric, on_progress: Progress) -> None:
@@ -219,7 +226,7 @@ def _grid_metric():
 
 
 def write_markdown(path: Path, videos: list[VideoComparison], opts: CompareOptions) -> None:
-    lines = [f"# evc-archive compare: {opts.source}", "", __doc__.split("\n\n", 1)[1].strip(), "",
+    lines = [f"# evc-archive compare: {opts.label or opts.source}", "", __doc__.split("\n\n", 1)[1].strip(), "",
              "| video | target bpp | codec | bpp | LPIPS | PSNR dB | note |", "|---|---|---|---|---|---|---|"]
     for v in videos:
         for t in opts.targets:

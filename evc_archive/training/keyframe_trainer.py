@@ -12,6 +12,7 @@ import torch
 from evc_archive.core.keyframe import HyperpriorModel, KeyframeConfig, compact_state, load_compact_state
 from evc_archive.training.data import FrameDataset
 from evc_archive.training.log import TrainingLog
+from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.schedule import ProgressSchedule
 
 
@@ -47,39 +48,46 @@ def rd_loss(model: HyperpriorModel, x: torch.Tensor, cfg: KeyframeTrainConfig, l
 
 def train_keyframe(dataset: FrameDataset, model_config: KeyframeConfig, cfg: KeyframeTrainConfig,
                    out_path: Path, log: TrainingLog, device: str = "cpu", lpips=None,
-                   init: dict | None = None) -> HyperpriorModel:
+                   init: dict | None = None, workers: Workers | None = None) -> HyperpriorModel:
     """Train one quality level (from `init`, a compact state, when given: fine-tuning or a resumed
-    run); checkpoints (compact state) go to out_path as it runs."""
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    run); checkpoints (compact state) go to out_path as it runs. With `workers` from Ray Train,
+    each worker trains on its own crops and DDP averages the gradients; the chief logs and
+    checkpoints."""
+    workers = workers or local_workers(device)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every worker
+    gen = torch.Generator().manual_seed(cfg.seed + 7919 * workers.rank)  # different crops per worker
     model = HyperpriorModel(model_config)
     if init is not None:
         load_compact_state(model, init)
     model = model.to(device)
+    net = workers.wrap(model, find_unused_parameters=True)  # quantiles get no gradient from the RD loss
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
-    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes)
+    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
     last_ckpt = time.monotonic()
+    terms: dict = {}
     for step in range(1, cfg.steps + 1):
         x = dataset.random_crops(cfg.batch, cfg.crop, gen).to(device)
-        terms = rd_loss(model, x, cfg, lpips)
+        terms = rd_loss(net, x, cfg, lpips)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        lr = sched.update(step)
+        lr, finished = sched.step(step)
         opt.step()
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
+        workers.average_gradients(aux_params)
         aux_opt.step()
-        if step % 50 == 0 or step == 1:
+        if workers.is_chief and (step % 50 == 0 or step == 1):
             log.write(step, aux=aux.item(), lr=lr, **{k: v.item() for k, v in terms.items()})
-        now, finished = time.monotonic(), sched.done(step)
-        if now - last_ckpt > cfg.checkpoint_seconds or finished:
+        now = time.monotonic()
+        if workers.is_chief and (now - last_ckpt > cfg.checkpoint_seconds or finished):
             torch.save({"step": step, "state": compact_state(model)}, out_path)
             last_ckpt = now
         if finished:
             break
+    workers.check_in_sync(model)
     return model

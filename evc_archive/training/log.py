@@ -8,12 +8,14 @@ from pathlib import Path
 
 
 class TrainingLog:
-    """Appends {"step", "seconds", **metrics} lines to a .jsonl file."""
+    """Appends {"step", "seconds", **metrics} lines to a .jsonl file (nothing when not enabled:
+    the non-chief workers of a data-parallel run)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
         self.start = time.monotonic()
 
     @property
@@ -21,6 +23,8 @@ class TrainingLog:
         return time.monotonic() - self.start
 
     def write(self, step: int, **metrics: float) -> None:
+        if not self.enabled:
+            return
         row = {"step": step, "seconds": round(self.seconds, 2), **{k: float(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")

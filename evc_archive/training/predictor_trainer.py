@@ -16,6 +16,7 @@ from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
 from evc_archive.core.unet import ConditionalUNet
 from evc_archive.training.data import FrameDataset, camera_path, moving_digits
 from evc_archive.training.log import TrainingLog
+from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.schedule import ProgressSchedule
 
 
@@ -80,39 +81,43 @@ def predictor_loss(unet: ConditionalUNet, video: torch.Tensor, model_cfg: Diffus
 
 def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: PredictorTrainConfig,
                     out_path: Path, log: TrainingLog, device: str = "cpu",
-                    init: ConditionalUNet | None = None) -> ConditionalUNet:
+                    init: ConditionalUNet | None = None, workers: Workers | None = None) -> ConditionalUNet:
     """Train (from `init` when given); the EMA weights are checkpointed to out_path (predictor
-    model file) as it runs."""
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    model file) as it runs. With `workers` from Ray Train, each worker samples its own clips and
+    DDP averages the gradients; the chief logs and checkpoints."""
+    workers = workers or local_workers(device)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every worker
+    gen = torch.Generator().manual_seed(cfg.seed + 7919 * workers.rank)  # different batches per worker
     unet = (init if init is not None else DiffusionPredictor.build_unet(model_cfg)).to(device).train()
     for p in unet.parameters():
         p.requires_grad_(True)
     ema = copy.deepcopy(unet).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    net = workers.wrap(unet)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes)
+    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
     length = model_cfg.context_frames + model_cfg.frames_per_call
     last_ckpt = time.monotonic()
     for step in range(1, cfg.steps + 1):
         video = sample_batch(dataset, cfg, length, gen).to(device)
-        loss = predictor_loss(unet, video, model_cfg, cfg, gen)
+        loss = predictor_loss(net, video, model_cfg, cfg, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        lr = sched.update(step)
+        lr, finished = sched.step(step)
         opt.step()
         decay = min(cfg.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
-        if step % 50 == 0 or step == 1:
+        if workers.is_chief and (step % 50 == 0 or step == 1):
             log.write(step, loss=loss.item(), lr=lr)
-        now, finished = time.monotonic(), sched.done(step)
-        if now - last_ckpt > cfg.checkpoint_seconds or finished:
+        now = time.monotonic()
+        if workers.is_chief and (now - last_ckpt > cfg.checkpoint_seconds or finished):
             DiffusionPredictor.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
             last_ckpt = now
         if finished:
             break
+    workers.check_in_sync(unet)
     return ema

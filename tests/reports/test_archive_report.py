@@ -101,19 +101,19 @@ def test_strip_shows_source_beside_restored_with_coded_and_generated_frames(repo
 
 def test_report_says_when_sources_are_gone(archive, corpus, tmp_path):
     moved = shutil.copytree(archive, tmp_path / "arch")
-    gone = tmp_path / "corpus-gone"
-    shutil.copytree(corpus, gone)
     rows = read_manifest(Store(str(moved)))
     # point the manifest at sources that no longer exist: rewrite it with other source URIs
     from evc_archive.io.manifest import append_rows, part_keys
 
     for key in part_keys(Store(str(moved))):
         (moved / key).unlink()
-    append_rows(Store(str(moved)), [{**r, "source_uri": str(tmp_path / "nowhere" / Path(r["source_uri"]).name)}
-                                    for r in rows])
+    # ... and as a schema-v1 manifest would hold them: no per-frame values
+    append_rows(Store(str(moved)), [{**r, "source_uri": str(tmp_path / "nowhere" / Path(r["source_uri"]).name),
+                                     "frame_lpips": None, "frame_psnr": None, "frame_coded": None} for r in rows])
     html = build_report(ReportOptions(str(moved)))
     assert html.count("source not reachable") >= 2
     assert "no longer reachable" in html
+    assert "no per-frame values" in html
     assert len(images(html)) == 3 + 2 * 2 + 1  # restored frames are still shown
 
 

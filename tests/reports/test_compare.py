@@ -104,6 +104,18 @@ def test_unreachable_target_is_reported_not_extrapolated(corpus, tmp_path):
     assert "n/a" in (tmp_path / "compare.md").read_text()
 
 
+def test_source_on_an_fsspec_url(corpus, tmp_path):
+    import fsspec
+
+    url = "memory://evc-compare-test/videos/waves.mkv"
+    with fsspec.open(url, "wb") as f:
+        f.write((corpus / "waves.mkv").read_bytes())
+    video = run_compare(CompareOptions("memory://evc-compare-test/videos/", tmp_path, (0.35,), gop=10,
+                                       max_frames=10, codecs=("x264",)))[0]
+    assert video.name == "waves" and video.frames.shape == (10, 48, 48, 3)
+    assert (tmp_path / "waves.grid.png").is_file()
+
+
 def test_errors_are_one_line(tmp_path):
     with pytest.raises(EVCError, match="does not exist"):
         run_compare(CompareOptions(str(tmp_path / "missing.mp4"), tmp_path / "o"))

@@ -117,7 +117,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     rows = read_manifest(store)
     vids = video_ids(rows)
     assert sorted(vids) == list(NAMES)
-    expected = {"archive.json", f"models/{sha}.pt"} | {
+    expected = {"archive.json", f"models/{sha}.pt", f"models/{sha}.md", f"models/{sha}.loss.png"} | {
         f"segments/{vids[name]}/{i:06d}.evc" for name in NAMES for i in range(3)}
     listed = store.list("")
     manifest_parts = [k for k in listed if k.startswith("manifest/")]
@@ -125,6 +125,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert len(manifest_parts) == 1 and manifest_parts[0].endswith(".parquet")  # compacted
     assert not [p for p in arch.rglob("*") if ".part" in p.name or "probe" in p.name]
     assert (arch / "models" / f"{sha}.pt").read_bytes() == keyframe_bytes
+    assert (arch / "models" / f"{sha}.md").read_bytes() == (shipped_model_dir() / "keyframe.md").read_bytes()
 
     meta = store.read_json("archive.json")
     assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {"keyframe": sha}

@@ -28,7 +28,13 @@ stdout = Console()
 # Defaults land near 0.03 bpp at 128x128 on the held-out clips (docs/benchmarks/codec.md: copy-last,
 # quality 4, threshold 0.35 -> 0.027 bpp, LPIPS 0.221). The diffusion predictor is selectable; it
 # loses to copy-last-frame at every measured operating point so far, so it is not the default.
+PREDICTOR_CHOICES = ("copy-last", "motion", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last"}
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(f"{option} must be one of {', '.join(repr(c) for c in choices)}, not '{value}'.")
 
 
 def _fail(message: str) -> None:
@@ -71,7 +77,7 @@ def encode(
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
-    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame; measured best so far) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.core.encoder import EncoderSettings
@@ -80,8 +86,7 @@ def encode(
 
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
-    if predictor not in ("diffusion", "copy-last"):
-        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
@@ -240,7 +245,7 @@ def submit(
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
-    predictor: Annotated[str, typer.Option(help="'copy-last' or 'diffusion'.")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion' or 'diffusion'.")] = DEFAULTS["predictor"],
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -262,8 +267,7 @@ def submit(
         _fail("--target-bpp and --cap-bpp must be > 0.")
     if cap_bpp is not None and target_bpp is None:
         _fail("--cap-bpp needs --target-bpp.")
-    if predictor not in ("diffusion", "copy-last"):
-        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,

@@ -138,7 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
                    help="DDIM sampling steps of the diffusion predictor (default %(default)s).")
     p.add_argument("--seed", type=int, default=0, help="Job seed; each segment's seed derives from it (default 0).")
-    p.add_argument("--predictor", choices=("copy-last", "diffusion"), default=DEFAULTS["predictor"],
+    p.add_argument("--predictor", choices=("copy-last", "motion", "diffusion"), default=DEFAULTS["predictor"],
                    help="Frame predictor (default %(default)s).")
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU).")
     p.add_argument("--gpus-per-worker", type=float, default=1.0,

@@ -109,3 +109,10 @@ def test_demo_runs_the_embedded_sample(tmp_path):
     result = cli("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     assert probe_video(tmp_path / "demo" / "sample.decoded.mkv").frame_count == 60
+
+
+def test_cli_choices_match_the_registry():
+    from evc_archive.cli import PREDICTOR_CHOICES
+    from evc_archive.core.registry import PREDICTOR_NAMES
+
+    assert set(PREDICTOR_CHOICES) == set(PREDICTOR_NAMES)

@@ -16,11 +16,15 @@ from pathlib import Path
 from evc_archive.core.bitstream import HASH_BYTES
 from evc_archive.core.errors import ModelMismatchError
 from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.motion import MotionExtrapolationPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior"}
-PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet"}
+PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation"}
+
+# user-facing names (CLI, jobs, archive.json) -> predictor kind id
+PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2}
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
@@ -88,11 +92,14 @@ class ModelLibrary:
         obj = self._objects.get(("predictor", model_id, hash_prefix))
         if obj is not None:
             return obj  # type: ignore[return-value]
-        if model_id == 0:
-            copy = CopyLastFramePredictor(frames_per_call=frames_per_call)
-            if copy.content_hash[:HASH_BYTES] != hash_prefix:
-                raise ModelMismatchError("stream's copy-last-frame predictor hash does not match (damaged)")
-            return copy
+        if model_id in (0, 2):  # weightless: the hash names the algorithm and its settings
+            cls = CopyLastFramePredictor if model_id == 0 else MotionExtrapolationPredictor
+            weightless = cls(frames_per_call=frames_per_call)
+            if weightless.content_hash[:HASH_BYTES] != hash_prefix:
+                raise ModelMismatchError(
+                    f"stream's {PREDICTOR_KINDS[model_id]} predictor hash {hash_prefix.hex()} is not this build's "
+                    "(damaged, or written with other settings)")
+            return weightless
         path = self._find_file(hash_prefix)
         if path is None:
             raise ModelMismatchError(
@@ -105,6 +112,17 @@ class ModelLibrary:
         if not path.is_file():
             raise ModelMismatchError(f"the default keyframe model is missing from the package ({path.name})")
         return _load_keyframe(str(path), self.device)
+
+    def predictor_named(self, name: str, frames_per_call: int = 4) -> Predictor:
+        """The predictor a user names ('copy-last' | 'motion' | 'diffusion'; the diffusion one is the
+        shipped model, whose F comes from its file)."""
+        if name not in PREDICTOR_NAMES:
+            raise ValueError(f'Invalid predictor "{name}": choose one of {", ".join(PREDICTOR_NAMES)}')
+        if name == "copy-last":
+            return CopyLastFramePredictor(frames_per_call=frames_per_call)
+        if name == "motion":
+            return MotionExtrapolationPredictor(frames_per_call=frames_per_call)
+        return self.default_predictor()
 
     def default_predictor(self) -> Predictor:
         path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE

@@ -26,7 +26,6 @@ from evc_archive.core.bitstream import Stream, pack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
 from evc_archive.core.errors import EVCError
-from evc_archive.core.predictor import CopyLastFramePredictor
 from evc_archive.core.registry import ModelLibrary
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
 from evc_archive.io.manifest import now
@@ -44,7 +43,7 @@ class EncodeJob:
 
     archive_url: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"  # "copy-last" | "diffusion"
+    predictor: str = "copy-last"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "diffusion"
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None
@@ -79,7 +78,7 @@ class SegmentEncoder:
 
         library = ModelLibrary(device=self.device)
         self.codec = library.default_keyframe()
-        self.predictor = CopyLastFramePredictor() if job.predictor == "copy-last" else library.default_predictor()
+        self.predictor = library.predictor_named(job.predictor)
         self.metric = shared_lpips(self.device)
         self.verify_library = ModelLibrary(device=self.device)
         self.verify_library.register(self.codec)

@@ -71,16 +71,12 @@ def encode_file(source: Path, out: Path, settings: EncoderSettings, library: Mod
     on_segment(result, frames_done) is called after each segment. `info` is the exact probe of
     the source when the caller has it (its frame rate goes into the stream)."""
     from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.predictor import CopyLastFramePredictor
 
     info = info or probe_video(source)
     codec = library.default_keyframe()
     if settings.quality not in codec.qualities:
         raise EVCError(f"--quality must be one of {codec.qualities}, not {settings.quality}.")
-    if predictor_name == "copy-last":
-        predictor = CopyLastFramePredictor()
-    else:
-        predictor = library.default_predictor()
+    predictor = library.predictor_named(predictor_name)
     metric = shared_lpips()
     done = 0
 

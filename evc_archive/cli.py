@@ -29,7 +29,9 @@ stdout = Console()
 # quality 4, threshold 0.35 -> 0.027 bpp, LPIPS 0.221). The diffusion predictor is selectable; it
 # loses to copy-last-frame at every measured operating point so far, so it is not the default.
 PREDICTOR_CHOICES = ("copy-last", "motion", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last"}
+KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
+DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last",
+            "keyframe_codec": "hyperprior"}
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -78,6 +80,7 @@ def encode(
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
     predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
+    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-9).")] = DEFAULTS["keyframe_codec"],
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.core.encoder import EncoderSettings
@@ -87,6 +90,7 @@ def encode(
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
+    _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
@@ -101,7 +105,7 @@ def encode(
             coded += sum(result.segment.coded)
             progress.update(task, completed=done, info=f"coded {coded}/{done}")
 
-        summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info)
+        summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info, keyframe_codec)
     seconds = time.perf_counter() - started
     enc = summary.encoded
     stdout.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "
@@ -246,6 +250,7 @@ def submit(
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
     predictor: Annotated[str, typer.Option(help="'copy-last', 'motion' or 'diffusion'.")] = DEFAULTS["predictor"],
+    keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -268,10 +273,12 @@ def submit(
     if cap_bpp is not None and target_bpp is None:
         _fail("--cap-bpp needs --target-bpp.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
+    _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,
-                       gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp)
+                       gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
+                       keyframe_codec=keyframe_codec)
     stop = threading.Event()
     _install_drain(stop)
     with _job_progress() as progress:

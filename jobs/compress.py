@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The same defaults as the CLI (evc_archive.cli.DEFAULTS); repeated here so that --help needs no import.
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last"}
+DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last",
+            "keyframe_codec": "hyperprior"}
 MAX_FAILURES_IN_SUMMARY = 50
 
 
@@ -140,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="Job seed; each segment's seed derives from it (default 0).")
     p.add_argument("--predictor", choices=("copy-last", "motion", "diffusion"), default=DEFAULTS["predictor"],
                    help="Frame predictor (default %(default)s).")
+    p.add_argument("--keyframe-codec", choices=("hyperprior", "svtav1"), default=DEFAULTS["keyframe_codec"],
+                   help="Codec of the coded frames (default %(default)s).")
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU).")
     p.add_argument("--gpus-per-worker", type=float, default=1.0,
                    help="GPUs per worker where the cluster has GPUs (default %(default)s).")
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=EncoderSettings(args.lpips_threshold, args.quality, args.gop, args.steps, args.seed),
         predictor=args.predictor, workers=args.workers, gpus_per_worker=args.gpus_per_worker, address=address,
         storage_options=args.storage_options, source_options=args.source_options, max_retries=args.retries,
-        target_bpp=args.target_bpp, cap_bpp=args.cap_bpp)
+        target_bpp=args.target_bpp, cap_bpp=args.cap_bpp, keyframe_codec=args.keyframe_codec)
     stop = threading.Event()
     install_drain(stop)
     log(f"archiving {args.source} -> {args.out} on Ray ({address or 'local cluster'})")

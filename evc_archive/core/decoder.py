@@ -10,12 +10,12 @@ import torch
 
 from evc_archive.core.bitstream import HASH_BYTES, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed
 from evc_archive.core.registry import ModelLibrary
 
 
-def decode_segment(segment: Segment, header: StreamHeader, codec: KeyframeCodec, predictor: Predictor,
+def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, predictor: Predictor,
                    first_frame: int = 0) -> torch.Tensor:
     """One segment -> (n,H,W,3) uint8. `first_frame` is the segment's index in the stream."""
     h, w = header.height, header.width
@@ -43,7 +43,7 @@ class OpenedStream:
     """A parsed stream with the models it needs, ready to decode segment by segment."""
 
     stream: Stream
-    codec: KeyframeCodec
+    codec: ImageCodec
     predictor: Predictor
 
     @property

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.bitstream import CodedFrame, Segment, Stream, StreamHeader, pack
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
@@ -63,7 +63,7 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
 
 
-def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                    settings: EncoderSettings, seed: int, first_frame: int = 0,
                    quality: int | None = None) -> SegmentResult:
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
@@ -108,10 +108,10 @@ def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predic
     )
 
 
-def make_header(codec: KeyframeCodec, predictor: Predictor, settings: EncoderSettings, width: int,
+def make_header(codec: ImageCodec, predictor: Predictor, settings: EncoderSettings, width: int,
                 height: int, fps: Fraction, first_frame: int = 0) -> StreamHeader:
     return StreamHeader(
-        keyframe_model_id=1, keyframe_hash=codec.content_hash, predictor_model_id=predictor.model_id,
+        keyframe_model_id=codec.model_id, keyframe_hash=codec.content_hash, predictor_model_id=predictor.model_id,
         predictor_hash=predictor.content_hash, width=width, height=height, fps=Fraction(fps),
         seed=settings.seed, context_frames=predictor.context_frames,
         frames_per_call=predictor.frames_per_call, sampling_steps=settings.sampling_steps,
@@ -137,7 +137,7 @@ class EncodedVideo:
         return len(self.data) * 8 / (self.frame_count * h.width * h.height)
 
 
-def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: KeyframeCodec,
+def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: ImageCodec,
                  predictor: Predictor, metric, settings: EncoderSettings, first_frame: int = 0,
                  on_segment: Callable[[SegmentResult], None] | None = None) -> EncodedVideo:
     """Encode consecutive segments (each (n,H,W,3) uint8, n <= gop) into one stream."""

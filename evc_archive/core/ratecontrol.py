@@ -23,7 +23,7 @@ import torch
 
 from evc_archive.core.bitstream import CodedFrame, Segment, Stream, pack
 from evc_archive.core.encoder import EncoderSettings, lpips_frames, make_header, psnr_frames
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.1 .. 0.55
@@ -59,7 +59,7 @@ class SimulationCost:
 class SegmentSimulator:
     """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold)` -> RDPoint, exact and cached."""
 
-    def __init__(self, frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+    def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                  settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.fps, self.first_frame = settings, fps, first_frame

@@ -15,16 +15,19 @@ from pathlib import Path
 
 from evc_archive.core.bitstream import HASH_BYTES
 from evc_archive.core.errors import ModelMismatchError
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.keyframe import ImageCodec, KeyframeCodec
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.motion import MotionExtrapolationPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 
 # id -> kind. Append only.
-KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior"}
+KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
 PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation"}
 
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
 PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2}
+# user-facing names -> keyframe kind id
+KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
@@ -58,10 +61,9 @@ class ModelLibrary:
         self._objects: dict[tuple[str, int, bytes], object] = {}
         self._hash_index: dict[bytes, Path] | None = None
 
-    def register(self, model: KeyframeCodec | Predictor) -> None:
-        kind = "keyframe" if isinstance(model, KeyframeCodec) else "predictor"
-        model_id = 1 if kind == "keyframe" else model.model_id
-        self._objects[(kind, model_id, model.content_hash[:HASH_BYTES])] = model
+    def register(self, model: ImageCodec | Predictor) -> None:
+        kind = "predictor" if hasattr(model, "predict") else "keyframe"
+        self._objects[(kind, model.model_id, model.content_hash[:HASH_BYTES])] = model
 
     def _find_file(self, prefix: bytes) -> Path | None:
         if self._hash_index is None:
@@ -73,12 +75,17 @@ class ModelLibrary:
                             self._hash_index[file_sha256(p)[:HASH_BYTES]] = p
         return self._hash_index.get(prefix)
 
-    def keyframe(self, model_id: int, hash_prefix: bytes) -> KeyframeCodec:
+    def keyframe(self, model_id: int, hash_prefix: bytes) -> ImageCodec:
         if model_id not in KEYFRAME_KINDS:
             raise ModelMismatchError(f"stream names keyframe model id {model_id}, unknown to this build")
         obj = self._objects.get(("keyframe", model_id, hash_prefix))
         if obj is not None:
             return obj  # type: ignore[return-value]
+        if model_id == 2:  # weightless: the hash names the payload format
+            if AV1IntraCodec.content_hash[:HASH_BYTES] != hash_prefix:
+                raise ModelMismatchError(
+                    f"stream's {KEYFRAME_KINDS[2]} format hash {hash_prefix.hex()} is not this build's (damaged?)")
+            return AV1IntraCodec(device=self.device)
         path = self._find_file(hash_prefix)
         if path is None:
             raise ModelMismatchError(
@@ -106,6 +113,12 @@ class ModelLibrary:
                 f"predictor model {PREDICTOR_KINDS[model_id]} with hash {hash_prefix.hex()} is not available "
                 "(not shipped with this build; pass the archive's models folder)")
         return _load_diffusion(str(path), model_id, self.device)
+
+    def keyframe_named(self, name: str) -> ImageCodec:
+        """The keyframe codec a user names ('hyperprior': the shipped model | 'svtav1')."""
+        if name not in KEYFRAME_NAMES:
+            raise ValueError(f'Invalid keyframe codec "{name}": choose one of {", ".join(KEYFRAME_NAMES)}')
+        return self.default_keyframe() if name == "hyperprior" else AV1IntraCodec(device=self.device)
 
     def default_keyframe(self) -> KeyframeCodec:
         path = shipped_model_dir() / DEFAULT_KEYFRAME_FILE

@@ -49,6 +49,7 @@ class EncodeJob:
     target_bpp: float | None = None
     route_through_driver: bool = False
     noop: bool = False  # benchmark only: skip reading and coding, return a row at once
+    keyframe_codec: str = "hyperprior"  # a registry.KEYFRAME_NAMES key: "hyperprior" | "svtav1"
 
 
 def one_line(exc: BaseException) -> str:
@@ -77,7 +78,7 @@ class SegmentEncoder:
         from evc_archive.core.metrics import shared_lpips
 
         library = ModelLibrary(device=self.device)
-        self.codec = library.default_keyframe()
+        self.codec = library.keyframe_named(job.keyframe_codec)
         self.predictor = library.predictor_named(job.predictor)
         self.metric = shared_lpips(self.device)
         self.verify_library = ModelLibrary(device=self.device)

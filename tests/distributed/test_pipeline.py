@@ -129,7 +129,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     meta = store.read_json("archive.json")
     assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {"keyframe": sha}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "copy-last", "target_bpp": None}
+                       "predictor": "copy-last", "keyframe_codec": "hyperprior", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -261,7 +261,8 @@ def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, 
 
 
 @pytest.mark.parametrize("change", [dict(gop=16), dict(quality=3), dict(lpips_threshold=0.2), dict(seed=1),
-                                    dict(predictor="diffusion"), dict(target_bpp=0.05)])
+                                    dict(predictor="diffusion"), dict(target_bpp=0.05),
+                                    dict(keyframe_codec="svtav1")])
 def test_other_settings_on_an_existing_archive_are_refused(archived, corpus, monkeypatch, change):
     arch = archived[0]
     before = files(arch)

@@ -25,13 +25,19 @@ app = typer.Typer(
 console = Console(stderr=True, log_path=False)
 stdout = Console()
 
-# Defaults land near 0.03 bpp at 128x128 on the held-out clips (docs/benchmarks/codec.md: copy-last,
-# quality 4, threshold 0.35 -> 0.027 bpp, LPIPS 0.221). The diffusion predictor is selectable; it
-# loses to copy-last-frame at every measured operating point so far, so it is not the default.
-PREDICTOR_CHOICES = ("copy-last", "motion", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
+# Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
+# 128x128x30, rate control per clip): SVT-AV1 intra keyframes + copy-last-frame, mean LPIPS
+# 0.211 / 0.163 / 0.123 / 0.111 at 0.02 / 0.03 / 0.05 / 0.07 bpp, against 0.245 / 0.235 / 0.195 /
+# 0.191 for the hyperprior + copy-last (the previous default); the motion and diffusion predictors
+# lose to copy-last in the loop. Best-of x264/x265/SVT-AV1 at the same bpp: 0.289 / 0.167 / 0.090 /
+# 0.059 (we win at 0.02, tie at 0.03, lose from 0.05 up). Fixed settings (no --target-bpp): SVT-AV1
+# level 8 (CRF 35), threshold 0.35 -> 0.031 bpp, LPIPS 0.151 (hyperprior q4 0.35: 0.027 bpp, 0.221).
+# Everything else stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
+PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last",
-            "keyframe_codec": "hyperprior"}
+DEFAULTS = {"lpips_threshold": 0.35, "quality": 8, "gop": 30, "steps": 1, "predictor": "copy-last",
+            "keyframe_codec": "svtav1"}
+DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -75,11 +81,11 @@ def encode(
     source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
     output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
-    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-9).")] = DEFAULTS["keyframe_codec"],
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
@@ -91,6 +97,7 @@ def encode(
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
+    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
@@ -243,13 +250,13 @@ def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
     out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
     target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
-    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion' or 'diffusion'.")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint' or 'diffusion'.")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
@@ -274,6 +281,7 @@ def submit(
         _fail("--cap-bpp needs --target-bpp.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
+    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,

@@ -11,7 +11,7 @@ import torch
 from evc_archive.core.bitstream import HASH_BYTES, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
 from evc_archive.core.keyframe import ImageCodec
-from evc_archive.core.predictor import Predictor, derive_seed
+from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 from evc_archive.core.registry import ModelLibrary
 
 
@@ -22,6 +22,8 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, pr
     recon: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     payloads = iter(segment.frames)
+    hinted = uses_hints(predictor)
+    hints = iter(segment.hints)
     for i, coded in enumerate(segment.coded):
         if coded:
             frame = next(payloads)
@@ -32,9 +34,17 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, pr
             continue
         if not pending:
             context = torch.stack(recon[-predictor.context_frames:])
-            seed = derive_seed(header.seed, first_frame + i)
-            pending = list(predictor.predict(context, seed, header.sampling_steps))
+            if hinted:
+                hint = next(hints, None)
+                if hint is None:
+                    raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
+                pending = list(predictor.predict_hinted(context, hint))
+            else:
+                seed = derive_seed(header.seed, first_frame + i)
+                pending = list(predictor.predict(context, seed, header.sampling_steps))
         recon.append(pending.pop(0))
+    if next(hints, None) is not None or (segment.hints and not hinted):
+        raise BitstreamError("segment has more predictor hints than predictor calls (damaged?)")
     return torch.stack(recon)
 
 

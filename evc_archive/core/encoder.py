@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from evc_archive.core.bitstream import CodedFrame, Segment, Stream, StreamHeader, pack
 from evc_archive.core.keyframe import ImageCodec
-from evc_archive.core.predictor import Predictor, derive_seed
+from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 
@@ -63,6 +63,26 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
 
 
+def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
+    """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
+    frames, their LPIPS (m,) to the targets, the chosen hint or None for an unhinted predictor).
+    A hinted predictor's candidates are all tried and the lowest mean LPIPS wins (ties: the earliest).
+    The choice does not depend on the threshold, so rate control can share it between settings."""
+    m = targets.shape[0]
+    if not uses_hints(predictor):
+        generated = predictor.predict(context, seed, steps)[:m]
+        return generated, lpips_frames(metric, generated, targets[: len(generated)]), None
+    best = None
+    for hint in predictor.hint_candidates(context, targets):
+        generated = predictor.predict_hinted(context, hint)[:m]
+        scores = lpips_frames(metric, generated, targets[: len(generated)])
+        if best is None or float(scores.mean()) < float(best[1].mean()):
+            best = (generated, scores, hint)
+    assert best is not None, "a hinted predictor must offer at least one hint"
+    return best
+
+
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                    settings: EncoderSettings, seed: int, first_frame: int = 0,
                    quality: int | None = None) -> SegmentResult:
@@ -73,8 +93,10 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
     recon: list[torch.Tensor] = []
     coded: list[bool] = []
     payloads: list[CodedFrame] = []
+    hints: list[bytes] = []
     pending: list[torch.Tensor] = []
     pending_scores: list[float] = []
+    pending_hint: bytes | None = None  # recorded when the call's first frame is accepted (the decoder makes the call then)
     code_next = True
     i = 0
     while i < n:
@@ -88,12 +110,15 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
             continue
         if not pending:
             context = torch.stack(recon[-predictor.context_frames:])
-            generated = predictor.predict(context, derive_seed(seed, first_frame + i), settings.sampling_steps)
-            generated = generated[: n - i]
-            pending = list(generated)
-            pending_scores = lpips_frames(metric, generated, frames[i : i + len(generated)]).tolist()
+            generated, scores, pending_hint = predict_call(
+                predictor, metric, context, derive_seed(seed, first_frame + i), settings.sampling_steps,
+                frames[i : i + predictor.frames_per_call])
+            pending, pending_scores = list(generated), scores.tolist()
         candidate, score = pending.pop(0), pending_scores.pop(0)
         if score <= settings.lpips_threshold:
+            if pending_hint is not None:
+                hints.append(pending_hint)
+                pending_hint = None
             recon.append(candidate)
             coded.append(False)
             i += 1
@@ -101,7 +126,7 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
             code_next = True
     reconstruction = torch.stack(recon)
     return SegmentResult(
-        segment=Segment(tuple(coded), tuple(payloads)),
+        segment=Segment(tuple(coded), tuple(payloads), tuple(hints)),
         reconstruction=reconstruction,
         lpips=lpips_frames(metric, reconstruction, frames),
         psnr=psnr_frames(reconstruction, frames),

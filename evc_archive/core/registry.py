@@ -18,16 +18,20 @@ from evc_archive.core.errors import ModelMismatchError
 from evc_archive.core.keyframe import ImageCodec, KeyframeCodec
 from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.motion import MotionExtrapolationPredictor
+from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
-PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation"}
+PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation",
+                                   3: "global-motion-hint"}
 
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
-PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2}
+PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3}
 # user-facing names -> keyframe kind id
 KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
+
+WEIGHTLESS = {0: CopyLastFramePredictor, 2: MotionExtrapolationPredictor, 3: GlobalMotionPredictor}
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
@@ -99,8 +103,8 @@ class ModelLibrary:
         obj = self._objects.get(("predictor", model_id, hash_prefix))
         if obj is not None:
             return obj  # type: ignore[return-value]
-        if model_id in (0, 2):  # weightless: the hash names the algorithm and its settings
-            cls = CopyLastFramePredictor if model_id == 0 else MotionExtrapolationPredictor
+        if model_id in WEIGHTLESS:  # the hash names the algorithm and its settings
+            cls = WEIGHTLESS[model_id]
             weightless = cls(frames_per_call=frames_per_call)
             if weightless.content_hash[:HASH_BYTES] != hash_prefix:
                 raise ModelMismatchError(
@@ -133,9 +137,9 @@ class ModelLibrary:
             raise ValueError(f'Invalid predictor "{name}": choose one of {", ".join(PREDICTOR_NAMES)}')
         if name == "copy-last":
             return CopyLastFramePredictor(frames_per_call=frames_per_call)
-        if name == "motion":
-            return MotionExtrapolationPredictor(frames_per_call=frames_per_call)
-        return self.default_predictor()
+        if name == "diffusion":
+            return self.default_predictor()
+        return WEIGHTLESS[PREDICTOR_NAMES[name]](frames_per_call=frames_per_call)
 
     def default_predictor(self) -> Predictor:
         path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE

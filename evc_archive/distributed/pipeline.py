@@ -51,7 +51,7 @@ class SubmitConfig:
     target_bpp: float | None = None  # corpus-level target: rate control picks settings per segment
     cap_bpp: float | None = None  # optional hard cap per segment (with target_bpp)
     noop: bool = False  # benchmark: measure the driver, not the codec
-    keyframe_codec: str = "hyperprior"  # "hyperprior" (shipped model) | "svtav1" (weightless AV1 intra)
+    keyframe_codec: str = "svtav1"  # "svtav1" (weightless AV1 intra; docs/benchmarks/ablation.md) | "hyperprior"
 
 
 @dataclass

@@ -43,13 +43,13 @@ class EncodeJob:
 
     archive_url: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "diffusion"
+    predictor: str = "copy-last"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "motion-hint" | "diffusion"
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None
     route_through_driver: bool = False
     noop: bool = False  # benchmark only: skip reading and coding, return a row at once
-    keyframe_codec: str = "hyperprior"  # a registry.KEYFRAME_NAMES key: "hyperprior" | "svtav1"
+    keyframe_codec: str = "svtav1"  # a registry.KEYFRAME_NAMES key: "svtav1" | "hyperprior"
 
 
 def one_line(exc: BaseException) -> str:

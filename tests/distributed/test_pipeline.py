@@ -104,6 +104,22 @@ def check_restored(path: Path, source: str, rows: list[dict], frames: int, fps: 
 
 
 # -- a local archive ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("codec, predictor, files", [("svtav1", "copy-last", set()), ("hyperprior", "copy-last", {"keyframe"}),
+                                                     ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"})])
+def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
+    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE
+
+    store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
+    pipeline.prepare_archive(store, SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec))
+    meta = store.read_json("archive.json")
+    assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
+    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE}
+    for kind in files:
+        data = (shipped_model_dir() / names[kind]).read_bytes()
+        assert meta["models"][kind] == hashlib.sha256(data).hexdigest()
+        assert store.read_bytes(f"models/{meta['models'][kind]}.pt") == data
+
+
 def test_submit_summary_layout_and_manifest(archived, corpus):
     arch, summary, events = archived
     assert (summary.videos, summary.segments_planned, summary.segments_skipped) == (2, 6, 0)
@@ -111,25 +127,22 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert summary.pixels == 2 * N * H * W and summary.bytes > 0
     assert len(events.rows) == 6 and len(events.plans) == 1
 
-    keyframe_bytes = (shipped_model_dir() / DEFAULT_KEYFRAME_FILE).read_bytes()
-    sha = hashlib.sha256(keyframe_bytes).hexdigest()
     store = Store(str(arch))
     rows = read_manifest(store)
     vids = video_ids(rows)
     assert sorted(vids) == list(NAMES)
-    expected = {"archive.json", f"models/{sha}.pt"} | {
+    expected = {"archive.json"} | {  # the default keyframe codec (svtav1) and predictor need no model file
         f"segments/{vids[name]}/{i:06d}.evc" for name in NAMES for i in range(3)}
     listed = store.list("")
     manifest_parts = [k for k in listed if k.startswith("manifest/")]
     assert set(listed) - set(manifest_parts) == expected  # nothing else: no temp files, no write probes
     assert len(manifest_parts) == 1 and manifest_parts[0].endswith(".parquet")  # compacted
     assert not [p for p in arch.rglob("*") if ".part" in p.name or "probe" in p.name]
-    assert (arch / "models" / f"{sha}.pt").read_bytes() == keyframe_bytes
 
     meta = store.read_json("archive.json")
-    assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {"keyframe": sha}
+    assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "copy-last", "keyframe_codec": "hyperprior", "target_bpp": None}
+                       "predictor": "copy-last", "keyframe_codec": "svtav1", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -262,7 +275,7 @@ def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, 
 
 @pytest.mark.parametrize("change", [dict(gop=16), dict(quality=3), dict(lpips_threshold=0.2), dict(seed=1),
                                     dict(predictor="diffusion"), dict(target_bpp=0.05),
-                                    dict(keyframe_codec="svtav1")])
+                                    dict(keyframe_codec="hyperprior")])
 def test_other_settings_on_an_existing_archive_are_refused(archived, corpus, monkeypatch, change):
     arch = archived[0]
     before = files(arch)

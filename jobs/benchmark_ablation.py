@@ -6,6 +6,10 @@ SVT-AV1; and the keyframe codecs alone at matched bpp. Writes docs/benchmarks/ab
 Protocol (also written into the report):
 - Held-out clips (evc_archive.training.data.HELD_OUT_CLIPS, never trained on): the first 30 frames,
   short side resized to 128 with an area filter, centre-cropped to 128x128; one segment per clip.
+- Combinations: keyframe codec {hyperprior (the shipped learned codec, qualities 1-5), svtav1 (AV1
+  intra, levels 1-9 = CRF 63..31)} x predictor {copy-last, motion (block-motion extrapolation),
+  motion-hint (copy-last moved by an encoder-chosen global velocity, 0-4 bytes per call),
+  diffusion (the shipped model, 1 DDIM step)}.
 - Ours, per clip and combination: `SegmentSimulator.sweep` over every keyframe quality x 23 LPIPS
   thresholds (0.02, 0.035, 0.05, 0.075, then 0.1 .. 0.55 by 0.025), exact bytes of the whole .evc file (header and CRC included); at each
   target, `choose_for_target` picks the lowest-LPIPS point with bpp <= target (never above: no
@@ -42,7 +46,7 @@ TARGETS = (0.02, 0.03, 0.05, 0.07)
 CURVE_TARGETS = (0.012, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.085, 0.1)
 BASELINES = ("x264", "x265", "svtav1")
 KEYFRAME_CODECS = ("hyperprior", "svtav1")
-PREDICTORS = ("copy-last", "motion", "diffusion")
+PREDICTORS = ("copy-last", "motion", "motion-hint", "diffusion")
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
 
@@ -244,7 +248,7 @@ def plot(results: dict, out: Path) -> None:
                 vals = [matched(results["baselines"][k][c], b, key) for k in results["clips"]]
                 ys.append(np.mean(vals) if all(v is not None for v in vals) else np.nan)
             ax.plot(grid, ys, style, color="gray", label=f"{c} (all clips reach)")
-    colors = {"copy-last": "tab:blue", "motion": "tab:green", "diffusion": "tab:red"}
+    colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red"}
     for combo, per_clip in results["ours"].items():
         kf, pred = combo.split("+")
         for ax, key in zip(axes, ("lpips", "psnr")):

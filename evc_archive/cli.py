@@ -26,16 +26,19 @@ console = Console(stderr=True, log_path=False)
 stdout = Console()
 
 # Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
-# 128x128x30, rate control per clip): SVT-AV1 intra keyframes + copy-last-frame, mean LPIPS
-# 0.211 / 0.163 / 0.123 / 0.111 at 0.02 / 0.03 / 0.05 / 0.07 bpp, against 0.245 / 0.235 / 0.195 /
-# 0.191 for the hyperprior + copy-last (the previous default); the motion and diffusion predictors
-# lose to copy-last in the loop. Best-of x264/x265/SVT-AV1 at the same bpp: 0.289 / 0.167 / 0.090 /
-# 0.059 (we win at 0.02, tie at 0.03, lose from 0.05 up). Fixed settings (no --target-bpp): SVT-AV1
-# level 8 (CRF 35), threshold 0.35 -> 0.031 bpp, LPIPS 0.151 (hyperprior q4 0.35: 0.027 bpp, 0.221).
-# Everything else stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
+# 128x128x30, rate control per clip, mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp):
+#   SVT-AV1 intra keyframes + motion-hint   0.193 / 0.147 / 0.121 / 0.106  (never worse on any clip)
+#   SVT-AV1 intra keyframes + copy-last     0.211 / 0.163 / 0.123 / 0.111
+#   hyperprior + copy-last (old default)    0.245 / 0.235 / 0.195 / 0.191
+#   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059  (we lose from 0.05 up)
+# The motion-extrapolation and diffusion predictors lose to copy-last in the loop. motion-hint costs
+# encode speed (~30 vs ~75 frames/s at 128x128 on 2 threads: three candidate predictions per call)
+# and writes bitstream version 2. Fixed settings (no --target-bpp): level 8 (CRF 35), threshold 0.3
+# -> 0.031 bpp, LPIPS 0.145 (old default hyperprior q4 0.35: 0.027 bpp, 0.221). Everything else
+# stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 8, "gop": 30, "steps": 1, "predictor": "copy-last",
+DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
             "keyframe_codec": "svtav1"}
 DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
 

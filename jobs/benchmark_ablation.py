@@ -216,6 +216,22 @@ def write_report(results: dict, out: Path) -> None:
         combo = f"{best_row['keyframe']}+{best_row['predictor']}"
         ours = _mean([results["ours"][combo][c]["targets"][str(t)]["lpips"] for c in reach])[0]
         lines.append(f"| {t} | {combo} | {_fmt(ours)} | {_fmt(_mean([at[c]['best_lpips'] for c in reach])[0])} | {len(reach)} |")
+    lines += ["", "### What wins, what loses (computed from the table above)", ""]
+    combos = sorted({(r["keyframe"], r["predictor"]) for r in summary})
+    get = {(r["keyframe"], r["predictor"], r["target"]): r["lpips"] for r in summary}
+    for t in TARGETS:
+        ranked = sorted((get[(k, p, t)], f"{k}+{p}") for k, p in combos)
+        lines.append(f"- {t} bpp, mean LPIPS best first: " + ", ".join(f"{c} {v:.3f}" for v, c in ranked))
+    for k, p in combos:
+        if p != "copy-last" and (k, "copy-last", TARGETS[0]) in get:
+            deltas = [get[(k, p, t)] - get[(k, "copy-last", t)] for t in TARGETS]
+            lines.append(f"- {k}: {p} minus copy-last LPIPS at " + ", ".join(
+                f"{t}: {d:+.3f}" for t, d in zip(TARGETS, deltas)) + (" (loses everywhere)" if min(deltas) > 0 else ""))
+    for k, p in combos:
+        if k == "svtav1" and ("hyperprior", p, TARGETS[0]) in get:
+            deltas = [get[(k, p, t)] - get[("hyperprior", p, t)] for t in TARGETS]
+            lines.append(f"- {p}: svtav1 minus hyperprior keyframes LPIPS at " + ", ".join(
+                f"{t}: {d:+.3f}" for t, d in zip(TARGETS, deltas)))
     kf = results.get("keyframes", {})
     for dataset, rows in kf.items():
         lines += ["", f"## Keyframe codecs alone: {dataset}", "",
@@ -334,8 +350,9 @@ def main(argv: list[str] | None = None) -> None:
             save()
     results["meta"] = {"date": datetime.date.today().isoformat(),
                        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+    # the report's JSON keeps the chosen points per target, not every swept point (those stay in --cache)
     (args.out / "ablation.json").write_text(json.dumps(
-        {**results, "ours": {k: {c: {kk: vv for kk, vv in v.items()} for c, v in per.items()}
+        {**results, "ours": {k: {c: {kk: vv for kk, vv in v.items() if kk != "points"} for c, v in per.items()}
                              for k, per in results["ours"].items()}}, indent=1))
     write_report(results, args.out)
     plot(results, args.out)

@@ -58,8 +58,10 @@ def global_shift(src: np.ndarray, dst: np.ndarray, search: int, analysis_side: i
     h, w, _ = src.shape
     s = analysis_factor(h, w, analysis_side)
     a, b = box_downscale(luma(src), s), box_downscale(luma(dst), s)
-    r = max(1, min(search // s, a.shape[0] // 4, a.shape[1] // 4))
     hh, ww = a.shape
+    r = min(search // s, hh // 4, ww // 4)
+    if r < 1:  # too small to tell motion from content
+        return 0.0, 0.0
     inner = b[r:hh - r, r:ww - r]
     costs = np.empty((2 * r + 1, 2 * r + 1))
     for dy in range(-r, r + 1):

@@ -40,7 +40,7 @@ class SubmitConfig:
     source: str
     archive: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"
+    predictor: str = "motion-hint"  # docs/benchmarks/ablation.md; "copy-last" | "motion" | "diffusion" selectable
     workers: int | None = None  # default: one per GPU, else one per CPU
     gpus_per_worker: float = 1.0  # used where the cluster has GPUs
     address: str | None = None  # Ray cluster address; None starts a local one

@@ -43,7 +43,7 @@ class EncodeJob:
 
     archive_url: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "motion-hint" | "diffusion"
+    predictor: str = "motion-hint"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "motion-hint" | "diffusion"
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None

@@ -64,9 +64,9 @@ class EncodeSummary:
 
 
 def encode_file(source: Path, out: Path, settings: EncoderSettings, library: ModelLibrary,
-                predictor_name: str = "copy-last",
+                predictor_name: str = "motion-hint",
                 on_segment: Callable[[SegmentResult, int], None] | None = None,
-                info: VideoInfo | None = None, keyframe_codec: str = "hyperprior") -> EncodeSummary:
+                info: VideoInfo | None = None, keyframe_codec: str = "svtav1") -> EncodeSummary:
     """Encode a video file into one .evc file of consecutive segments (`settings.gop` frames each).
     on_segment(result, frames_done) is called after each segment. `info` is the exact probe of
     the source when the caller has it (its frame rate goes into the stream)."""

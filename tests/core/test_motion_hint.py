@@ -46,6 +46,12 @@ def test_global_shift_finds_the_pan():
     assert abs(dy) < 0.3 and abs(dx + 3.0) < 0.5
 
 
+def test_tiny_frames_have_no_motion():
+    video = panning_video(3, 3, 3).numpy()
+    assert global_shift(video[0], video[1], 8) == (0.0, 0.0)
+    assert GlobalMotionPredictor().hint_candidates(torch.from_numpy(video[:1]), torch.from_numpy(video[1:])) == [b""]
+
+
 def test_still_hint_is_copy_last_and_prediction_is_deterministic():
     video = panning_video()
     p = GlobalMotionPredictor(frames_per_call=3)

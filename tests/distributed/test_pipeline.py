@@ -142,7 +142,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     meta = store.read_json("archive.json")
     assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "copy-last", "keyframe_codec": "svtav1", "target_bpp": None}
+                       "predictor": "motion-hint", "keyframe_codec": "svtav1", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -161,7 +161,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
         assert r["keyframe_model_sha256"] == sha and len(r["recon_fingerprint"]) == 64
         assert r["coded_frames"] >= 1 and r["coded_frames"] + r["generated_frames"] == n
         assert 0 <= r["lpips_mean"] <= r["lpips_max"] and r["psnr_mean"] >= r["psnr_min"] > 10
-        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "copy-last"
+        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "motion-hint"
         total += r["bytes"]
     assert summary.bytes == total
     assert summary.bpp == pytest.approx(total * 8 / (2 * N * H * W))

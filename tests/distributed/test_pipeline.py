@@ -20,6 +20,7 @@ import torch
 
 from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, shipped_model_dir
 from evc_archive.distributed import pipeline
 from evc_archive.distributed.pipeline import (ARCHIVE_FORMAT, Events, RestoreConfig, SubmitConfig, group_videos,
@@ -158,7 +159,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
         assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (n * W * H))
         assert (r["width"], r["height"], r["fps_num"], r["fps_den"]) == (W, H, 25, 1)
         assert r["seed"] == segment_seed(0, r["segment_id"])
-        assert r["keyframe_model_sha256"] == sha and len(r["recon_fingerprint"]) == 64
+        assert r["keyframe_model_sha256"] == AV1IntraCodec.content_hash.hex() and len(r["recon_fingerprint"]) == 64
         assert r["coded_frames"] >= 1 and r["coded_frames"] + r["generated_frames"] == n
         assert 0 <= r["lpips_mean"] <= r["lpips_max"] and r["psnr_mean"] >= r["psnr_min"] > 10
         assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "motion-hint"

@@ -50,6 +50,26 @@ PREDICTORS = ("copy-last", "motion", "motion-hint", "diffusion")
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
 
+NOTES = """
+- PSNR: every combination is 3-8 dB below the baselines at the same bpp. The loop accepts a
+  generated frame by LPIPS, and LPIPS is what it is compared on; on PSNR the baselines win everywhere.
+- Motion extrapolation loses in the loop although it beats copy-last open-loop (on pairs of source
+  frames, mean LPIPS of the next 4 frames 0.051 vs 0.055): at the segment start its context is one
+  coded frame (no motion to see), and after a coded frame its context pairs a stale generated frame
+  with the fresh coded one, whose block motion spans many frames of real motion, so extrapolating
+  it overshoots. The encoder knows the true motion; motion-hint sends it (0-4 bytes per call).
+  With SVT-AV1 keyframes it is never worse than copy-last on any clip at the four targets (equal
+  where the still hint wins every call; much better on the panning mmaction2_pool_cleaning).
+- motion-hint helps with SVT-AV1 keyframes but not with the hyperprior's (equal within 0.001): with
+  the blurrier hyperprior frames the threshold, not the motion, ends most runs of generated frames.
+- SVT-AV1 level 9 (CRF 31) is the highest level and rate control often picks it from 0.05 bpp up;
+  higher levels (CRF 27, 23) might close part of the gap to the baselines there. Not measured.
+- Baseline bytes exclude SEI (see protocol). Counted with SEI, as docs/benchmarks/codec.md does,
+  x265 cannot go below about 0.05 bpp on these clips and x264 below about 0.03.
+- Diffusion: the shipped model (trained on a small compute budget), 1 DDIM step, as shipped.
+"""
+
+
 def baseline_curves(clip: np.ndarray, metric) -> dict:
     """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, psnr}] over the codec's CRF range."""
     from evc_archive.core.encoder import lpips_frames, psnr_frames
@@ -232,6 +252,7 @@ def write_report(results: dict, out: Path) -> None:
             deltas = [get[(k, p, t)] - get[("hyperprior", p, t)] for t in TARGETS]
             lines.append(f"- {p}: svtav1 minus hyperprior keyframes LPIPS at " + ", ".join(
                 f"{t}: {d:+.3f}" for t, d in zip(TARGETS, deltas)))
+    lines += ["", "### Notes", "", NOTES.strip()]
     kf = results.get("keyframes", {})
     for dataset, rows in kf.items():
         lines += ["", f"## Keyframe codecs alone: {dataset}", "",

@@ -25,10 +25,27 @@ app = typer.Typer(
 console = Console(stderr=True, log_path=False)
 stdout = Console()
 
-# Defaults land near 0.03 bpp at 128x128 on the held-out clips (docs/benchmarks/codec.md: copy-last,
-# quality 4, threshold 0.35 -> 0.027 bpp, LPIPS 0.221). The diffusion predictor is selectable; it
-# loses to copy-last-frame at every measured operating point so far, so it is not the default.
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last"}
+# Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
+# 128x128x30, rate control per clip, mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp):
+#   SVT-AV1 intra keyframes + motion-hint   0.193 / 0.147 / 0.121 / 0.106  (never worse on any clip)
+#   SVT-AV1 intra keyframes + copy-last     0.211 / 0.163 / 0.123 / 0.111
+#   hyperprior + copy-last (old default)    0.245 / 0.235 / 0.195 / 0.191
+#   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059  (we lose from 0.05 up)
+# The motion-extrapolation and diffusion predictors lose to copy-last in the loop. motion-hint costs
+# encode speed (~30 vs ~75 frames/s at 128x128 on 2 threads: three candidate predictions per call)
+# and writes bitstream version 2. Fixed settings (no --target-bpp): level 8 (CRF 35), threshold 0.3
+# -> 0.031 bpp, LPIPS 0.145 (old default hyperprior q4 0.35: 0.027 bpp, 0.221). Everything else
+# stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
+PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
+KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
+DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
+            "keyframe_codec": "svtav1"}
+DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(f"{option} must be one of {', '.join(repr(c) for c in choices)}, not '{value}'.")
 
 
 def _fail(message: str) -> None:
@@ -67,11 +84,12 @@ def encode(
     source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
     output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
-    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame; measured best so far) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
+    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-9).")] = DEFAULTS["keyframe_codec"],
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.core.encoder import EncoderSettings
@@ -80,8 +98,9 @@ def encode(
 
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
-    if predictor not in ("diffusion", "copy-last"):
-        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
+    _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
+    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
@@ -96,7 +115,7 @@ def encode(
             coded += sum(result.segment.coded)
             progress.update(task, completed=done, info=f"coded {coded}/{done}")
 
-        summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info)
+        summary = encode_file(source, output, settings, _library(None), predictor, on_segment, info, keyframe_codec)
     seconds = time.perf_counter() - started
     enc = summary.encoded
     stdout.print(f"{output}: {enc.frame_count} frames {info.width}x{info.height} @ {float(info.fps):.3f} fps, "
@@ -234,13 +253,14 @@ def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
     out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[int, typer.Option(help="Keyframe codec quality level (1 = fewest bits).")] = DEFAULTS["quality"],
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
     target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
-    predictor: Annotated[str, typer.Option(help="'copy-last' or 'diffusion'.")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint' or 'diffusion'.")] = DEFAULTS["predictor"],
+    keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -262,12 +282,14 @@ def submit(
         _fail("--target-bpp and --cap-bpp must be > 0.")
     if cap_bpp is not None and target_bpp is None:
         _fail("--cap-bpp needs --target-bpp.")
-    if predictor not in ("diffusion", "copy-last"):
-        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
+    _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
+    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,
-                       gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp)
+                       gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
+                       keyframe_codec=keyframe_codec)
     stop = threading.Event()
     _install_drain(stop)
     with _job_progress() as progress:

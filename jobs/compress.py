@@ -30,7 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The same defaults as the CLI (evc_archive.cli.DEFAULTS); repeated here so that --help needs no import.
-DEFAULTS = {"lpips_threshold": 0.35, "quality": 4, "gop": 30, "steps": 1, "predictor": "copy-last"}
+DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
+            "keyframe_codec": "svtav1"}
+DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
 MAX_FAILURES_IN_SUMMARY = 50
 
 
@@ -128,8 +130,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="Archive location: any fsspec URL or folder.")
     p.add_argument("--lpips-threshold", type=float, default=DEFAULTS["lpips_threshold"],
                    help="Accept a generated frame while its LPIPS to the source is at most this (default %(default)s).")
-    p.add_argument("--quality", type=int, default=DEFAULTS["quality"],
-                   help="Keyframe codec quality level, 1 = fewest bits (default %(default)s).")
+    p.add_argument("--quality", type=int, default=None,
+                   help="Keyframe codec quality level, 1 = fewest bits (default: 8 for svtav1, 4 for hyperprior).")
     p.add_argument("--gop", type=int, default=DEFAULTS["gop"], help="Frames per segment (default %(default)s).")
     p.add_argument("--target-bpp", type=float, default=None,
                    help="Corpus-level target bpp: rate control chooses quality and threshold per segment "
@@ -138,8 +140,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
                    help="DDIM sampling steps of the diffusion predictor (default %(default)s).")
     p.add_argument("--seed", type=int, default=0, help="Job seed; each segment's seed derives from it (default 0).")
-    p.add_argument("--predictor", choices=("copy-last", "diffusion"), default=DEFAULTS["predictor"],
+    p.add_argument("--predictor", choices=("copy-last", "motion", "motion-hint", "diffusion"), default=DEFAULTS["predictor"],
                    help="Frame predictor (default %(default)s).")
+    p.add_argument("--keyframe-codec", choices=("hyperprior", "svtav1"), default=DEFAULTS["keyframe_codec"],
+                   help="Codec of the coded frames (default %(default)s).")
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU).")
     p.add_argument("--gpus-per-worker", type=float, default=1.0,
                    help="GPUs per worker where the cluster has GPUs (default %(default)s).")
@@ -233,10 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     address = ray_address(args.address)
     cfg = SubmitConfig(
         source=args.source, archive=args.out,
-        settings=EncoderSettings(args.lpips_threshold, args.quality, args.gop, args.steps, args.seed),
+        settings=EncoderSettings(args.lpips_threshold,
+                                 DEFAULT_QUALITY[args.keyframe_codec] if args.quality is None else args.quality,
+                                 args.gop, args.steps, args.seed),
         predictor=args.predictor, workers=args.workers, gpus_per_worker=args.gpus_per_worker, address=address,
         storage_options=args.storage_options, source_options=args.source_options, max_retries=args.retries,
-        target_bpp=args.target_bpp, cap_bpp=args.cap_bpp)
+        target_bpp=args.target_bpp, cap_bpp=args.cap_bpp, keyframe_codec=args.keyframe_codec)
     stop = threading.Event()
     install_drain(stop)
     log(f"archiving {args.source} -> {args.out} on Ray ({address or 'local cluster'})")

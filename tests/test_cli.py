@@ -109,3 +109,22 @@ def test_demo_runs_the_embedded_sample(tmp_path):
     result = cli("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     assert probe_video(tmp_path / "demo" / "sample.decoded.mkv").frame_count == 60
+
+
+def test_cli_choices_match_the_registry():
+    from evc_archive.cli import KEYFRAME_CHOICES, PREDICTOR_CHOICES
+    from evc_archive.core.registry import KEYFRAME_NAMES, PREDICTOR_NAMES
+
+    assert set(PREDICTOR_CHOICES) == set(PREDICTOR_NAMES)
+    assert set(KEYFRAME_CHOICES) == set(KEYFRAME_NAMES)
+
+
+def test_keyframe_codec_and_predictor_options_round_trip(source_video, tmp_path):
+    out = tmp_path / "av1.evc"
+    result = cli("encode", source_video, out, "--gop", "7", "--keyframe-codec", "svtav1", "--predictor", "motion")
+    assert result.returncode == 0, result.stderr
+    assert "keyframe-av1-intra" in cli("inspect", out).stdout
+    assert cli("decode", out, tmp_path / "av1.mkv").returncode == 0
+    assert probe_video(tmp_path / "av1.mkv").frame_count == 14
+    bad = cli("encode", source_video, tmp_path / "x.evc", "--keyframe-codec", "jpeg")
+    assert bad.returncode == 1 and "--keyframe-codec must be one of" in bad.stderr

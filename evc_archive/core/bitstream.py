@@ -8,7 +8,9 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  seed, context frames K, frames per call F, sampling steps, LPIPS threshold
                  (x 10000, informational), segment count
     segments     per segment: frame count n, flags (ceil(n/8) bytes, bit i of byte i//8 set = frame
-                 i is coded), then per coded frame: quality, payload length, payload
+                 i is coded), then per coded frame: quality, payload length, payload; version 2 only:
+                 hint count, then per hint: length, bytes (side information of a hinted predictor,
+                 one per predictor call the decoder makes, in order)
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -26,7 +28,8 @@ from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # newest; a stream without predictor hints is still written as version 1
+READABLE_VERSIONS = (1, 2)
 HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
 _CRC = struct.Struct("<I")
 
@@ -62,6 +65,7 @@ class Segment:
 
     coded: tuple[bool, ...]
     frames: tuple[CodedFrame, ...]
+    hints: tuple[bytes, ...] = ()  # side information per predictor call (hinted predictors only)
 
     def __post_init__(self) -> None:
         if not self.coded or not self.coded[0]:
@@ -98,8 +102,9 @@ def pack(stream: Stream) -> bytes:
     for name in ("keyframe_hash", "predictor_hash"):
         if len(getattr(h, name)) < HASH_BYTES:
             raise ValueError(f"{name} must have at least {HASH_BYTES} bytes")
+    version = 2 if any(seg.hints for seg in stream.segments) else 1
     out = bytearray(MAGIC)
-    out.append(FORMAT_VERSION)
+    out.append(version)
     out += varint.encode(h.keyframe_model_id) + h.keyframe_hash[:HASH_BYTES]
     out += varint.encode(h.predictor_model_id) + h.predictor_hash[:HASH_BYTES]
     fps = Fraction(h.fps)
@@ -111,6 +116,10 @@ def pack(stream: Stream) -> bytes:
         out += varint.encode(seg.frame_count) + _pack_flags(seg.coded)
         for frame in seg.frames:
             out += varint.encode(frame.quality) + varint.encode(len(frame.payload)) + frame.payload
+        if version >= 2:
+            out += varint.encode(len(seg.hints))
+            for hint in seg.hints:
+                out += varint.encode(len(hint)) + hint
     out += _CRC.pack(zlib.crc32(out))
     return bytes(out)
 
@@ -138,10 +147,10 @@ def check_envelope(data: bytes) -> bytes:
     if data[: len(MAGIC)] != MAGIC:
         raise BitstreamError("not an evc stream (bad magic bytes)")
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"stream format version {version} is not supported by this build (reads version {FORMAT_VERSION}); "
-            "upgrade evc-archive")
+            f"stream format version {version} is not supported by this build (reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade evc-archive")
     body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
     if zlib.crc32(body) != crc:
         raise BitstreamError("stream is damaged or truncated (CRC mismatch)")
@@ -151,6 +160,7 @@ def check_envelope(data: bytes) -> bytes:
 def unpack(data: bytes) -> Stream:
     """bytes -> Stream; raises BitstreamError (or UnsupportedVersionError) on any defect."""
     body = check_envelope(bytes(data))
+    version = body[len(MAGIC)]
     r = _Reader(body, len(MAGIC) + 1)
     kf_id, kf_hash = r.number(), r.raw(HASH_BYTES)
     pr_id, pr_hash = r.number(), r.raw(HASH_BYTES)
@@ -170,7 +180,8 @@ def unpack(data: bytes) -> Stream:
         for _ in range(sum(coded)):
             quality = r.number()
             frames.append(CodedFrame(quality, r.raw(r.number())))
-        segments.append(Segment(coded, tuple(frames)))
+        hints = tuple(r.raw(r.number()) for _ in range(r.number())) if version >= 2 else ()
+        segments.append(Segment(coded, tuple(frames), hints))
     if r.pos != len(body):
         raise BitstreamError(f"stream has {len(body) - r.pos} unexpected trailing bytes (damaged)")
     return Stream(header, tuple(segments))

@@ -10,18 +10,20 @@ import torch
 
 from evc_archive.core.bitstream import HASH_BYTES, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
-from evc_archive.core.keyframe import KeyframeCodec
-from evc_archive.core.predictor import Predictor, derive_seed
+from evc_archive.core.keyframe import ImageCodec
+from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 from evc_archive.core.registry import ModelLibrary
 
 
-def decode_segment(segment: Segment, header: StreamHeader, codec: KeyframeCodec, predictor: Predictor,
+def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, predictor: Predictor,
                    first_frame: int = 0) -> torch.Tensor:
     """One segment -> (n,H,W,3) uint8. `first_frame` is the segment's index in the stream."""
     h, w = header.height, header.width
     recon: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     payloads = iter(segment.frames)
+    hinted = uses_hints(predictor)
+    hints = iter(segment.hints)
     for i, coded in enumerate(segment.coded):
         if coded:
             frame = next(payloads)
@@ -32,9 +34,17 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: KeyframeCodec,
             continue
         if not pending:
             context = torch.stack(recon[-predictor.context_frames:])
-            seed = derive_seed(header.seed, first_frame + i)
-            pending = list(predictor.predict(context, seed, header.sampling_steps))
+            if hinted:
+                hint = next(hints, None)
+                if hint is None:
+                    raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
+                pending = list(predictor.predict_hinted(context, hint))
+            else:
+                seed = derive_seed(header.seed, first_frame + i)
+                pending = list(predictor.predict(context, seed, header.sampling_steps))
         recon.append(pending.pop(0))
+    if next(hints, None) is not None or (segment.hints and not hinted):
+        raise BitstreamError("segment has more predictor hints than predictor calls (damaged?)")
     return torch.stack(recon)
 
 
@@ -43,7 +53,7 @@ class OpenedStream:
     """A parsed stream with the models it needs, ready to decode segment by segment."""
 
     stream: Stream
-    codec: KeyframeCodec
+    codec: ImageCodec
     predictor: Predictor
 
     @property

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.bitstream import CodedFrame, Segment, Stream, StreamHeader, pack
-from evc_archive.core.keyframe import KeyframeCodec
-from evc_archive.core.predictor import Predictor, derive_seed
+from evc_archive.core.keyframe import ImageCodec
+from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 
@@ -63,7 +63,27 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
 
 
-def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
+    """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
+    frames, their LPIPS (m,) to the targets, the chosen hint or None for an unhinted predictor).
+    A hinted predictor's candidates are all tried and the lowest mean LPIPS wins (ties: the earliest).
+    The choice does not depend on the threshold, so rate control can share it between settings."""
+    m = targets.shape[0]
+    if not uses_hints(predictor):
+        generated = predictor.predict(context, seed, steps)[:m]
+        return generated, lpips_frames(metric, generated, targets[: len(generated)]), None
+    best = None
+    for hint in predictor.hint_candidates(context, targets):
+        generated = predictor.predict_hinted(context, hint)[:m]
+        scores = lpips_frames(metric, generated, targets[: len(generated)])
+        if best is None or float(scores.mean()) < float(best[1].mean()):
+            best = (generated, scores, hint)
+    assert best is not None, "a hinted predictor must offer at least one hint"
+    return best
+
+
+def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                    settings: EncoderSettings, seed: int, first_frame: int = 0,
                    quality: int | None = None) -> SegmentResult:
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
@@ -73,8 +93,10 @@ def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predic
     recon: list[torch.Tensor] = []
     coded: list[bool] = []
     payloads: list[CodedFrame] = []
+    hints: list[bytes] = []
     pending: list[torch.Tensor] = []
     pending_scores: list[float] = []
+    pending_hint: bytes | None = None  # recorded when the call's first frame is accepted (the decoder makes the call then)
     code_next = True
     i = 0
     while i < n:
@@ -88,12 +110,15 @@ def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predic
             continue
         if not pending:
             context = torch.stack(recon[-predictor.context_frames:])
-            generated = predictor.predict(context, derive_seed(seed, first_frame + i), settings.sampling_steps)
-            generated = generated[: n - i]
-            pending = list(generated)
-            pending_scores = lpips_frames(metric, generated, frames[i : i + len(generated)]).tolist()
+            generated, scores, pending_hint = predict_call(
+                predictor, metric, context, derive_seed(seed, first_frame + i), settings.sampling_steps,
+                frames[i : i + predictor.frames_per_call])
+            pending, pending_scores = list(generated), scores.tolist()
         candidate, score = pending.pop(0), pending_scores.pop(0)
         if score <= settings.lpips_threshold:
+            if pending_hint is not None:
+                hints.append(pending_hint)
+                pending_hint = None
             recon.append(candidate)
             coded.append(False)
             i += 1
@@ -101,17 +126,17 @@ def encode_segment(frames: torch.Tensor, codec: KeyframeCodec, predictor: Predic
             code_next = True
     reconstruction = torch.stack(recon)
     return SegmentResult(
-        segment=Segment(tuple(coded), tuple(payloads)),
+        segment=Segment(tuple(coded), tuple(payloads), tuple(hints)),
         reconstruction=reconstruction,
         lpips=lpips_frames(metric, reconstruction, frames),
         psnr=psnr_frames(reconstruction, frames),
     )
 
 
-def make_header(codec: KeyframeCodec, predictor: Predictor, settings: EncoderSettings, width: int,
+def make_header(codec: ImageCodec, predictor: Predictor, settings: EncoderSettings, width: int,
                 height: int, fps: Fraction, first_frame: int = 0) -> StreamHeader:
     return StreamHeader(
-        keyframe_model_id=1, keyframe_hash=codec.content_hash, predictor_model_id=predictor.model_id,
+        keyframe_model_id=codec.model_id, keyframe_hash=codec.content_hash, predictor_model_id=predictor.model_id,
         predictor_hash=predictor.content_hash, width=width, height=height, fps=Fraction(fps),
         seed=settings.seed, context_frames=predictor.context_frames,
         frames_per_call=predictor.frames_per_call, sampling_steps=settings.sampling_steps,
@@ -137,7 +162,7 @@ class EncodedVideo:
         return len(self.data) * 8 / (self.frame_count * h.width * h.height)
 
 
-def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: KeyframeCodec,
+def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: ImageCodec,
                  predictor: Predictor, metric, settings: EncoderSettings, first_frame: int = 0,
                  on_segment: Callable[[SegmentResult], None] | None = None) -> EncodedVideo:
     """Encode consecutive segments (each (n,H,W,3) uint8, n <= gop) into one stream."""

@@ -21,6 +21,7 @@ import hashlib
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,25 @@ MODEL_FORMAT = "evc-keyframe/1"
 # 0.6 MB of tables per quality level; at our rates scales stay far below 64 (larger ones are coded
 # with the widest table, whose tails compressai codes by escape, so any value still round-trips).
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64
+
+
+class ImageCodec(Protocol):
+    """What the encoder and decoder need of a keyframe codec (this module's hyperprior, id 1;
+    keyframe_av1.AV1IntraCodec, id 2). decode(encode(frame)) is the reconstruction both sides use."""
+
+    model_id: int  # frozen numeric id (see registry.KEYFRAME_KINDS)
+    content_hash: bytes  # sha256 of the model file (of the format description, for weightless codecs)
+
+    @property
+    def qualities(self) -> tuple[int, ...]: ...
+
+    def encode(self, frame: torch.Tensor, quality: int) -> bytes:
+        """frame (H,W,3) uint8 -> payload bytes."""
+        ...
+
+    def decode(self, payload: bytes, quality: int, height: int, width: int) -> torch.Tensor:
+        """payload -> frame (height,width,3) uint8 on the CPU."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,8 @@ class KeyframeCodec:
 
     Frames are uint8 RGB tensors (H,W,3); payloads are the bytes stored in the bitstream.
     """
+
+    model_id = 1  # registry.KEYFRAME_KINDS
 
     def __init__(self, config: KeyframeConfig, models: dict[int, HyperpriorModel],
                  content_hash: bytes, device: str = "cpu"):

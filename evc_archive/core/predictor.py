@@ -45,6 +45,26 @@ class Predictor(Protocol):
         ...
 
 
+class HintedPredictor(Predictor, Protocol):
+    """A predictor steered by a few bytes of side information per call (a "hint"), which the encoder
+    chooses while it sees the source and the stream carries (bitstream version 2). The decoder
+    regenerates the frames from the decoded context and the hint alone."""
+
+    uses_hints: bool  # True
+
+    def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
+        """Encoder only: context (k,H,W,3), the source's next frames targets (m,H,W,3) -> hints to try."""
+        ...
+
+    def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
+        """context (k,H,W,3) uint8, hint -> (F,H,W,3) uint8; deterministic."""
+        ...
+
+
+def uses_hints(predictor: Predictor) -> bool:
+    return bool(getattr(predictor, "uses_hints", False))
+
+
 def take_context(context: torch.Tensor, k: int) -> torch.Tensor:
     """Last k frames of (n,H,W,3), left-padded with the first frame when n < k -> (k,H,W,3)."""
     context = context[-k:]

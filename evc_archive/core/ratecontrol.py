@@ -22,8 +22,8 @@ from fractions import Fraction
 import torch
 
 from evc_archive.core.bitstream import CodedFrame, Segment, Stream, pack
-from evc_archive.core.encoder import EncoderSettings, lpips_frames, make_header, psnr_frames
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.encoder import EncoderSettings, lpips_frames, make_header, predict_call, psnr_frames
+from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.1 .. 0.55
@@ -59,13 +59,13 @@ class SimulationCost:
 class SegmentSimulator:
     """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold)` -> RDPoint, exact and cached."""
 
-    def __init__(self, frames: torch.Tensor, codec: KeyframeCodec, predictor: Predictor, metric,
+    def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                  settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.fps, self.first_frame = settings, fps, first_frame
         self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
         self._keyframes: dict[tuple[int, int], tuple[bytes, torch.Tensor, float, float]] = {}
-        self._predictions: dict[tuple[bytes, int], tuple[list[torch.Tensor], list[float], list[float]]] = {}
+        self._predictions: dict[tuple[bytes, int], tuple[list[torch.Tensor], list[float], list[float], bytes | None]] = {}
         self._points: dict[tuple[int, float], RDPoint] = {}
         self.cost = SimulationCost()
 
@@ -84,12 +84,11 @@ class SegmentSimulator:
     def _predict(self, context: torch.Tensor, i: int):
         key = (hashlib.blake2b(context.numpy().tobytes(), digest_size=16).digest(), i)
         if key not in self._predictions:
-            generated = self.predictor.predict(context, derive_seed(self.settings.seed, self.first_frame + i),
-                                               self.settings.sampling_steps)[: self.n - i]
-            target = self.frames[i:i + len(generated)]
-            scores = lpips_frames(self.metric, generated, target).tolist()
-            psnrs = psnr_frames(generated, target).tolist()
-            self._predictions[key] = (list(generated), scores, psnrs)
+            generated, scores, hint = predict_call(
+                self.predictor, self.metric, context, derive_seed(self.settings.seed, self.first_frame + i),
+                self.settings.sampling_steps, self.frames[i:i + self.predictor.frames_per_call])
+            psnrs = psnr_frames(generated, self.frames[i:i + len(generated)]).tolist()
+            self._predictions[key] = (list(generated), scores.tolist(), psnrs, hint)
             self.cost.predictor_calls += 1
             self.cost.lpips_frames += len(generated)
         return self._predictions[key]
@@ -103,6 +102,8 @@ class SegmentSimulator:
         recon: list[torch.Tensor] = []
         coded: list[bool] = []
         payloads: list[CodedFrame] = []
+        hints: list[bytes] = []
+        pending_hint: bytes | None = None
         lp_sum = ps_sum = 0.0
         pending: list[tuple[torch.Tensor, float, float]] = []
         code_next, i = True, 0
@@ -116,10 +117,14 @@ class SegmentSimulator:
                 pending, code_next, i = [], False, i + 1
                 continue
             if not pending:
-                generated, scores, psnrs = self._predict(torch.stack(recon[-self.predictor.context_frames:]), i)
+                generated, scores, psnrs, pending_hint = self._predict(
+                    torch.stack(recon[-self.predictor.context_frames:]), i)
                 pending = list(zip(generated, scores, psnrs))
             frame, score, ps = pending.pop(0)
             if score <= threshold:
+                if pending_hint is not None:
+                    hints.append(pending_hint)
+                    pending_hint = None
                 recon.append(frame)
                 coded.append(False)
                 lp_sum, ps_sum, i = lp_sum + score, ps_sum + ps, i + 1
@@ -127,7 +132,7 @@ class SegmentSimulator:
                 code_next = True
         settings = EncoderSettings(threshold, quality, self.settings.gop, self.settings.sampling_steps, self.settings.seed)
         header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
-        size = len(pack(Stream(header, (Segment(tuple(coded), tuple(payloads)),))))
+        size = len(pack(Stream(header, (Segment(tuple(coded), tuple(payloads), tuple(hints)),))))
         point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, lp_sum / self.n, ps_sum / self.n,
                         sum(coded))
         self._points[key] = point

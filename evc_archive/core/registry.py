@@ -15,12 +15,23 @@ from pathlib import Path
 
 from evc_archive.core.bitstream import HASH_BYTES
 from evc_archive.core.errors import ModelMismatchError
-from evc_archive.core.keyframe import KeyframeCodec
+from evc_archive.core.keyframe import ImageCodec, KeyframeCodec
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
+from evc_archive.core.motion import MotionExtrapolationPredictor
+from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 
 # id -> kind. Append only.
-KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior"}
-PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet"}
+KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
+PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation",
+                                   3: "global-motion-hint"}
+
+# user-facing names (CLI, jobs, archive.json) -> predictor kind id
+PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3}
+# user-facing names -> keyframe kind id
+KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
+
+WEIGHTLESS = {0: CopyLastFramePredictor, 2: MotionExtrapolationPredictor, 3: GlobalMotionPredictor}
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
@@ -54,10 +65,9 @@ class ModelLibrary:
         self._objects: dict[tuple[str, int, bytes], object] = {}
         self._hash_index: dict[bytes, Path] | None = None
 
-    def register(self, model: KeyframeCodec | Predictor) -> None:
-        kind = "keyframe" if isinstance(model, KeyframeCodec) else "predictor"
-        model_id = 1 if kind == "keyframe" else model.model_id
-        self._objects[(kind, model_id, model.content_hash[:HASH_BYTES])] = model
+    def register(self, model: ImageCodec | Predictor) -> None:
+        kind = "predictor" if hasattr(model, "predict") else "keyframe"
+        self._objects[(kind, model.model_id, model.content_hash[:HASH_BYTES])] = model
 
     def _find_file(self, prefix: bytes) -> Path | None:
         if self._hash_index is None:
@@ -69,12 +79,17 @@ class ModelLibrary:
                             self._hash_index[file_sha256(p)[:HASH_BYTES]] = p
         return self._hash_index.get(prefix)
 
-    def keyframe(self, model_id: int, hash_prefix: bytes) -> KeyframeCodec:
+    def keyframe(self, model_id: int, hash_prefix: bytes) -> ImageCodec:
         if model_id not in KEYFRAME_KINDS:
             raise ModelMismatchError(f"stream names keyframe model id {model_id}, unknown to this build")
         obj = self._objects.get(("keyframe", model_id, hash_prefix))
         if obj is not None:
             return obj  # type: ignore[return-value]
+        if model_id == 2:  # weightless: the hash names the payload format
+            if AV1IntraCodec.content_hash[:HASH_BYTES] != hash_prefix:
+                raise ModelMismatchError(
+                    f"stream's {KEYFRAME_KINDS[2]} format hash {hash_prefix.hex()} is not this build's (damaged?)")
+            return AV1IntraCodec(device=self.device)
         path = self._find_file(hash_prefix)
         if path is None:
             raise ModelMismatchError(
@@ -88,11 +103,14 @@ class ModelLibrary:
         obj = self._objects.get(("predictor", model_id, hash_prefix))
         if obj is not None:
             return obj  # type: ignore[return-value]
-        if model_id == 0:
-            copy = CopyLastFramePredictor(frames_per_call=frames_per_call)
-            if copy.content_hash[:HASH_BYTES] != hash_prefix:
-                raise ModelMismatchError("stream's copy-last-frame predictor hash does not match (damaged)")
-            return copy
+        if model_id in WEIGHTLESS:  # the hash names the algorithm and its settings
+            cls = WEIGHTLESS[model_id]
+            weightless = cls(frames_per_call=frames_per_call)
+            if weightless.content_hash[:HASH_BYTES] != hash_prefix:
+                raise ModelMismatchError(
+                    f"stream's {PREDICTOR_KINDS[model_id]} predictor hash {hash_prefix.hex()} is not this build's "
+                    "(damaged, or written with other settings)")
+            return weightless
         path = self._find_file(hash_prefix)
         if path is None:
             raise ModelMismatchError(
@@ -100,11 +118,28 @@ class ModelLibrary:
                 "(not shipped with this build; pass the archive's models folder)")
         return _load_diffusion(str(path), model_id, self.device)
 
+    def keyframe_named(self, name: str) -> ImageCodec:
+        """The keyframe codec a user names ('hyperprior': the shipped model | 'svtav1')."""
+        if name not in KEYFRAME_NAMES:
+            raise ValueError(f'Invalid keyframe codec "{name}": choose one of {", ".join(KEYFRAME_NAMES)}')
+        return self.default_keyframe() if name == "hyperprior" else AV1IntraCodec(device=self.device)
+
     def default_keyframe(self) -> KeyframeCodec:
         path = shipped_model_dir() / DEFAULT_KEYFRAME_FILE
         if not path.is_file():
             raise ModelMismatchError(f"the default keyframe model is missing from the package ({path.name})")
         return _load_keyframe(str(path), self.device)
+
+    def predictor_named(self, name: str, frames_per_call: int = 4) -> Predictor:
+        """The predictor a user names ('copy-last' | 'motion' | 'diffusion'; the diffusion one is the
+        shipped model, whose F comes from its file)."""
+        if name not in PREDICTOR_NAMES:
+            raise ValueError(f'Invalid predictor "{name}": choose one of {", ".join(PREDICTOR_NAMES)}')
+        if name == "copy-last":
+            return CopyLastFramePredictor(frames_per_call=frames_per_call)
+        if name == "diffusion":
+            return self.default_predictor()
+        return WEIGHTLESS[PREDICTOR_NAMES[name]](frames_per_call=frames_per_call)
 
     def default_predictor(self) -> Predictor:
         path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE

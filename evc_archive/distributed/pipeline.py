@@ -40,7 +40,7 @@ class SubmitConfig:
     source: str
     archive: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"
+    predictor: str = "motion-hint"  # docs/benchmarks/ablation.md; "copy-last" | "motion" | "diffusion" selectable
     workers: int | None = None  # default: one per GPU, else one per CPU
     gpus_per_worker: float = 1.0  # used where the cluster has GPUs
     address: str | None = None  # Ray cluster address; None starts a local one
@@ -51,6 +51,7 @@ class SubmitConfig:
     target_bpp: float | None = None  # corpus-level target: rate control picks settings per segment
     cap_bpp: float | None = None  # optional hard cap per segment (with target_bpp)
     noop: bool = False  # benchmark: measure the driver, not the codec
+    keyframe_codec: str = "svtav1"  # "svtav1" (weightless AV1 intra; docs/benchmarks/ablation.md) | "hyperprior"
 
 
 @dataclass
@@ -138,7 +139,8 @@ def probe_sources(uris: list[str], options: dict[str, Any]) -> list[SourceProbe]
 def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
     s = cfg.settings
     return {"lpips_threshold": s.lpips_threshold, "quality": s.quality, "gop": s.gop, "sampling_steps": s.sampling_steps,
-            "seed": s.seed, "predictor": cfg.predictor, "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
+            "seed": s.seed, "predictor": cfg.predictor, "keyframe_codec": cfg.keyframe_codec,
+            "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
 
 
 def check_archive_settings(store: Store, cfg: SubmitConfig) -> None:
@@ -148,7 +150,8 @@ def check_archive_settings(store: Store, cfg: SubmitConfig) -> None:
     meta = store.read_json("archive.json")
     if meta.get("format") != ARCHIVE_FORMAT:
         raise EVCError(f"'{cfg.archive}' holds archive format {meta.get('format')!r}; this build writes {ARCHIVE_FORMAT}")
-    if meta.get("parameters") != _archive_params(cfg):
+    written = {"keyframe_codec": "hyperprior", **(meta.get("parameters") or {})}  # archives from before the option
+    if written != _archive_params(cfg):
         raise EVCError(f"archive '{cfg.archive}' was written with other settings {meta.get('parameters')}; "
                        "re-run with the same options or choose a new archive")
 
@@ -157,7 +160,8 @@ def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
     """Create archive.json and models/ (or check they match this job); one clear error otherwise."""
     from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, DEFAULT_PREDICTOR_FILE, shipped_model_dir
 
-    files = [DEFAULT_KEYFRAME_FILE] + ([DEFAULT_PREDICTOR_FILE] if cfg.predictor == "diffusion" else [])
+    files = ([DEFAULT_KEYFRAME_FILE] if cfg.keyframe_codec == "hyperprior" else []) + (
+        [DEFAULT_PREDICTOR_FILE] if cfg.predictor == "diffusion" else [])
     models = {}
     for name in files:
         data = (shipped_model_dir() / name).read_bytes()
@@ -228,7 +232,7 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     if route:
         events.log("archive store lives in this process only: workers hand their segments to the driver to write")
     job = EncodeJob(cfg.archive, cfg.settings, cfg.predictor, cfg.storage_options, cfg.source_options,
-                    cfg.target_bpp, route, cfg.noop)
+                    cfg.target_bpp, route, cfg.noop, cfg.keyframe_codec)
     if todo:
         settings = None
         if cfg.target_bpp is not None:

@@ -26,7 +26,6 @@ from evc_archive.core.bitstream import Stream, pack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
 from evc_archive.core.errors import EVCError
-from evc_archive.core.predictor import CopyLastFramePredictor
 from evc_archive.core.registry import ModelLibrary
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
 from evc_archive.io.manifest import now
@@ -44,12 +43,13 @@ class EncodeJob:
 
     archive_url: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "copy-last"  # "copy-last" | "diffusion"
+    predictor: str = "motion-hint"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "motion-hint" | "diffusion"
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None
     route_through_driver: bool = False
     noop: bool = False  # benchmark only: skip reading and coding, return a row at once
+    keyframe_codec: str = "svtav1"  # a registry.KEYFRAME_NAMES key: "svtav1" | "hyperprior"
 
 
 def one_line(exc: BaseException) -> str:
@@ -78,8 +78,8 @@ class SegmentEncoder:
         from evc_archive.core.metrics import shared_lpips
 
         library = ModelLibrary(device=self.device)
-        self.codec = library.default_keyframe()
-        self.predictor = CopyLastFramePredictor() if job.predictor == "copy-last" else library.default_predictor()
+        self.codec = library.keyframe_named(job.keyframe_codec)
+        self.predictor = library.predictor_named(job.predictor)
         self.metric = shared_lpips(self.device)
         self.verify_library = ModelLibrary(device=self.device)
         self.verify_library.register(self.codec)

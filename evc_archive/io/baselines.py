@@ -42,9 +42,35 @@ class BaselineResult:
     crf: int
     bytes: int
     frames: np.ndarray  # (n,H,W,3) uint8, decoded
+    sei_bytes: int = 0  # H.264/HEVC SEI NAL units (x264's and x265's settings text): not needed to decode
 
     def bpp(self, width: int, height: int) -> float:
         return self.bytes * 8 / (len(self.frames) * width * height)
+
+    def essential_bpp(self, width: int, height: int) -> float:
+        """bpp without the SEI messages a decoder ignores (a fairer count at very low rates)."""
+        return (self.bytes - self.sei_bytes) * 8 / (len(self.frames) * width * height)
+
+
+def sei_bytes(data: bytes, codec: str) -> int:
+    """Bytes of SEI NAL units (start code included) in an Annex B H.264/HEVC stream; 0 for AV1."""
+    if codec not in ("x264", "x265"):
+        return 0
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    total = 0
+    for k, s in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(data)
+        if end > s + 3 and k + 1 < len(starts) and data[end - 1] == 0:
+            end -= 1  # a 4-byte start code's leading zero belongs to the next unit
+        header = data[s + 3] if s + 3 < len(data) else 0
+        kind = header & 0x1F if codec == "x264" else (header >> 1) & 0x3F
+        if (codec == "x264" and kind == 6) or (codec == "x265" and kind in (39, 40)):
+            total += end - s
+    return total
 
 
 def _even_pad(frames: np.ndarray) -> np.ndarray:
@@ -79,6 +105,7 @@ def encode_baseline(frames: np.ndarray, codec: str, crf: int, fps: Fraction = Fr
         packets.extend(enc.encode(frame))
     packets.extend(enc.encode(None))
     total = sum(p.size for p in packets)
+    sei = sum(sei_bytes(bytes(p), codec) for p in packets)
     dec = av.CodecContext.create(spec.decoder, "r")
     decoded = []
     for p in packets:
@@ -87,7 +114,7 @@ def encode_baseline(frames: np.ndarray, codec: str, crf: int, fps: Fraction = Fr
     out = np.stack([f.to_ndarray(format="rgb24")[:h, :w] for f in decoded])
     if len(out) != n:
         raise RuntimeError(f"{codec} returned {len(out)} frames for {n}")
-    return BaselineResult(codec, crf, total, out)
+    return BaselineResult(codec, crf, total, out, sei)
 
 
 def crf_sweep(frames: np.ndarray, codec: str, crfs: list[int] | None = None) -> list[BaselineResult]:

@@ -64,23 +64,19 @@ class EncodeSummary:
 
 
 def encode_file(source: Path, out: Path, settings: EncoderSettings, library: ModelLibrary,
-                predictor_name: str = "copy-last",
+                predictor_name: str = "motion-hint",
                 on_segment: Callable[[SegmentResult, int], None] | None = None,
-                info: VideoInfo | None = None) -> EncodeSummary:
+                info: VideoInfo | None = None, keyframe_codec: str = "svtav1") -> EncodeSummary:
     """Encode a video file into one .evc file of consecutive segments (`settings.gop` frames each).
     on_segment(result, frames_done) is called after each segment. `info` is the exact probe of
     the source when the caller has it (its frame rate goes into the stream)."""
     from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.predictor import CopyLastFramePredictor
 
     info = info or probe_video(source)
-    codec = library.default_keyframe()
+    codec = library.keyframe_named(keyframe_codec)
     if settings.quality not in codec.qualities:
         raise EVCError(f"--quality must be one of {codec.qualities}, not {settings.quality}.")
-    if predictor_name == "copy-last":
-        predictor = CopyLastFramePredictor()
-    else:
-        predictor = library.default_predictor()
+    predictor = library.predictor_named(predictor_name)
     metric = shared_lpips()
     done = 0
 

@@ -20,7 +20,7 @@ def _stream() -> Stream:
 def test_round_trip_preserves_everything():
     stream = _stream()
     data = pack(stream)
-    assert data.startswith(MAGIC) and data[4] == FORMAT_VERSION
+    assert data.startswith(MAGIC) and data[4] == 1  # no predictor hints: still version 1, readable by old builds
     back = unpack(data)
     assert back == stream
     assert back.frame_count == 11
@@ -66,3 +66,14 @@ def test_segment_must_start_coded_and_match_payloads():
 def test_varint_round_trip(value):
     data = varint.encode(value)
     assert varint.decode(data + b"tail", 0) == (value, len(data))
+
+
+def test_hints_make_a_version_2_stream_that_round_trips():
+    stream = _stream()
+    seg1, seg2 = stream.segments
+    hinted = Stream(stream.header, (Segment(seg1.coded, seg1.frames, (b"", b"\x03\x81\x01")), seg2))
+    data = pack(hinted)
+    assert data[4] == FORMAT_VERSION == 2
+    back = unpack(data)
+    assert back == hinted and back.segments[1].hints == ()
+    assert len(data) == len(pack(stream)) + 2 + (1 + 0) + (1 + 3)  # counts + (length + bytes) per hint

@@ -20,6 +20,7 @@ import torch
 
 from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, shipped_model_dir
 from evc_archive.distributed import pipeline
 from evc_archive.distributed.pipeline import (ARCHIVE_FORMAT, Events, RestoreConfig, SubmitConfig, group_videos,
@@ -104,6 +105,24 @@ def check_restored(path: Path, source: str, rows: list[dict], frames: int, fps: 
 
 
 # -- a local archive ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("codec, predictor, files", [("svtav1", "copy-last", set()), ("hyperprior", "copy-last", {"keyframe"}),
+                                                     ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"})])
+def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
+    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE
+
+    store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
+    pipeline.prepare_archive(store, SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec))
+    meta = store.read_json("archive.json")
+    assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
+    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE}
+    for kind in files:
+        data = (shipped_model_dir() / names[kind]).read_bytes()
+        assert meta["models"][kind] == hashlib.sha256(data).hexdigest()
+        assert store.read_bytes(f"models/{meta['models'][kind]}.pt") == data
+        card = shipped_model_dir() / names[kind].replace(".pt", ".md")
+        assert store.read_bytes(f"models/{meta['models'][kind]}.md") == card.read_bytes()  # the card travels too
+
+
 def test_submit_summary_layout_and_manifest(archived, corpus):
     arch, summary, events = archived
     assert (summary.videos, summary.segments_planned, summary.segments_skipped) == (2, 6, 0)
@@ -111,26 +130,22 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert summary.pixels == 2 * N * H * W and summary.bytes > 0
     assert len(events.rows) == 6 and len(events.plans) == 1
 
-    keyframe_bytes = (shipped_model_dir() / DEFAULT_KEYFRAME_FILE).read_bytes()
-    sha = hashlib.sha256(keyframe_bytes).hexdigest()
     store = Store(str(arch))
     rows = read_manifest(store)
     vids = video_ids(rows)
     assert sorted(vids) == list(NAMES)
-    expected = {"archive.json", f"models/{sha}.pt", f"models/{sha}.md", f"models/{sha}.loss.png"} | {
+    expected = {"archive.json"} | {  # the default keyframe codec (svtav1) and predictor need no model file
         f"segments/{vids[name]}/{i:06d}.evc" for name in NAMES for i in range(3)}
     listed = store.list("")
     manifest_parts = [k for k in listed if k.startswith("manifest/")]
     assert set(listed) - set(manifest_parts) == expected  # nothing else: no temp files, no write probes
     assert len(manifest_parts) == 1 and manifest_parts[0].endswith(".parquet")  # compacted
     assert not [p for p in arch.rglob("*") if ".part" in p.name or "probe" in p.name]
-    assert (arch / "models" / f"{sha}.pt").read_bytes() == keyframe_bytes
-    assert (arch / "models" / f"{sha}.md").read_bytes() == (shipped_model_dir() / "keyframe.md").read_bytes()
 
     meta = store.read_json("archive.json")
-    assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {"keyframe": sha}
+    assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "copy-last", "target_bpp": None}
+                       "predictor": "motion-hint", "keyframe_codec": "svtav1", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -146,10 +161,10 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
         assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (n * W * H))
         assert (r["width"], r["height"], r["fps_num"], r["fps_den"]) == (W, H, 25, 1)
         assert r["seed"] == segment_seed(0, r["segment_id"])
-        assert r["keyframe_model_sha256"] == sha and len(r["recon_fingerprint"]) == 64
+        assert r["keyframe_model_sha256"] == AV1IntraCodec.content_hash.hex() and len(r["recon_fingerprint"]) == 64
         assert r["coded_frames"] >= 1 and r["coded_frames"] + r["generated_frames"] == n
         assert 0 <= r["lpips_mean"] <= r["lpips_max"] and r["psnr_mean"] >= r["psnr_min"] > 10
-        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "copy-last"
+        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "motion-hint"
         total += r["bytes"]
     assert summary.bytes == total
     assert summary.bpp == pytest.approx(total * 8 / (2 * N * H * W))
@@ -262,7 +277,8 @@ def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, 
 
 
 @pytest.mark.parametrize("change", [dict(gop=16), dict(quality=3), dict(lpips_threshold=0.2), dict(seed=1),
-                                    dict(predictor="diffusion"), dict(target_bpp=0.05)])
+                                    dict(predictor="diffusion"), dict(target_bpp=0.05),
+                                    dict(keyframe_codec="hyperprior")])
 def test_other_settings_on_an_existing_archive_are_refused(archived, corpus, monkeypatch, change):
     arch = archived[0]
     before = files(arch)

@@ -1,0 +1,147 @@
+"""AV1 intra keyframe codec (kind id 2): each coded frame is one AV1 key frame, encoded by SVT-AV1
+and decoded by dav1d, both through PyAV. Weightless: nothing to ship, nothing to train.
+
+Payload: the AV1 OBUs of one key frame (sequence header + frame), without the leading temporal
+delimiter `12 00` (the decoder puts it back). 4:2:0, 8 bit, the frame edge-padded to even sizes
+(at least 8x8) before coding and cropped after.
+
+Determinism: AV1 decoding is integer-exact by specification, so the YUV planes dav1d returns are
+the same bits everywhere. The colour conversion is ours, not swscale's (whose SIMD paths round
+differently between CPUs): full-range BT.601 in 16-bit fixed point, chroma averaged over 2x2 at
+encode and upsampled with the (9,3,3,1)/16 centre-sited filter at decode, all numpy integers.
+The encoder's reconstruction is the decode of the exact payload bytes (keyframe.ImageCodec contract).
+
+Quality levels map to SVT-AV1 CRF values (preset 4, one intra frame): level 1 = fewest bits. The
+CRF table and the preset matter only to the encoder; the decoder needs neither, so neither is in
+the hash, which names the payload format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from evc_archive.core.errors import BitstreamError
+
+# level -> CRF. On 12 held-out 128x128 frames: 87 .. 1680 bytes a frame (0.04 .. 0.82 bpp), the range
+# a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames.
+CRF_BY_QUALITY: dict[int, int] = {q: 63 - 4 * (q - 1) for q in range(1, 10)}  # 63, 59, ..., 31
+PRESET = 4
+TEMPORAL_DELIMITER = b"\x12\x00"
+MIN_SIDE = 8
+FORMAT_KEY = b"evc-archive/keyframe-av1-intra/1:obus-no-td:yuv420p8:bt601-full-q16:chroma-2x2-avg/9331"
+
+
+def rgb_to_yuv420(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H,W,3) uint8, H and W even -> Y (H,W), Cb, Cr (H/2,W/2) uint8, full-range BT.601."""
+    f = frame.astype(np.int64)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16
+    cb = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16
+    cr = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16
+
+    def half(c: np.ndarray) -> np.ndarray:
+        c = np.clip(c, 0, 255)
+        return (c[0::2, 0::2] + c[0::2, 1::2] + c[1::2, 0::2] + c[1::2, 1::2] + 2) >> 2
+
+    return tuple(np.clip(p, 0, 255).astype(np.uint8) for p in (y, half(cb), half(cr)))  # type: ignore[return-value]
+
+
+def upsample_chroma(c: np.ndarray) -> np.ndarray:
+    """(h,w) uint8 chroma sited at 2x2 block centres -> (2h,2w) int64, (9,3,3,1)/16, edges clamped."""
+    p = np.pad(c.astype(np.int64), 1, mode="edge")
+    h, w = c.shape
+    centre = p[1:-1, 1:-1]
+    out = np.empty((2 * h, 2 * w), dtype=np.int64)
+    for dy, sy in ((0, -1), (1, 1)):  # output row parity -> neighbour row offset
+        for dx, sx in ((0, -1), (1, 1)):
+            vert = p[1 + sy : 1 + sy + h, 1:-1]
+            horiz = p[1:-1, 1 + sx : 1 + sx + w]
+            diag = p[1 + sy : 1 + sy + h, 1 + sx : 1 + sx + w]
+            out[dy::2, dx::2] = (9 * centre + 3 * vert + 3 * horiz + diag + 8) >> 4
+    return out
+
+
+def yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Y (H,W), Cb, Cr (H/2,W/2) uint8 -> (H,W,3) uint8, the exact inverse pipeline of the encoder's."""
+    yy = y.astype(np.int64) << 16
+    u, v = upsample_chroma(cb) - 128, upsample_chroma(cr) - 128
+    r = (yy + 91881 * v + 32768) >> 16
+    g = (yy - 22554 * u - 46802 * v + 32768) >> 16
+    b = (yy + 116130 * u + 32768) >> 16
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+
+
+def coded_size(height: int, width: int) -> tuple[int, int]:
+    """The size actually coded: even, at least MIN_SIDE."""
+    return max(MIN_SIDE, height + height % 2), max(MIN_SIDE, width + width % 2)
+
+
+class AV1IntraCodec:
+    """A keyframe.ImageCodec: qualities, encode, decode, content_hash; weightless."""
+
+    model_id = 2
+    content_hash = hashlib.sha256(FORMAT_KEY).digest()
+
+    def __init__(self, crf_by_quality: dict[int, int] | None = None, preset: int = PRESET, device: str = "cpu"):
+        self.crf_by_quality = dict(sorted((crf_by_quality or CRF_BY_QUALITY).items()))
+        self.preset = preset
+        self.device = device  # frames are coded on the CPU whatever the device
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(self.crf_by_quality)
+
+    def _crf(self, quality: int) -> int:
+        if quality not in self.crf_by_quality:
+            raise ValueError(f'Invalid quality "{quality}": this codec has {self.qualities}')
+        return self.crf_by_quality[quality]
+
+    def encode(self, frame: torch.Tensor, quality: int) -> bytes:
+        """frame (H,W,3) uint8 -> payload bytes (one AV1 key frame)."""
+        import av
+
+        crf = self._crf(quality)
+        h, w, _ = frame.shape
+        ch, cw = coded_size(h, w)
+        rgb = np.pad(frame.cpu().numpy(), ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
+        planes = rgb_to_yuv420(rgb)
+        vf = av.VideoFrame(cw, ch, "yuv420p")
+        for plane, data in zip(vf.planes, planes):
+            stride = plane.line_size
+            buf = np.zeros((data.shape[0], stride), dtype=np.uint8)
+            buf[:, : data.shape[1]] = data
+            plane.update(buf.tobytes())
+        vf.pts = 0
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration to stderr otherwise
+        enc = av.CodecContext.create("libsvtav1", "w")
+        enc.width, enc.height, enc.pix_fmt = cw, ch, "yuv420p"
+        enc.time_base, enc.framerate, enc.gop_size = Fraction(1, 25), Fraction(25), 1
+        enc.options = {"preset": str(self.preset), "crf": str(crf), "svtav1-params": "keyint=1"}
+        data = b"".join(bytes(p) for p in [*enc.encode(vf), *enc.encode(None)])
+        if data.startswith(TEMPORAL_DELIMITER):
+            data = data[len(TEMPORAL_DELIMITER):]
+        return data
+
+    def decode(self, payload: bytes, quality: int, height: int, width: int) -> torch.Tensor:
+        """payload -> frame (height,width,3) uint8 on the CPU (the quality is not needed)."""
+        import av
+
+        ch, cw = coded_size(height, width)
+        dec = av.CodecContext.create("libdav1d", "r")
+        try:
+            frames = [*dec.decode(av.Packet(TEMPORAL_DELIMITER + bytes(payload))), *dec.decode(None)]
+        except av.error.FFmpegError as exc:
+            raise BitstreamError(f"AV1 keyframe payload does not decode ({exc.__class__.__name__})") from None
+        if len(frames) != 1 or (frames[0].height, frames[0].width) != (ch, cw) or frames[0].format.name != "yuv420p":
+            raise BitstreamError("AV1 keyframe payload is not one 4:2:0 8-bit frame of the stream's size (damaged)")
+        planes = []
+        for plane, (ph, pw) in zip(frames[0].planes, ((ch, cw), (ch // 2, cw // 2), (ch // 2, cw // 2))):
+            arr = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+            planes.append(arr[:ph, :pw])
+        rgb = yuv420_to_rgb(*planes)[:height, :width]
+        return torch.from_numpy(np.ascontiguousarray(rgb))

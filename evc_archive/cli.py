@@ -455,22 +455,26 @@ def compare(
     gop: Annotated[int, typer.Option(help="Frames per segment: ours codes segments as the archive does; baselines code each segment as one closed GOP.")] = DEFAULTS["gop"],
     frames: Annotated[Optional[int], typer.Option(help="Only the first N frames of each video (default: all).")] = None,
     size: Annotated[Optional[int], typer.Option(help="Resize the short side to N and centre-crop to NxN first (the benchmarks' protocol; default: full size).")] = None,
-    predictor: Annotated[str, typer.Option(help="Our predictor: 'copy-last' or 'diffusion'.")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help=f"Our predictor: {', '.join(PREDICTOR_CHOICES)}.")] = DEFAULTS["predictor"],
+    keyframe_codec: Annotated[str, typer.Option(help=f"Our keyframe codec: {', '.join(KEYFRAME_CHOICES)}.")] = DEFAULTS["keyframe_codec"],
     codecs: Annotated[str, typer.Option(help="Baselines, comma-separated, from x264 (veryslow), x265 (veryslow), svtav1 (preset 4).")] = "x264,x265,svtav1",
     fps: Annotated[Optional[str], typer.Option(help="Code at this frame rate (e.g. 25 or 30000/1001) instead of each source's: x264 and x265 spend bits by frame rate.")] = None,
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the source.")] = None,
 ) -> None:
     """Compare ours with x264, x265 and SVT-AV1 at matched bpp on your own videos, before trusting us
     with a corpus. Baselines run at their slowest practical presets, one closed GOP per segment,
-    raw packet bytes counted; ours counts every byte of its segment objects. Writes a CSV of
+    raw packet bytes counted (less the SEI settings text x264/x265 add); ours counts every byte of
+    its segment objects. Writes a CSV of
     bpp/LPIPS/PSNR per codec and setting, RD plots and a frame grid per video."""
     from evc_archive.reports.compare import CompareOptions, run_compare
 
     targets = _targets(bpp)
     if gop < 1 or (frames is not None and frames < 1) or (size is not None and size < 16):
         _fail("--gop and --frames must be >= 1, --size >= 16.")
-    if predictor not in ("diffusion", "copy-last"):
-        _fail(f"--predictor must be 'diffusion' or 'copy-last', not '{predictor}'.")
+    if predictor not in PREDICTOR_CHOICES:
+        _fail(f"--predictor must be one of {', '.join(PREDICTOR_CHOICES)}, not '{predictor}'.")
+    if keyframe_codec not in KEYFRAME_CHOICES:
+        _fail(f"--keyframe-codec must be one of {', '.join(KEYFRAME_CHOICES)}, not '{keyframe_codec}'.")
     names = tuple(c.strip() for c in codecs.split(",") if c.strip())
     rate = None
     if fps is not None:
@@ -483,7 +487,7 @@ def compare(
         if rate <= 0:
             _fail(f"--fps must be positive (got '{fps}')")
     opts = CompareOptions(source, out, targets, gop, frames, size, predictor, names, _storage_options(storage_options),
-                          rate)
+                          rate, keyframe_codec=keyframe_codec)
     with _job_progress() as progress:
         task = progress.add_task("compare", total=None, info="")
         results = run_compare(opts, lambda message: progress.update(task, info=message))

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus, archive = tmp / "sample-corpus", tmp / "sample-archive"
         write_sample_corpus(corpus)
-        summary = submit(SubmitConfig(str(corpus), str(archive), EncoderSettings(), target_bpp=args.target_bpp))
+        settings = EncoderSettings(lpips_threshold=0.3, quality=8)  # the CLI's defaults (rate control picks per segment)
+        summary = submit(SubmitConfig(str(corpus), str(archive), settings, target_bpp=args.target_bpp))
         html = build_report(ReportOptions(str(archive)))
         page = Path(tmp, "sample-report.html")
         page.write_text(html)

@@ -78,9 +78,14 @@ def _read_json(store, key: str) -> dict[str, Any]:
         raise EVCError(f"'{key}' of the archive cannot be read ({one_line(exc)}); the archive is damaged") from None
 
 
-def _model_cards(store, digests: dict[str, str]) -> list[dict[str, Any]]:
+# weightless codecs and predictors have no file in the archive: their cards ship with the package
+WEIGHTLESS_CARDS = {("keyframe_codec", "svtav1"): ("keyframe: AV1 intra (SVT-AV1 / dav1d)", "svtav1-intra.md"),
+                    ("predictor", "motion-hint"): ("predictor: global-motion-hint", "motion-hint.md")}
+
+
+def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per model the archive names: sha256, size, its card (from the archive, else the
-    shipped card of the same file), loss curve."""
+    shipped card of the same file), loss curve; then the weightless ones its settings use."""
     from evc_archive.core.registry import shipped_model_dir
 
     shipped = {}
@@ -100,6 +105,11 @@ def _model_cards(store, digests: dict[str, str]) -> list[dict[str, Any]]:
             loss = png.read_bytes() if png.is_file() else None
         out.append({"kind": kind, "sha256": digest, "bytes": store.size(f"{key}.pt"), "card": card,
                     "loss_png": data_uri(loss) if loss else None})
+    for (setting, value), (kind, name) in WEIGHTLESS_CARDS.items():
+        card = shipped_model_dir() / name
+        if params.get(setting) == value and card.is_file():
+            out.append({"kind": kind, "sha256": "(weightless: no file)", "bytes": 0, "card": card.read_text(),
+                        "loss_png": None})
     return out
 
 
@@ -211,7 +221,7 @@ def build_report(opts: ReportOptions, on_progress: Progress | None = None) -> st
         "psnr_hist": data_uri(figures.histogram_png([r["psnr_mean"] for r in ok], "PSNR dB (segment mean)",
                                                     "PSNR per segment")) if ok else None,
         "bpp_hist": data_uri(figures.histogram_png([r["bpp"] for r in ok], "bpp", "bpp per segment")) if ok else None,
-        "models": _model_cards(store, meta.get("models", {})),
+        "models": _model_cards(store, meta.get("models", {}), params),
         "rate_notes": sorted({r["rate_note"] for r in ok if r.get("rate_note")}),
     }
     return render("report.html.j2", context)

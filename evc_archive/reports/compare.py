@@ -2,13 +2,15 @@
 
 Protocol (fair to the other codecs; written into the output's compare.md):
 - Every video is cut into GOP-sized segments, as `submit` does.
-- Ours: rate control over the whole video (exact RD points per segment, Lagrangian allocation at
+- Ours (default: SVT-AV1 intra keyframes + the motion-hint predictor): rate control over the whole video (exact RD points per segment, Lagrangian allocation at
   each target), then each segment encoded for real as the archive stores it: one complete .evc
   object per segment, every byte counted (header and CRC included).
 - Baselines (evc_archive.io.baselines): each segment one closed GOP at the codec's slowest practical
   preset (x264/x265 veryslow, SVT-AV1 preset 4), the same CRF for every segment of a video, raw
-  packet bytes only (no container); a CRF sweep, quality interpolated at each target on a log-bpp
-  axis. Targets outside a codec's CRF range are reported as unreachable, never extrapolated.
+  packet bytes only (no container), minus the SEI messages x264 and x265 write (their settings as
+  text, 0.7-2.3 KB per GOP, which a decoder ignores; counted in the CSV's sei_bytes); a CRF sweep,
+  quality interpolated at each target on a log-bpp axis. Targets outside a codec's CRF range are
+  reported as unreachable, never extrapolated.
 - LPIPS (AlexNet) and PSNR per frame against the source, averaged over frames.
 """
 
@@ -30,7 +32,8 @@ from evc_archive.reports import figures
 
 Progress = Callable[[str], None]
 CODECS = ("x264", "x265", "svtav1")
-CSV_FIELDS = ("video", "codec", "kind", "setting", "target_bpp", "bpp", "bytes", "lpips", "psnr", "frames", "note")
+CSV_FIELDS = ("video", "codec", "kind", "setting", "target_bpp", "bpp", "bytes", "sei_bytes", "lpips", "psnr", "frames",
+              "note")
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,12 @@ class CompareOptions:
     gop: int = 30
     max_frames: int | None = None  # the first N frames of each video
     size: int | None = None  # short side resized to this, centre-cropped square (the benchmarks' protocol)
-    predictor: str = "copy-last"
+    predictor: str = "motion-hint"  # registry.PREDICTOR_NAMES
     codecs: tuple[str, ...] = CODECS
     storage_options: dict[str, Any] = field(default_factory=dict)
     fps: Fraction | None = None  # code at this rate instead of the source's (x264/x265 spend bits by frame rate)
     label: str = ""  # what compare.md calls the input (default: source)
+    keyframe_codec: str = "svtav1"  # registry.KEYFRAME_NAMES
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Point:
     psnr: float | None
     target_bpp: float | None = None
     note: str = ""
+    sei_bytes: int = 0  # baselines: SEI bytes left out of `bytes` (x264/x265 settings text)
 
 
 @dataclass
@@ -111,13 +116,12 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
 def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progress: Progress) -> None:
     """Rate control at each target over the video's segments; each segment then encoded for real."""
     from evc_archive.core.encoder import EncoderSettings, encode_video
-    from evc_archive.core.predictor import CopyLastFramePredictor
     from evc_archive.core.ratecontrol import SegmentSimulator, allocate
     from evc_archive.core.registry import ModelLibrary
 
     library = ModelLibrary()
-    codec = library.default_keyframe()
-    predictor = CopyLastFramePredictor() if opts.predictor == "copy-last" else library.default_predictor()
+    codec = library.keyframe_named(opts.keyframe_codec)
+    predictor = library.predictor_named(opts.predictor)
     settings = EncoderSettings(gop=opts.gop)
     segs = _segments(len(video.frames), opts.gop)
     tables, sims = [], []
@@ -170,9 +174,11 @@ def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, m
         on_progress(f"{video.name}: {codec} CRF {crf}")
         parts = [encode_baseline(video.frames[a:b], codec, crf, video.fps) for a, b in segs]
         rec = np.concatenate([p.frames for p in parts])
-        total = sum(p.bytes for p in parts)
+        sei = sum(p.sei_bytes for p in parts)
+        total = sum(p.bytes for p in parts) - sei  # SEI (the encoder's settings text) is not needed to decode
         lp, ps = _quality(metric, rec, video.frames)
-        point = Point(codec, "sweep", f"crf {crf}", total * 8 / (n * h * w), total, float(lp.mean()), float(ps.mean()))
+        point = Point(codec, "sweep", f"crf {crf}", total * 8 / (n * h * w), total, float(lp.mean()), float(ps.mean()),
+                      sei_bytes=sei)
         video.points.append(point)
         sweep.append((point, rec))
     bpps = [p.bpp for p, _ in sweep]
@@ -187,7 +193,7 @@ def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, m
 
 def rows(video: VideoComparison) -> list[dict[str, Any]]:
     return [{"video": video.name, "codec": p.codec, "kind": p.kind, "setting": p.setting, "target_bpp": p.target_bpp,
-             "bpp": p.bpp, "bytes": p.bytes, "lpips": p.lpips, "psnr": p.psnr, "frames": len(video.frames),
+             "bpp": p.bpp, "bytes": p.bytes, "sei_bytes": p.sei_bytes, "lpips": p.lpips, "psnr": p.psnr, "frames": len(video.frames),
              "note": p.note} for p in video.points]
 
 

@@ -74,7 +74,7 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
              f"largest difference {d_raw:.2e} bpp, {d_rl:.2e} LPIPS.",
              f"- vs docs/benchmarks/ablation.json (SEI left out, as compare does): {n_ess} points, largest "
              f"difference {d_ess:.2e} bpp, {d_el:.2e} LPIPS.", "",
-             f"Ours ({combo}) at each target: compare (rate control: `sweep_near` over 10 thresholds, "
+             f"Ours ({combo}) at each target: compare (rate control: `sweep_near` over 19 thresholds, "
              "Lagrangian allocation) vs the ablation benchmark (a full sweep over 23 thresholds, best point "
              "within the budget):", "",
              "| clip | target | compare bpp | compare LPIPS | compare setting | ablation bpp | ablation LPIPS | ablation setting |",

@@ -116,7 +116,7 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
 def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progress: Progress) -> None:
     """Rate control at each target over the video's segments; each segment then encoded for real."""
     from evc_archive.core.encoder import EncoderSettings, encode_video
-    from evc_archive.core.ratecontrol import SegmentSimulator, allocate
+    from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS, SegmentSimulator, allocate
     from evc_archive.core.registry import ModelLibrary
 
     library = ModelLibrary()
@@ -129,7 +129,7 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         on_progress(f"{video.name}: ours, RD points of segment {k + 1}/{len(segs)}")
         sim = SegmentSimulator(torch.from_numpy(video.frames[a:b]), codec, predictor, metric, settings, video.fps, a)
         sims.append(sim)
-        tables.append(sim.sweep_near(max(opts.targets)))
+        tables.append(sim.sweep_near(max(opts.targets), thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
     pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
     # the RD curve: allocations on a dense grid of targets (exact simulated points, no extra encodes)
     for t in np.geomspace(min(opts.targets) / 2, max(opts.targets) * 2, 16):

@@ -34,7 +34,6 @@ import argparse
 import json
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,9 +100,9 @@ def run_combination(clips: dict, codec, predictor, metric, log) -> dict:
     """Sweep, choose per target, encode + decode the chosen settings for real."""
     import dataclasses
 
-    from evc_archive.core.decoder import decode_segment
-    from evc_archive.core.encoder import EncoderSettings, encode_video
+    from evc_archive.core.encoder import EncoderSettings
     from evc_archive.core.ratecontrol import choose_for_target, SegmentSimulator
+    from jobs.benchmark_codec import timed_round_trip
 
     base = EncoderSettings(sampling_steps=1, seed=0)
     out = {}
@@ -120,14 +119,8 @@ def run_combination(clips: dict, codec, predictor, metric, log) -> dict:
                    "psnr": p.psnr, "coded": p.coded, "over": p.bpp > target}
             if target in TARGETS:
                 settings = dataclasses.replace(base, quality=p.quality, lpips_threshold=p.threshold)
-                t1 = time.perf_counter()
-                enc = encode_video([clip], Fraction(25), codec, predictor, metric, settings)
-                t_enc = time.perf_counter() - t1
-                t1 = time.perf_counter()
-                dec = decode_segment(enc.stream.segments[0], enc.stream.header, codec, predictor)
-                t_dec = time.perf_counter() - t1
+                enc, t_enc, t_dec = timed_round_trip(clip, codec, predictor, metric, settings)
                 assert len(enc.data) == p.bytes, f"simulated {p.bytes} bytes, encoded {len(enc.data)}"
-                assert torch.equal(dec, enc.results[0].reconstruction), "decoder drifted from the encoder"
                 row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec)
             per_target[str(target)] = row
         out[name] = {"search_seconds": search_s, "cost": dataclasses.asdict(sim.cost), "targets": per_target,

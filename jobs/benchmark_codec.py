@@ -36,16 +36,26 @@ CODECS = ("x264", "x265", "svtav1")
 
 def evaluation_clip(path: Path, frames: int = 30, size: int = 128) -> torch.Tensor:
     """(frames,size,size,3) uint8: start of a clip, short side resized (area), centre crop."""
+    from evc_archive.io.clip import square_clip
     from evc_archive.io.video_io import read_frames
-    from evc_archive.training.data import resize_short_side
 
-    out = []
-    for f in read_frames(path, 0, frames):
-        im = np.asarray(resize_short_side(f, size))
-        h, w = im.shape[:2]
-        y0, x0 = (h - size) // 2, (w - size) // 2
-        out.append(im[y0:y0 + size, x0:x0 + size])
-    return torch.from_numpy(np.stack(out))
+    return torch.from_numpy(square_clip(read_frames(path, 0, frames), size))
+
+
+def timed_round_trip(clip: torch.Tensor, codec, predictor, metric, settings):
+    """Encode one clip as one stream, decode it, check the decoder rebuilds the encoder's frames.
+    -> (EncodedVideo, encode seconds, decode seconds)."""
+    from evc_archive.core.decoder import decode_segment
+    from evc_archive.core.encoder import encode_video
+
+    t0 = time.perf_counter()
+    enc = encode_video([clip], Fraction(25), codec, predictor, metric, settings)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dec = decode_segment(enc.stream.segments[0], enc.stream.header, codec, predictor)
+    t_dec = time.perf_counter() - t0
+    assert torch.equal(dec, enc.results[0].reconstruction), "decoder drifted from the encoder"
+    return enc, t_enc, t_dec
 
 
 def baseline_curves(clip: np.ndarray, metric) -> dict:
@@ -72,8 +82,7 @@ def matched(curve: list[dict], bpp: float, key: str) -> float | None:
 
 
 def run_clips(args, codec, predictors, metric) -> dict:
-    from evc_archive.core.encoder import EncoderSettings, encode_video
-    from evc_archive.core.decoder import decode_segment
+    from evc_archive.core.encoder import EncoderSettings
     from evc_archive.training.data import held_out_clips
 
     clips = {p.stem: evaluation_clip(p) for p in held_out_clips(args.data / "video")}
@@ -87,13 +96,7 @@ def run_clips(args, codec, predictors, metric) -> dict:
             for thr in THRESHOLDS:
                 settings = EncoderSettings(lpips_threshold=thr, quality=q, gop=30, sampling_steps=steps)
                 for name, clip in clips.items():
-                    t0 = time.perf_counter()
-                    enc = encode_video([clip], Fraction(25), codec, predictor, metric, settings)
-                    t_enc = time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    dec = decode_segment(enc.stream.segments[0], enc.stream.header, codec, predictor)
-                    t_dec = time.perf_counter() - t0
-                    assert torch.equal(dec, enc.results[0].reconstruction), "decoder drifted from encoder"
+                    enc, t_enc, t_dec = timed_round_trip(clip, codec, predictor, metric, settings)
                     row = {"predictor": pname, "steps": steps, "quality": q, "threshold": thr, "clip": name,
                            "bpp": enc.bpp, "bytes": len(enc.data), "coded": sum(enc.stream.segments[0].coded),
                            "lpips": float(enc.results[0].lpips.mean()), "psnr": float(enc.results[0].psnr.mean()),

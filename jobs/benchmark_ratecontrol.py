@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     import datetime
 
     from benchmark_codec import CODECS, evaluation_clip
-    from evc_archive.core.encoder import EncoderSettings, encode_video, lpips_frames, psnr_frames
+    from evc_archive.core.encoder import EncoderSettings, encode_video, lpips_frames
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.predictor import CopyLastFramePredictor
     from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate

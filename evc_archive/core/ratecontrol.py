@@ -15,8 +15,7 @@ whole corpus (docs/ratecontrol.md explains the algorithm).
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch

@@ -9,14 +9,12 @@ segment exactly once.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -25,7 +23,7 @@ from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
 from evc_archive.distributed.plan import SegmentPlan, SourceProbe, plan_segments
 from evc_archive.distributed.worker import (PAYLOAD_FIELD, RETRYABLE_FIELD, EncodeJob, SegmentDecoder, SegmentEncoder,
-                                            device_name, one_line)
+                                            one_line)
 from evc_archive.io.manifest import append_rows, compact, now, read_manifest
 from evc_archive.io.sources import content_fingerprint, list_sources, video_id_for
 from evc_archive.io.store import Store
@@ -192,7 +190,6 @@ def _failed_probe_row(p: SourceProbe, cfg: SubmitConfig) -> dict[str, Any]:
 # -- submit -----------------------------------------------------------------------------------------
 def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Event | None = None) -> SubmitSummary:
     """Archive every video of cfg.source into cfg.archive (resumable, idempotent)."""
-    import ray
 
     events = events or Events()
     started = time.perf_counter()
@@ -523,7 +520,6 @@ def _incomplete(segs: list[dict[str, Any]]) -> str:
 def verify(archive: str, storage_options: dict[str, Any] | None = None, address: str | None = None,
            workers: int | None = None, on_segment: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Decode every ok segment and compare with its fingerprint: ok / drift / damaged / missing."""
-    import ray
 
     store, rows = open_archive(archive, storage_options or {})
     ok_rows = [r for r in rows if r["status"] == "ok"]

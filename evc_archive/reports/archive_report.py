@@ -8,9 +8,9 @@ shows what the manifest and the archive hold.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 import numpy as np
@@ -49,9 +49,9 @@ class Totals:
         return self.bytes * 8 / self.pixels if self.pixels else None
 
 
-def _mean(values: list[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None
+def _weighted_mean(values: list[float | None], weights: list[int]) -> float | None:
+    pairs = [(v, w) for v, w in zip(values, weights) if v is not None]
+    return float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
 
 
 def segment_frames(row: dict[str, Any]) -> int:
@@ -61,14 +61,14 @@ def segment_frames(row: dict[str, Any]) -> int:
 def totals(rows: list[dict[str, Any]]) -> Totals:
     """Corpus numbers from manifest rows (probe-failure rows count as failures, not segments)."""
     ok = [r for r in rows if r["status"] == "ok"]
-    frames = sum(segment_frames(r) for r in ok)
-    lpips = [r["lpips_mean"] for r in ok for _ in range(segment_frames(r))]  # frame-weighted
-    psnr = [r["psnr_mean"] for r in ok for _ in range(segment_frames(r))]
+    sizes = [segment_frames(r) for r in ok]
+    frames = sum(sizes)
     return Totals(
         videos=len({r["video_id"] for r in rows}), segments_ok=len(ok),
         segments_failed=sum(1 for r in rows if r["status"] != "ok"), frames=frames,
         bytes=sum(r["bytes"] or 0 for r in ok), pixels=sum(segment_frames(r) * r["width"] * r["height"] for r in ok),
-        lpips_mean=_mean(lpips), psnr_mean=_mean(psnr))
+        lpips_mean=_weighted_mean([r["lpips_mean"] for r in ok], sizes),  # per frame
+        psnr_mean=_weighted_mean([r["psnr_mean"] for r in ok], sizes))
 
 
 def _read_json(store, key: str) -> dict[str, Any]:
@@ -86,11 +86,12 @@ WEIGHTLESS_CARDS = {("keyframe_codec", "svtav1"): ("keyframe: AV1 intra (SVT-AV1
 def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per model the archive names: sha256, size, its card (from the archive, else the
     shipped card of the same file), loss curve; then the weightless ones its settings use."""
-    from evc_archive.core.registry import shipped_model_dir
+    from evc_archive.core.registry import file_sha256, shipped_model_dir
 
-    shipped = {}
-    for p in sorted(shipped_model_dir().glob("*.pt")):
-        shipped[hashlib.sha256(p.read_bytes()).hexdigest()] = p
+    @functools.cache
+    def shipped() -> dict[str, Path]:  # hashed only when an archive lacks a card (archives before cards)
+        return {file_sha256(p).hex(): p for p in sorted(shipped_model_dir().glob("*.pt"))}
+
     out = []
     for kind, digest in sorted(digests.items()):
         key = f"models/{digest}"
@@ -98,8 +99,8 @@ def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list
         if store.exists(f"{key}.md"):
             card = store.read_bytes(f"{key}.md").decode("utf-8", "replace")
             loss = store.read_bytes(f"{key}.loss.png") if store.exists(f"{key}.loss.png") else None
-        elif digest in shipped:
-            path = shipped[digest]
+        elif digest in shipped():
+            path = shipped()[digest]
             md, png = path.with_suffix(".md"), path.with_suffix(".loss.png")
             card = md.read_text() if md.is_file() else None
             loss = png.read_bytes() if png.is_file() else None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from evc_archive.core.bitstream import Segment, Stream, pack, unpack
+from evc_archive.core.bitstream import Stream, pack, unpack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_video
 from evc_archive.core.errors import BitstreamError

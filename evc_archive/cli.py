@@ -39,8 +39,19 @@ stdout = Console()
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
 DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
-            "keyframe_codec": "svtav1"}
+            "keyframe_codec": "svtav1", "residual_levels": 2}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)
+RESIDUAL_HELP = ("A rejected frame may be coded as its residual against the predicted frame, this many quality "
+                 "levels above the segment's first frame, where that is cheaper or alone meets the threshold "
+                 "(bitstream v3). Rate control (--target-bpp, compare) instead tries, per segment, intra only "
+                 "and 1 and 3 levels (core.loop.RESIDUAL_SEARCH).")
 DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
+
+
+def _residual(levels: int, intra_only: bool) -> int | None:
+    """--residual-levels / --intra-only -> EncoderSettings.residual_levels."""
+    if levels < 0:
+        _fail("--residual-levels must be >= 0.")
+    return None if intra_only else levels
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -84,12 +95,14 @@ def encode(
     source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
     output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-13, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
     predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
-    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-9).")] = DEFAULTS["keyframe_codec"],
+    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-13).")] = DEFAULTS["keyframe_codec"],
+    residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
+    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.core.encoder import EncoderSettings
@@ -104,7 +117,7 @@ def encode(
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
-    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed)
+    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only))
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task(f"encoding {source.name}", total=info.frame_count, info="")
@@ -253,7 +266,7 @@ def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
     out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-9, default 8; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-13, default 8; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
     target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
@@ -261,6 +274,8 @@ def submit(
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
     predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint' or 'diffusion'.")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
+    residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
+    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -287,7 +302,8 @@ def submit(
     quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
-    cfg = SubmitConfig(source, out, EncoderSettings(lpips_threshold, quality, gop, steps, seed), predictor, workers,
+    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only))
+    cfg = SubmitConfig(source, out, settings, predictor, workers,
                        gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
                        keyframe_codec=keyframe_codec)
     stop = threading.Event()
@@ -457,6 +473,8 @@ def compare(
     size: Annotated[Optional[int], typer.Option(help="Resize the short side to N and centre-crop to NxN first (the benchmarks' protocol; default: full size).")] = None,
     predictor: Annotated[str, typer.Option(help=f"Our predictor: {', '.join(PREDICTOR_CHOICES)}.")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help=f"Our keyframe codec: {', '.join(KEYFRAME_CHOICES)}.")] = DEFAULTS["keyframe_codec"],
+    residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
+    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
     codecs: Annotated[str, typer.Option(help="Baselines, comma-separated, from x264 (veryslow), x265 (veryslow), svtav1 (preset 4).")] = "x264,x265,svtav1",
     fps: Annotated[Optional[str], typer.Option(help="Code at this frame rate (e.g. 25 or 30000/1001) instead of each source's: x264 and x265 spend bits by frame rate.")] = None,
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the source.")] = None,
@@ -487,7 +505,7 @@ def compare(
         if rate <= 0:
             _fail(f"--fps must be positive (got '{fps}')")
     opts = CompareOptions(source, out, targets, gop, frames, size, predictor, names, _storage_options(storage_options),
-                          rate, keyframe_codec=keyframe_codec)
+                          rate, keyframe_codec=keyframe_codec, residual_levels=_residual(residual_levels, intra_only))
     with _job_progress() as progress:
         task = progress.add_task("compare", total=None, info="")
         results = run_compare(opts, lambda message: progress.update(task, info=message))

@@ -119,6 +119,14 @@ def test_cli_choices_match_the_registry():
     assert set(KEYFRAME_CHOICES) == set(KEYFRAME_NAMES)
 
 
+def test_cli_residual_default_matches_the_core():
+    from evc_archive.cli import DEFAULTS, _residual
+    from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS
+
+    assert DEFAULTS["residual_levels"] == DEFAULT_RESIDUAL_LEVELS
+    assert _residual(3, intra_only=True) is None and _residual(3, intra_only=False) == 3
+
+
 def test_keyframe_codec_and_predictor_options_round_trip(source_video, tmp_path):
     out = tmp_path / "av1.evc"
     result = cli("encode", source_video, out, "--gop", "7", "--keyframe-codec", "svtav1", "--predictor", "motion")

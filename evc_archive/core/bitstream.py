@@ -8,9 +8,11 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  seed, context frames K, frames per call F, sampling steps, LPIPS threshold
                  (x 10000, informational), segment count
     segments     per segment: frame count n, flags (ceil(n/8) bytes, bit i of byte i//8 set = frame
-                 i is coded), then per coded frame: quality, payload length, payload; version 2 only:
-                 hint count, then per hint: length, bytes (side information of a hinted predictor,
-                 one per predictor call the decoder makes, in order)
+                 i is coded), then per coded frame: quality (version 3: quality * 2 + mode, mode 1 =
+                 the payload codes the residual against the predicted frame, 0 = the frame itself),
+                 payload length, payload; versions 2 and 3: hint count, then per hint: length,
+                 bytes (side information of a hinted predictor, one per predictor call the decoder
+                 makes, in order)
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -28,8 +30,9 @@ from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 2  # newest; a stream without predictor hints is still written as version 1
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # newest; each stream is written in the oldest version that holds it (see pack)
+READABLE_VERSIONS = (1, 2, 3)
+INTRA, RESIDUAL = 0, 1  # how a coded frame's payload is used (CodedFrame.mode)
 HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
 _CRC = struct.Struct("<I")
 
@@ -55,8 +58,12 @@ class StreamHeader:
 
 @dataclass(frozen=True)
 class CodedFrame:
+    """One coded frame: INTRA codes the frame itself; RESIDUAL codes (frame - prediction) / 2 + 128
+    against the frame the predictor generates at that position (core.residual)."""
+
     quality: int
     payload: bytes
+    mode: int = INTRA
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Segment:
             raise BitstreamError("a segment must start with a coded frame")
         if sum(self.coded) != len(self.frames):
             raise BitstreamError("segment flags and coded frames disagree")
+        if self.frames[0].mode != INTRA:
+            raise BitstreamError("a segment's first frame must be coded on its own (nothing to predict it from)")
 
     @property
     def frame_count(self) -> int:
@@ -102,7 +111,10 @@ def pack(stream: Stream) -> bytes:
     for name in ("keyframe_hash", "predictor_hash"):
         if len(getattr(h, name)) < HASH_BYTES:
             raise ValueError(f"{name} must have at least {HASH_BYTES} bytes")
-    version = 2 if any(seg.hints for seg in stream.segments) else 1
+    if any(f.mode == RESIDUAL for seg in stream.segments for f in seg.frames):
+        version = 3
+    else:  # older builds read what needs nothing newer, byte for byte as they wrote it
+        version = 2 if any(seg.hints for seg in stream.segments) else 1
     out = bytearray(MAGIC)
     out.append(version)
     out += varint.encode(h.keyframe_model_id) + h.keyframe_hash[:HASH_BYTES]
@@ -115,7 +127,10 @@ def pack(stream: Stream) -> bytes:
     for seg in stream.segments:
         out += varint.encode(seg.frame_count) + _pack_flags(seg.coded)
         for frame in seg.frames:
-            out += varint.encode(frame.quality) + varint.encode(len(frame.payload)) + frame.payload
+            if frame.mode not in (INTRA, RESIDUAL):
+                raise ValueError(f"unknown coded-frame mode {frame.mode}")
+            field_value = frame.quality * 2 + frame.mode if version >= 3 else frame.quality
+            out += varint.encode(field_value) + varint.encode(len(frame.payload)) + frame.payload
         if version >= 2:
             out += varint.encode(len(seg.hints))
             for hint in seg.hints:
@@ -177,9 +192,11 @@ def unpack(data: bytes) -> Stream:
         flag_bytes = r.raw((n + 7) // 8)
         coded = tuple(bool(flag_bytes[i // 8] >> (i % 8) & 1) for i in range(n))
         frames = []
-        for _ in range(sum(coded)):
-            quality = r.number()
-            frames.append(CodedFrame(quality, r.raw(r.number())))
+        for j in range(sum(coded)):
+            quality, mode = r.number(), INTRA
+            if version >= 3:
+                quality, mode = quality >> 1, quality & 1
+            frames.append(CodedFrame(quality, r.raw(r.number()), mode))
         hints = tuple(r.raw(r.number()) for _ in range(r.number())) if version >= 2 else ()
         segments.append(Segment(coded, tuple(frames), hints))
     if r.pos != len(body):

@@ -8,11 +8,12 @@ from typing import Iterator
 
 import torch
 
-from evc_archive.core.bitstream import HASH_BYTES, Segment, Stream, StreamHeader, unpack
+from evc_archive.core.bitstream import HASH_BYTES, RESIDUAL, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
 from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 from evc_archive.core.registry import ModelLibrary
+from evc_archive.core.residual import apply_residual
 
 
 def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, predictor: Predictor,
@@ -24,24 +25,30 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, pr
     payloads = iter(segment.frames)
     hinted = uses_hints(predictor)
     hints = iter(segment.hints)
+
+    def call(i: int) -> list[torch.Tensor]:
+        context = torch.stack(recon[-predictor.context_frames:])
+        if hinted:
+            hint = next(hints, None)
+            if hint is None:
+                raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
+            return list(predictor.predict_hinted(context, hint))
+        return list(predictor.predict(context, derive_seed(header.seed, first_frame + i), header.sampling_steps))
+
     for i, coded in enumerate(segment.coded):
         if coded:
             frame = next(payloads)
             if frame.quality not in codec.qualities:
                 raise BitstreamError(f"stream asks for keyframe quality {frame.quality}, which its model lacks (damaged?)")
-            recon.append(codec.decode(frame.payload, frame.quality, h, w))
+            decoded = codec.decode(frame.payload, frame.quality, h, w)
+            if frame.mode == RESIDUAL:
+                prediction = pending.pop(0) if pending else call(i)[0]
+                decoded = apply_residual(prediction, decoded)
+            recon.append(decoded)
             pending = []
             continue
         if not pending:
-            context = torch.stack(recon[-predictor.context_frames:])
-            if hinted:
-                hint = next(hints, None)
-                if hint is None:
-                    raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
-                pending = list(predictor.predict_hinted(context, hint))
-            else:
-                seed = derive_seed(header.seed, first_frame + i)
-                pending = list(predictor.predict(context, seed, header.sampling_steps))
+            pending = call(i)
         recon.append(pending.pop(0))
     if next(hints, None) is not None or (segment.hints and not hinted):
         raise BitstreamError("segment has more predictor hints than predictor calls (damaged?)")

@@ -1,11 +1,8 @@
-"""The paper's sequential encoder, closed loop.
+"""The paper's sequential encoder, closed loop (core.loop holds the loop itself).
 
-Per segment: code the first frame; then repeatedly let the predictor generate F frames from the
-last K frames the decoder will have, accept generated frames in order while
-LPIPS(generated, original) <= threshold, and code the first rejected frame with the keyframe codec
-(restarting prediction from it). The encoder's reconstruction is, by construction, what
-`decoder.decode_segment` will produce: coded frames go through the real decode path, and generated
-frames come from the same predictor calls with the same seeds.
+The encoder's reconstruction is, by construction, what `decoder.decode_segment` will produce: coded
+frames go through the real decode path, and generated frames come from the same predictor calls
+with the same seeds.
 """
 
 from __future__ import annotations
@@ -17,9 +14,11 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from evc_archive.core.bitstream import CodedFrame, Segment, Stream, StreamHeader, pack
+from evc_archive.core.bitstream import Segment, Stream, StreamHeader, pack
 from evc_archive.core.keyframe import ImageCodec
+from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
+from evc_archive.core.residual import apply_residual, residual_image
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 
@@ -33,6 +32,7 @@ class EncoderSettings:
     gop: int = 30  # frames per segment (closed: each segment decodes on its own)
     sampling_steps: int = 1
     seed: int = 0
+    residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
 
 
 @dataclass(frozen=True)
@@ -83,50 +83,50 @@ def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int,
     return best
 
 
+class DirectPieces:
+    """loop.LoopPieces computed when asked, nothing cached (the encoder's single pass)."""
+
+    def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
+                 settings: EncoderSettings, seed: int, first_frame: int):
+        self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
+        self.settings, self.seed, self.first_frame = settings, seed, first_frame
+        self.frame_count, self.context_frames = frames.shape[0], predictor.context_frames
+
+    def _piece(self, payload: bytes, frame: torch.Tensor, i: int) -> CodedPiece:
+        source = self.frames[i : i + 1]
+        return CodedPiece(payload, frame, float(lpips_frames(self.metric, frame[None], source)[0]),
+                          float(psnr_frames(frame[None], source)[0]))
+
+    def intra(self, i: int, quality: int) -> CodedPiece:
+        payload = self.codec.encode(self.frames[i], quality)
+        h, w = self.frames.shape[1:3]
+        return self._piece(payload, self.codec.decode(payload, quality, h, w), i)
+
+    def residual(self, i: int, quality: int, prediction: torch.Tensor) -> CodedPiece:
+        payload = self.codec.encode(residual_image(self.frames[i], prediction), quality)
+        h, w = self.frames.shape[1:3]
+        return self._piece(payload, apply_residual(prediction, self.codec.decode(payload, quality, h, w)), i)
+
+    def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
+        generated, scores, hint = predict_call(
+            self.predictor, self.metric, context, derive_seed(self.seed, self.first_frame + i),
+            self.settings.sampling_steps, self.frames[i : i + self.predictor.frames_per_call])
+        psnrs = psnr_frames(generated, self.frames[i : i + len(generated)])
+        return PredictionPiece(tuple(generated), tuple(scores.tolist()), tuple(psnrs.tolist()), hint)
+
+
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                    settings: EncoderSettings, seed: int, first_frame: int = 0,
                    quality: int | None = None) -> SegmentResult:
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
     stream (it feeds the per-call seeds)."""
-    n, h, w, _ = frames.shape
     q = settings.quality if quality is None else quality
-    recon: list[torch.Tensor] = []
-    coded: list[bool] = []
-    payloads: list[CodedFrame] = []
-    hints: list[bytes] = []
-    pending: list[torch.Tensor] = []
-    pending_scores: list[float] = []
-    pending_hint: bytes | None = None  # recorded when the call's first frame is accepted (the decoder makes the call then)
-    code_next = True
-    i = 0
-    while i < n:
-        if code_next:
-            payload = codec.encode(frames[i], q)
-            recon.append(codec.decode(payload, q, h, w))
-            coded.append(True)
-            payloads.append(CodedFrame(q, payload))
-            pending, pending_scores, code_next = [], [], False
-            i += 1
-            continue
-        if not pending:
-            context = torch.stack(recon[-predictor.context_frames:])
-            generated, scores, pending_hint = predict_call(
-                predictor, metric, context, derive_seed(seed, first_frame + i), settings.sampling_steps,
-                frames[i : i + predictor.frames_per_call])
-            pending, pending_scores = list(generated), scores.tolist()
-        candidate, score = pending.pop(0), pending_scores.pop(0)
-        if score <= settings.lpips_threshold:
-            if pending_hint is not None:
-                hints.append(pending_hint)
-                pending_hint = None
-            recon.append(candidate)
-            coded.append(False)
-            i += 1
-        else:
-            code_next = True
-    reconstruction = torch.stack(recon)
+    pieces = DirectPieces(frames, codec, predictor, metric, settings, seed, first_frame)
+    trace = run_loop(pieces, q, settings.lpips_threshold,
+                     residual_quality_for(codec.qualities, q, settings.residual_levels))
+    reconstruction = trace.reconstruction
     return SegmentResult(
-        segment=Segment(tuple(coded), tuple(payloads), tuple(hints)),
+        segment=trace.segment,
         reconstruction=reconstruction,
         lpips=lpips_frames(metric, reconstruction, frames),
         psnr=psnr_frames(reconstruction, frames),

@@ -29,7 +29,7 @@ from evc_archive.core.errors import BitstreamError
 
 # level -> CRF. On 12 held-out 128x128 frames: 87 .. 1680 bytes a frame (0.04 .. 0.82 bpp), the range
 # a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames.
-CRF_BY_QUALITY: dict[int, int] = {q: 63 - 4 * (q - 1) for q in range(1, 10)}  # 63, 59, ..., 31
+CRF_BY_QUALITY: dict[int, int] = {q: 63 - 4 * (q - 1) for q in range(1, 14)}  # 63, 59, ..., 15
 PRESET = 4
 TEMPORAL_DELIMITER = b"\x12\x00"
 MIN_SIDE = 8

@@ -15,15 +15,16 @@ whole corpus (docs/ratecontrol.md explains the algorithm).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import torch
 
-from evc_archive.core.bitstream import CodedFrame, Segment, Stream, pack
-from evc_archive.core.encoder import EncoderSettings, lpips_frames, make_header, predict_call, psnr_frames
+from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.encoder import DirectPieces, EncoderSettings, make_header
 from evc_archive.core.keyframe import ImageCodec
-from evc_archive.core.predictor import Predictor, derive_seed
+from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
+from evc_archive.core.predictor import Predictor
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.1 .. 0.55
 SEARCH_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 3) for i in range(10))  # 0.1 .. 0.55
@@ -41,6 +42,7 @@ class RDPoint:
     lpips: float  # mean over frames
     psnr: float  # mean over frames
     coded: int
+    residual_levels: int | None = None  # EncoderSettings.residual_levels of this point
 
     @property
     def bpp(self) -> float:
@@ -55,108 +57,108 @@ class SimulationCost:
     settings_evaluated: int = 0
 
 
+class CachedPieces:
+    """loop.LoopPieces shared between settings: coded frames per (quality, position[, prediction]),
+    predictor calls per (context bytes, position). Each piece is computed once, by the encoder's
+    own DirectPieces, so a simulated setting is exactly what the encoder would do."""
+
+    def __init__(self, direct: DirectPieces, cost: SimulationCost):
+        self.direct, self.cost = direct, cost
+        self.frame_count, self.context_frames = direct.frame_count, direct.context_frames
+        self._intra: dict[tuple[int, int], CodedPiece] = {}
+        self._residual: dict[tuple[int, int, bytes], CodedPiece] = {}
+        self._predictions: dict[tuple[bytes, int], PredictionPiece] = {}
+
+    @staticmethod
+    def _digest(frames: torch.Tensor) -> bytes:
+        return hashlib.blake2b(frames.numpy().tobytes(), digest_size=16).digest()
+
+    def intra(self, i: int, quality: int) -> CodedPiece:
+        key = (quality, i)
+        if key not in self._intra:
+            self._intra[key] = self.direct.intra(i, quality)
+            self.cost.keyframe_encodes += 1
+            self.cost.lpips_frames += 1
+        return self._intra[key]
+
+    def residual(self, i: int, quality: int, prediction: torch.Tensor) -> CodedPiece:
+        key = (quality, i, self._digest(prediction))
+        if key not in self._residual:
+            self._residual[key] = self.direct.residual(i, quality, prediction)
+            self.cost.keyframe_encodes += 1
+            self.cost.lpips_frames += 1
+        return self._residual[key]
+
+    def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
+        key = (self._digest(context), i)
+        if key not in self._predictions:
+            call = self.direct.predict(context, i)
+            self._predictions[key] = call
+            self.cost.predictor_calls += 1
+            self.cost.lpips_frames += len(call.frames)
+        return self._predictions[key]
+
+
+_SETTINGS = object()  # run()'s default: the settings' residual_levels
+
+
 class SegmentSimulator:
-    """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold)` -> RDPoint, exact and cached."""
+    """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold[, residual_levels])` ->
+    RDPoint, exact and cached. The sweeps cover `residual_choices` (default: the settings' own)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
-                 settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0):
+                 settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0,
+                 residual_choices: tuple[int | None, ...] | None = None):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.fps, self.first_frame = settings, fps, first_frame
         self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
-        self._keyframes: dict[tuple[int, int], tuple[bytes, torch.Tensor, float, float]] = {}
-        self._predictions: dict[tuple[bytes, int], tuple[list[torch.Tensor], list[float], list[float], bytes | None]] = {}
-        self._points: dict[tuple[int, float], RDPoint] = {}
         self.cost = SimulationCost()
+        self.pieces = CachedPieces(
+            DirectPieces(frames, codec, predictor, metric, settings, settings.seed, first_frame), self.cost)
+        self.residual_choices = residual_choices or (settings.residual_levels,)
+        self._points: dict[tuple[int, float, int | None], RDPoint] = {}
 
-    def _keyframe(self, quality: int, i: int):
-        key = (quality, i)
-        if key not in self._keyframes:
-            payload = self.codec.encode(self.frames[i], quality)
-            rec = self.codec.decode(payload, quality, self.h, self.w)
-            lp = float(lpips_frames(self.metric, rec[None], self.frames[i:i + 1])[0])
-            ps = float(psnr_frames(rec[None], self.frames[i:i + 1])[0])
-            self._keyframes[key] = (payload, rec, lp, ps)
-            self.cost.keyframe_encodes += 1
-            self.cost.lpips_frames += 1
-        return self._keyframes[key]
-
-    def _predict(self, context: torch.Tensor, i: int):
-        key = (hashlib.blake2b(context.numpy().tobytes(), digest_size=16).digest(), i)
-        if key not in self._predictions:
-            generated, scores, hint = predict_call(
-                self.predictor, self.metric, context, derive_seed(self.settings.seed, self.first_frame + i),
-                self.settings.sampling_steps, self.frames[i:i + self.predictor.frames_per_call])
-            psnrs = psnr_frames(generated, self.frames[i:i + len(generated)]).tolist()
-            self._predictions[key] = (list(generated), scores.tolist(), psnrs, hint)
-            self.cost.predictor_calls += 1
-            self.cost.lpips_frames += len(generated)
-        return self._predictions[key]
-
-    def run(self, quality: int, threshold: float) -> RDPoint:
-        """The encoder's loop (encoder.encode_segment) on cached pieces."""
-        key = (quality, threshold)
+    def run(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> RDPoint:
+        """The encoder's loop (core.loop.run_loop) on cached pieces."""
+        if residual_levels is _SETTINGS:
+            residual_levels = self.settings.residual_levels
+        key = (quality, threshold, residual_levels)
         if key in self._points:
             return self._points[key]
         self.cost.settings_evaluated += 1
-        recon: list[torch.Tensor] = []
-        coded: list[bool] = []
-        payloads: list[CodedFrame] = []
-        hints: list[bytes] = []
-        pending_hint: bytes | None = None
-        lp_sum = ps_sum = 0.0
-        pending: list[tuple[torch.Tensor, float, float]] = []
-        code_next, i = True, 0
-        while i < self.n:
-            if code_next:
-                payload, rec, lp, ps = self._keyframe(quality, i)
-                recon.append(rec)
-                coded.append(True)
-                payloads.append(CodedFrame(quality, payload))
-                lp_sum, ps_sum = lp_sum + lp, ps_sum + ps
-                pending, code_next, i = [], False, i + 1
-                continue
-            if not pending:
-                generated, scores, psnrs, pending_hint = self._predict(
-                    torch.stack(recon[-self.predictor.context_frames:]), i)
-                pending = list(zip(generated, scores, psnrs))
-            frame, score, ps = pending.pop(0)
-            if score <= threshold:
-                if pending_hint is not None:
-                    hints.append(pending_hint)
-                    pending_hint = None
-                recon.append(frame)
-                coded.append(False)
-                lp_sum, ps_sum, i = lp_sum + score, ps_sum + ps, i + 1
-            else:
-                code_next = True
-        settings = EncoderSettings(threshold, quality, self.settings.gop, self.settings.sampling_steps, self.settings.seed)
+        trace = run_loop(self.pieces, quality, threshold,
+                         residual_quality_for(self.codec.qualities, quality, residual_levels))
+        settings = replace(self.settings, lpips_threshold=threshold, quality=quality, residual_levels=residual_levels)
         header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
-        size = len(pack(Stream(header, (Segment(tuple(coded), tuple(payloads), tuple(hints)),))))
-        point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, lp_sum / self.n, ps_sum / self.n,
-                        sum(coded))
+        size = len(pack(Stream(header, (trace.segment,))))
+        point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
+                        sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels)
         self._points[key] = point
         return point
 
     def sweep(self, qualities: tuple[int, ...] | None = None,
               thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS) -> list[RDPoint]:
-        """Every (quality, threshold) of the grid; cheap after the first few thanks to the caches."""
-        return [self.run(q, t) for q in (qualities or self.codec.qualities) for t in thresholds]
+        """Every (residual choice, quality, threshold) of the grid; cheap after the first few thanks
+        to the caches."""
+        return [self.run(q, t, r) for r in self.residual_choices for q in (qualities or self.codec.qualities)
+                for t in thresholds]
 
     def sweep_near(self, target_bpp: float, window: float = 3.0,
                    thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2) -> list[RDPoint]:
-        """Only the points a target can use, cheapest first. Qualities from the highest down; per
-        quality, thresholds from the highest (fewest coded frames) down, stopping at
+        """Only the points a target can use, cheapest first. Per residual choice, qualities from the
+        highest down; per quality, thresholds from the highest (fewest coded frames) down, stopping at
         - the first point above window * target (lower thresholds only cost more), or
         - every frame coded (lower thresholds change nothing), or
         - `patience` points in a row dominated (more bytes and no better LPIPS) by points already
           found: from there this quality only buys bits that other qualities spend better.
         The expensive settings (many coded frames at a low quality) are never simulated."""
         points: list[RDPoint] = []
-        for q in sorted(self.codec.qualities, reverse=True):
+        for r, q in ((r, q) for r in self.residual_choices for q in sorted(self.codec.qualities, reverse=True)):
             dominated_run = 0
             for t in sorted(thresholds, reverse=True):
-                p = self.run(q, t)
-                dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips for o in points if o.quality != q)
+                p = self.run(q, t, r)
+                dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips for o in points
+                                if (o.quality, o.residual_levels) != (q, r))
                 points.append(p)
                 dominated_run = dominated_run + 1 if dominated else 0
                 if p.bpp > window * target_bpp or p.coded == p.frames or dominated_run >= patience:

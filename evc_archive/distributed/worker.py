@@ -100,13 +100,15 @@ class SegmentEncoder:
     def rd_table(self, plan: SegmentPlan, target_bpp: float) -> list[dict[str, Any]] | dict[str, Any]:
         """Rate control's pass 1: exact RD points of this segment near the target (shared work),
         as plain dicts; a failed row when the segment cannot be read."""
+        from evc_archive.core.loop import residual_search
         from evc_archive.core.ratecontrol import SegmentSimulator
 
         try:
             frames = self._read(plan)
             seed = segment_seed(self.job.settings.seed, plan.segment_id)
             settings = dataclasses.replace(self.job.settings, seed=seed)
-            sim = SegmentSimulator(frames, self.codec, self.predictor, self.metric, settings, plan.fps, plan.start)
+            sim = SegmentSimulator(frames, self.codec, self.predictor, self.metric, settings, plan.fps, plan.start,
+                                   residual_search(settings.residual_levels))
             return [dataclasses.asdict(p) for p in sim.sweep_near(target_bpp)]
         except Exception as exc:  # noqa: BLE001
             row = self._base_row(plan)
@@ -115,8 +117,9 @@ class SegmentEncoder:
             return row
 
     def encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
-               rate_note: str = "") -> dict[str, Any]:
-        """Encode one segment (at the job's settings, or at rate control's choice) -> manifest row."""
+               rate_note: str = "", residual_levels: int | None = None) -> dict[str, Any]:
+        """Encode one segment (at the job's settings, or at rate control's choice of quality,
+        threshold and residual levels) -> manifest row."""
         started = time.perf_counter()
         row = self._base_row(plan)
         if self.job.noop:
@@ -124,7 +127,7 @@ class SegmentEncoder:
         if quality is not None:
             row.update(quality=quality, lpips_threshold=threshold, rate_note=rate_note or None)
         try:
-            row.update(self._encode(plan, quality, threshold))
+            row.update(self._encode(plan, quality, threshold, residual_levels))
             row["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed row with its reason
             row.update(status="failed", error=one_line(exc))
@@ -145,14 +148,16 @@ class SegmentEncoder:
             raise EVCError(f"source gave {frames.shape[0]} frames for [{plan.start}, {plan.end}) (truncated?)")
         return frames
 
-    def _encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None) -> dict[str, Any]:
+    def _encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
+                residual_levels: int | None = None) -> dict[str, Any]:
         # 1. read this segment's frames
         frames = self._read(plan)
         # 2. encode with this segment's seed (and rate control's settings, if any)
         seed = segment_seed(self.job.settings.seed, plan.segment_id)
         settings = dataclasses.replace(self.job.settings, seed=seed)
         if quality is not None:
-            settings = dataclasses.replace(settings, quality=quality, lpips_threshold=threshold)
+            settings = dataclasses.replace(settings, quality=quality, lpips_threshold=threshold,
+                                           residual_levels=residual_levels)
         result = encode_segment(frames, self.codec, self.predictor, self.metric, settings, seed)
         header = make_header(self.codec, self.predictor, settings, plan.width, plan.height, plan.fps, plan.start)
         data = pack(Stream(header, (result.segment,)))

@@ -51,6 +51,7 @@ class CompareOptions:
     fps: Fraction | None = None  # code at this rate instead of the source's (x264/x265 spend bits by frame rate)
     label: str = ""  # what compare.md calls the input (default: source)
     keyframe_codec: str = "svtav1"  # registry.KEYFRAME_NAMES
+    residual_levels: int | None = 2  # EncoderSettings.residual_levels (core.loop.DEFAULT_RESIDUAL_LEVELS)
 
 
 @dataclass(frozen=True)
@@ -117,18 +118,20 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
 def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progress: Progress) -> None:
     """Rate control at each target over the video's segments; each segment then encoded for real."""
     from evc_archive.core.encoder import EncoderSettings, encode_video
+    from evc_archive.core.loop import residual_search
     from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS, SegmentSimulator, allocate
     from evc_archive.core.registry import ModelLibrary
 
     library = ModelLibrary()
     codec = library.keyframe_named(opts.keyframe_codec)
     predictor = library.predictor_named(opts.predictor)
-    settings = EncoderSettings(gop=opts.gop)
+    settings = EncoderSettings(gop=opts.gop, residual_levels=opts.residual_levels)
     segs = _segments(len(video.frames), opts.gop)
     tables, sims = [], []
     for k, (a, b) in enumerate(segs):
         on_progress(f"{video.name}: ours, RD points of segment {k + 1}/{len(segs)}")
-        sim = SegmentSimulator(torch.from_numpy(video.frames[a:b]), codec, predictor, metric, settings, video.fps, a)
+        sim = SegmentSimulator(torch.from_numpy(video.frames[a:b]), codec, predictor, metric, settings, video.fps, a,
+                               residual_search(opts.residual_levels))
         sims.append(sim)
         tables.append(sim.sweep_near(max(opts.targets), thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
     pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
@@ -144,7 +147,8 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         alloc = allocate(tables, t)
         recon, lp, ps, total = [], [], [], 0
         for (a, b), choice, sim in zip(segs, alloc.choices, sims):
-            s = dataclasses.replace(settings, quality=choice.point.quality, lpips_threshold=choice.point.threshold)
+            s = dataclasses.replace(settings, quality=choice.point.quality, lpips_threshold=choice.point.threshold,
+                                    residual_levels=choice.point.residual_levels)
             enc = encode_video([torch.from_numpy(video.frames[a:b])], video.fps, codec, predictor, metric, s, a)
             if len(enc.data) != choice.point.bytes:
                 raise RuntimeError(f"rate control simulated {choice.point.bytes} bytes, the encode gave {len(enc.data)}")
@@ -155,7 +159,9 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         lpf, psf = np.concatenate(lp), np.concatenate(ps)
         video.ours_frames[t] = np.concatenate(recon)
         video.ours_frame_lpips[t] = lpf
-        settings_text = ";".join(f"q{c.point.quality}/t{c.point.threshold:g}" for c in alloc.choices)
+        settings_text = ";".join(f"q{c.point.quality}/t{c.point.threshold:g}"
+                                 + ("" if c.point.residual_levels is None else f"/r{c.point.residual_levels}")
+                                 for c in alloc.choices)
         bpp = total * 8 / pixels
         note = alloc.note or (f"spends {bpp:.4f} bpp: no setting measured closer to the target has a better LPIPS"
                               if bpp < 0.9 * t else "")

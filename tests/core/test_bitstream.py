@@ -3,7 +3,7 @@ from fractions import Fraction
 import pytest
 
 from evc_archive.core import varint
-from evc_archive.core.bitstream import (FORMAT_VERSION, MAGIC, CodedFrame, Segment, Stream, StreamHeader, pack,
+from evc_archive.core.bitstream import (FORMAT_VERSION, INTRA, MAGIC, RESIDUAL, CodedFrame, Segment, Stream, StreamHeader, pack,
                                         unpack)
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
@@ -73,7 +73,41 @@ def test_hints_make_a_version_2_stream_that_round_trips():
     seg1, seg2 = stream.segments
     hinted = Stream(stream.header, (Segment(seg1.coded, seg1.frames, (b"", b"\x03\x81\x01")), seg2))
     data = pack(hinted)
-    assert data[4] == FORMAT_VERSION == 2
+    assert data[4] == 2
     back = unpack(data)
     assert back == hinted and back.segments[1].hints == ()
     assert len(data) == len(pack(stream)) + 2 + (1 + 0) + (1 + 3)  # counts + (length + bytes) per hint
+
+
+def test_residual_frames_make_a_version_3_stream_that_round_trips():
+    stream = _stream()
+    seg1, seg2 = stream.segments
+    frames = (seg1.frames[0], CodedFrame(1, b"", RESIDUAL), CodedFrame(70, bytes(9), RESIDUAL))
+    mixed = Stream(stream.header, (Segment(seg1.coded, frames, (b"\x03\x81\x01",)), seg2))
+    data = pack(mixed)
+    assert data[4] == FORMAT_VERSION == 3
+    back = unpack(data)
+    assert back == mixed
+    assert [f.mode for f in back.segments[0].frames] == [INTRA, RESIDUAL, RESIDUAL]
+    assert [f.quality for f in back.segments[0].frames] == [2, 1, 70]
+    # quality 70 * 2 + 1 needs a second varint byte; everything else costs what version 2 does
+    hinted_v2 = Stream(stream.header, (Segment(seg1.coded, seg1.frames[:1] + (CodedFrame(1, b""), CodedFrame(70, bytes(9))),
+                                               (b"\x03\x81\x01",)), seg2))
+    assert len(data) == len(pack(hinted_v2)) + 1
+
+
+def test_a_segment_cannot_start_with_a_residual():
+    with pytest.raises(BitstreamError, match="first frame"):
+        Segment((True, True), (CodedFrame(1, b"x", RESIDUAL), CodedFrame(1, b"y")))
+    stream = _stream()
+    seg1, seg2 = stream.segments
+    good = pack(Stream(stream.header, (seg1, Segment(seg2.coded, seg2.frames), Segment((True, True), (
+        CodedFrame(2, b"a"), CodedFrame(2, b"b", RESIDUAL))))))
+    # flip the last segment's first mode bit (quality 2 * 2 + 0 -> 2 * 2 + 1) and fix the CRC
+    body = bytearray(good[:-4])
+    at = body.rindex(bytes([4, 1]) + b"a")
+    body[at] = 5
+    import struct
+    import zlib
+    with pytest.raises(BitstreamError, match="first frame"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))

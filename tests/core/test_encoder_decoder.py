@@ -3,10 +3,11 @@ from fractions import Fraction
 import pytest
 import torch
 
-from evc_archive.core.bitstream import unpack
+from evc_archive.core.bitstream import INTRA, RESIDUAL, unpack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_segment, encode_video
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.predictor import CopyLastFramePredictor
 from evc_archive.core.registry import ModelLibrary
 from tests.conftest import moving_square_video
@@ -105,3 +106,31 @@ def test_damaged_stream_never_decodes(tiny_codec, tiny_predictor, lpips_metric):
     with pytest.raises(BitstreamError):
         open_stream(enc.data[:-1], lib)
     assert unpack(enc.data).frame_count == 4
+
+
+@pytest.mark.parametrize("predictor_kind", ["diffusion", "copy-last"])
+def test_residual_frames_round_trip(tiny_predictor, lpips_metric, predictor_kind, monkeypatch):
+    """With residual coding on, rejected frames may be coded against their prediction; the decoder
+    makes the same predictor call (same seed) and rebuilds the same bits (version 3 stream). The
+    tiny learned codec is untrained and never wins a residual, so the AV1 intra codec codes; the
+    untrained diffusion model's predictions never win either, so there every rejected frame is made
+    a residual."""
+    import evc_archive.core.loop as loop
+
+    if predictor_kind == "diffusion":
+        monkeypatch.setattr(loop, "prefer_residual", lambda residual, intra, threshold: True)
+    codec = AV1IntraCodec()
+    predictor = tiny_predictor if predictor_kind == "diffusion" else CopyLastFramePredictor(frames_per_call=3)
+    frames = moving_square_video(16, 40, 56)
+    probe = encode_segment(frames, codec, predictor, lpips_metric,
+                           EncoderSettings(lpips_threshold=10.0, quality=6, gop=16, sampling_steps=2), seed=0)
+    threshold = float(probe.lpips[1:].quantile(0.3))
+    enc = _encode(frames, codec, predictor, lpips_metric, lpips_threshold=threshold, gop=16, quality=6,
+                  residual_levels=2)
+    modes = [f.mode for f in enc.stream.segments[0].frames]
+    assert modes[0] == INTRA and RESIDUAL in modes
+    assert enc.data[4] == 3
+    decoded = torch.cat(list(open_stream(enc.data, _library(codec, predictor)).segments()))
+    assert torch.equal(decoded, enc.results[0].reconstruction)
+    intra_only = _encode(frames, codec, predictor, lpips_metric, lpips_threshold=threshold, gop=16, quality=6)
+    assert all(f.mode == INTRA for f in intra_only.stream.segments[0].frames) and intra_only.data[4] == 1

@@ -84,3 +84,22 @@ def test_hints_beat_copy_last_on_a_pan_and_round_trip(lpips_metric):
         with pytest.raises(BitstreamError, match="hints"):
             next(open_stream(pack(bad), ModelLibrary()).segments())
     assert unpack(hinted.data).segments == hinted.stream.segments
+
+
+def test_residual_frames_against_hinted_predictions_round_trip(lpips_metric):
+    """A tight threshold on a pan: rejected frames coded against the hinted prediction; the decoder
+    makes the call (and reads its hint) for them too; simulation and real encode agree."""
+    video = panning_video(16)
+    codec = AV1IntraCodec()
+    settings = EncoderSettings(lpips_threshold=0.03, quality=5, gop=16, sampling_steps=1, seed=0, residual_levels=3)
+    enc = encode_video([video], Fraction(25), codec, GlobalMotionPredictor(), lpips_metric, settings)
+    seg = enc.stream.segments[0]
+    assert sum(f.mode for f in seg.frames) >= 1 and enc.data[4] == 3
+    decoded = next(open_stream(enc.data, ModelLibrary()).segments())
+    assert torch.equal(decoded, enc.results[0].reconstruction)
+    sim = SegmentSimulator(video, codec, GlobalMotionPredictor(), lpips_metric, settings)
+    assert sim.run(settings.quality, settings.lpips_threshold).bytes == len(enc.data)
+    intra_only = encode_video([video], Fraction(25), codec, GlobalMotionPredictor(), lpips_metric,
+                              dataclasses.replace(settings, residual_levels=None))
+    print(len(enc.data), float(enc.results[0].lpips.mean()), sum(seg.coded), len(intra_only.data),
+          float(intra_only.results[0].lpips.mean()), sum(intra_only.stream.segments[0].coded))

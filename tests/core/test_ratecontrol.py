@@ -3,6 +3,7 @@ from fractions import Fraction
 import pytest
 
 from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.predictor import CopyLastFramePredictor
 from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate, choose_for_target, lower_hull
 from tests.conftest import moving_square_video
@@ -12,22 +13,35 @@ def _pt(q, t, nbytes, lpips, frames=10, pixels=10 * 64 * 64):
     return RDPoint(q, t, nbytes, frames, pixels, lpips, 20.0, 1)
 
 
-@pytest.mark.parametrize("predictor_kind", ["copy-last", "diffusion"])
-def test_simulation_is_exact(tiny_codec, tiny_predictor, lpips_metric, predictor_kind):
-    """Every simulated point equals a real, independent encode: same bytes, same mean LPIPS."""
+@pytest.mark.parametrize("predictor_kind,residual_levels", [("copy-last", None), ("diffusion", None), ("copy-last", 2),
+                                                            ("diffusion", 2)])
+def test_simulation_is_exact(tiny_codec, tiny_predictor, lpips_metric, predictor_kind, residual_levels, monkeypatch):
+    """Every simulated point equals a real, independent encode: same bytes, same mean LPIPS (with
+    residual coding on, on the AV1 intra codec: the untrained tiny codec never wins a residual, nor
+    do the untrained diffusion model's predictions, so with it every rejected frame is a residual)."""
+    import evc_archive.core.loop as loop
+
+    if residual_levels is not None:
+        tiny_codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
+        if predictor_kind == "diffusion":
+            monkeypatch.setattr(loop, "prefer_residual", lambda residual, intra, threshold: True)
     predictor = CopyLastFramePredictor(frames_per_call=3) if predictor_kind == "copy-last" else tiny_predictor
     frames = moving_square_video(10, 40, 56)
-    base = EncoderSettings(gop=10, sampling_steps=2, seed=5)
+    base = EncoderSettings(gop=10, sampling_steps=2, seed=5, residual_levels=residual_levels)
     sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base)
     probe = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric,
                          EncoderSettings(10.0, 1, 10, 2, 5))
     mid = float(probe.results[0].lpips[1:].median())
+    residual_frames = 0
     for q, thr in [(1, 0.0), (1, mid), (2, mid), (2, 10.0), (1, mid * 1.1)]:
         point = sim.run(q, thr)
-        enc = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric, EncoderSettings(thr, q, 10, 2, 5))
+        enc = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric,
+                           EncoderSettings(thr, q, 10, 2, 5, residual_levels))
         assert point.bytes == len(enc.data)
         assert point.coded == sum(enc.stream.segments[0].coded)
         assert point.lpips == pytest.approx(float(enc.results[0].lpips.mean()), abs=1e-5)
+        residual_frames += sum(f.mode for f in enc.stream.segments[0].frames)
+    assert (residual_frames > 0) == (residual_levels is not None)
 
 
 def test_shared_work_is_cheaper_than_independent_encodes(tiny_codec, lpips_metric):
@@ -87,3 +101,24 @@ def test_sweep_near_simulates_less_and_keeps_points_exact(tiny_codec, lpips_metr
     by_setting = {(p.quality, p.threshold): p for p in full}
     assert all(by_setting[(p.quality, p.threshold)] == p for p in near)  # same exact points
     assert choose_for_target(near, target).point.bpp <= target
+
+
+def test_residual_choices_are_swept_and_each_point_says_its_own(lpips_metric):
+    """With residual choices the sweep covers each; a point's residual_levels reproduces it."""
+    from evc_archive.core.loop import RESIDUAL_SEARCH, residual_search
+
+    assert residual_search(None) == (None,) and residual_search(2) == RESIDUAL_SEARCH
+    codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
+    frames = moving_square_video(10, 40, 56)
+    predictor = CopyLastFramePredictor(frames_per_call=3)
+    base = EncoderSettings(gop=10, residual_levels=2)
+    sim = SegmentSimulator(frames, codec, predictor, lpips_metric, base, residual_choices=(None, 1))
+    points = sim.sweep(qualities=(1, 2), thresholds=(0.05, 0.2))
+    assert [p.residual_levels for p in points] == [None] * 4 + [1] * 4
+    assert sim.run(2, 0.05) == SegmentSimulator(frames, codec, predictor, lpips_metric, base).run(2, 0.05)
+    for p in points:
+        enc = encode_video([frames], Fraction(25), codec, predictor, lpips_metric,
+                           EncoderSettings(p.threshold, p.quality, 10, residual_levels=p.residual_levels))
+        assert len(enc.data) == p.bytes
+    near = sim.sweep_near(max(p.bpp for p in points), thresholds=(0.05, 0.2))
+    assert {p.residual_levels for p in near} == {None, 1}

@@ -149,7 +149,8 @@ class SegmentSimulator:
         highest down; per quality, thresholds from the highest (fewest coded frames) down, stopping at
         - the first point above window * target (lower thresholds only cost more), or
         - every frame coded (lower thresholds change nothing), or
-        - `patience` points in a row dominated (more bytes and no better LPIPS) by points already
+        - `patience` points in a row dominated (no fewer bytes and no better LPIPS, and not the
+          same point, which another residual choice often gives at high thresholds) by points already
           found: from there this quality only buys bits that other qualities spend better.
         The expensive settings (many coded frames at a low quality) are never simulated."""
         points: list[RDPoint] = []
@@ -157,8 +158,8 @@ class SegmentSimulator:
             dominated_run = 0
             for t in sorted(thresholds, reverse=True):
                 p = self.run(q, t, r)
-                dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips for o in points
-                                if (o.quality, o.residual_levels) != (q, r))
+                dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips and (o.bytes, o.lpips) != (p.bytes, p.lpips)
+                                for o in points if (o.quality, o.residual_levels) != (q, r))
                 points.append(p)
                 dominated_run = dominated_run + 1 if dominated else 0
                 if p.bpp > window * target_bpp or p.coded == p.frames or dominated_run >= patience:

@@ -180,11 +180,13 @@ def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")])
     ]:
         table.add_row(key, value)
     stdout.print(table)
-    seg_table = Table("segment", "frames", "coded", "bytes", "qualities")
-    seg_table.add_column("flags (C = coded, . = generated)", overflow="fold")
+    seg_table = Table("segment", "frames", "coded", "bytes", "qualities (r = residual)")
+    seg_table.add_column("flags (C = coded, R = coded as a residual, . = generated)", overflow="fold")
     for i, seg in enumerate(stream.segments):
+        marks = iter("R" if f.mode else "C" for f in seg.frames)
         seg_table.add_row(str(i), str(seg.frame_count), str(sum(seg.coded)), str(sum(len(f.payload) for f in seg.frames)),
-                          ",".join(str(f.quality) for f in seg.frames), "".join("C" if c else "." for c in seg.coded))
+                          ",".join(f"{f.quality}{'r' if f.mode else ''}" for f in seg.frames),
+                          "".join(next(marks) if c else "." for c in seg.coded))
     stdout.print(seg_table)
 
 

@@ -70,6 +70,27 @@ def test_inspect_shows_segments_and_bpp(encoded):
     assert result.stdout.count("C") >= 3  # one coded frame at least per segment (3 segments)
 
 
+def test_residual_and_intra_only_options(source_video, tmp_path):
+    """Default: rejected frames may be residuals (inspect marks them R, stream v3); --intra-only never."""
+    outs = {}
+    for name, extra in (("residual", ["--residual-levels", "2"]), ("intra", ["--intra-only"])):
+        outs[name] = tmp_path / f"{name}.evc"
+        result = cli("encode", source_video, outs[name], "--gop", "14", "--lpips-threshold", "0.02", "--quality", "6",
+                     "--predictor", "motion-hint", *extra)
+        assert result.returncode == 0, result.stderr
+    import re
+
+    from evc_archive.core.bitstream import unpack
+
+    modes = {name: [f.mode for seg in unpack(path.read_bytes()).segments for f in seg.frames] for name, path in outs.items()}
+    assert 1 in modes["residual"] and outs["residual"].read_bytes()[4] == 3
+    assert set(modes["intra"]) == {0} and outs["intra"].read_bytes()[4] in (1, 2)
+    assert re.search(r"\b\d+r\b", cli("inspect", outs["residual"]).stdout)  # qualities mark residual frames
+    assert not re.search(r"\b\d+r\b", cli("inspect", outs["intra"]).stdout)
+    bad = cli("encode", source_video, tmp_path / "x.evc", "--residual-levels", "-1")
+    assert bad.returncode == 1 and "--residual-levels" in bad.stderr and not (tmp_path / "x.evc").exists()
+
+
 def test_damaged_stream_is_one_line_error_and_no_output(encoded, tmp_path):
     stream, _ = encoded
     data = bytearray(stream.read_bytes())

@@ -36,7 +36,7 @@ stdout = Console()
 # and writes bitstream version 2. Fixed settings (no --target-bpp): level 8 (CRF 35), threshold 0.3
 # -> 0.031 bpp, LPIPS 0.145 (old default hyperprior q4 0.35: 0.027 bpp, 0.221). Everything else
 # stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
-PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
+PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
 DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
             "keyframe_codec": "svtav1", "residual_levels": 2}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)

@@ -9,7 +9,8 @@ Protocol (also written into the report):
 - Combinations: keyframe codec {hyperprior (the shipped learned codec, qualities 1-5), svtav1 (AV1
   intra, levels 1-13 = CRF 63..15)} x predictor {copy-last, motion (block-motion extrapolation),
   motion-hint (copy-last moved by an encoder-chosen global velocity, 0-4 bytes per call),
-  diffusion (the shipped model, 1 DDIM step)} x coded frames {intra: each on its own (the paper's
+  block-hint (copy-last moved by an encoder-chosen global velocity or coarse block field; SVT-AV1
+  only), diffusion (the shipped model, 1 DDIM step)} x coded frames {intra: each on its own (the paper's
   loop); residual: a rejected frame may instead be coded as its residual against the predicted
   frame, core.residual, and rate control also picks the residual level per clip from
   core.loop.RESIDUAL_SEARCH (intra only, or 1 or 3 levels above the first frame's)}.
@@ -52,7 +53,11 @@ TARGETS = (0.02, 0.03, 0.05, 0.07)
 CURVE_TARGETS = (0.012, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.085, 0.1)
 BASELINES = ("x264", "x265", "svtav1")
 KEYFRAME_CODECS = ("hyperprior", "svtav1")
-PREDICTORS = ("copy-last", "motion", "motion-hint", "diffusion")
+PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")
+# every codec x predictor with intra-only coded frames; residual frames with the SVT-AV1 codec (the
+# learned codec's residual frames were not measured: it loses to SVT-AV1 intra-only already)
+DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS if (k, p) != ("hyperprior", "block-hint")) + \
+    tuple(f"svtav1+{p}+residual" for p in PREDICTORS)
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
@@ -343,7 +348,8 @@ def plot(results: dict, out: Path) -> None:
                 vals = [matched(results["baselines"][k][c], b, key) for k in results["clips"]]
                 ys.append(np.mean(vals) if all(v is not None for v in vals) else np.nan)
             ax.plot(grid, ys, style, color="gray", label=f"{c} (all clips reach)")
-    colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red"}
+    colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red",
+              "block-hint": "tab:orange"}
     for combo, per_clip in finished(results).items():
         kf, pred, residual = parse_combo(combo)
         style = ("-o" if residual else ":^") if kf == "svtav1" else "--s"
@@ -379,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/, images/kodak/)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--combos", default=",".join(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS),
+    parser.add_argument("--combos", default=",".join(DEFAULT_COMBOS),
                         help="keyframe+predictor pairs, comma-separated")
     parser.add_argument("--cache", type=Path, default=None, help="JSON file keeping finished parts between runs")
     parser.add_argument("--skip-kodak", action="store_true")

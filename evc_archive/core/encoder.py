@@ -67,18 +67,21 @@ def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int,
                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
     """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
     frames, their LPIPS (m,) to the targets, the chosen hint or None for an unhinted predictor).
-    A hinted predictor's candidates are all tried and the lowest mean LPIPS wins (ties: the earliest).
+    A hinted predictor's candidates are all tried and the lowest mean LPIPS, plus the predictor's
+    `hint_byte_weight` (if any) per hint byte, wins (ties: the earliest).
     The choice does not depend on the threshold, so rate control can share it between settings."""
     m = targets.shape[0]
     if not uses_hints(predictor):
         generated = predictor.predict(context, seed, steps)[:m]
         return generated, lpips_frames(metric, generated, targets[: len(generated)]), None
-    best = None
+    best, best_cost = None, 0.0
+    byte_weight = getattr(predictor, "hint_byte_weight", 0.0)
     for hint in predictor.hint_candidates(context, targets):
         generated = predictor.predict_hinted(context, hint)[:m]
         scores = lpips_frames(metric, generated, targets[: len(generated)])
-        if best is None or float(scores.mean()) < float(best[1].mean()):
-            best = (generated, scores, hint)
+        cost = float(scores.mean()) + byte_weight * len(hint)
+        if best is None or cost < best_cost:
+            best, best_cost = (generated, scores, hint), cost
     assert best is not None, "a hinted predictor must offer at least one hint"
     return best
 

@@ -18,20 +18,22 @@ from evc_archive.core.errors import ModelMismatchError
 from evc_archive.core.keyframe import ImageCodec, KeyframeCodec
 from evc_archive.core.keyframe_av1 import AV1IntraCodec
 from evc_archive.core.motion import MotionExtrapolationPredictor
+from evc_archive.core.block_hint import BlockMotionHintPredictor
 from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
 PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation",
-                                   3: "global-motion-hint"}
+                                   3: "global-motion-hint", 4: "block-motion-hint"}
 
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
-PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3}
+PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3, "block-hint": 4}
 # user-facing names -> keyframe kind id
 KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
 
-WEIGHTLESS = {0: CopyLastFramePredictor, 2: MotionExtrapolationPredictor, 3: GlobalMotionPredictor}
+WEIGHTLESS = {0: CopyLastFramePredictor, 2: MotionExtrapolationPredictor, 3: GlobalMotionPredictor,
+              4: BlockMotionHintPredictor}
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"

@@ -62,6 +62,8 @@ def _max_diff(rows: list[dict], a: str, b: str) -> tuple[float, int]:
 
 
 def write_agreement(path: Path, agree: dict, combo: str) -> None:
+    from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS
+
     base = agree["baselines"]
     d_raw, n_raw = _max_diff(base, "raw_bpp", "codec_json_bpp")
     d_rl, _ = _max_diff(base, "lpips", "codec_json_lpips")
@@ -76,7 +78,7 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
              f"- vs docs/benchmarks/ablation.json (SEI left out, as compare does): {n_ess} points, largest "
              f"difference {d_ess:.2e} bpp, {d_el:.2e} LPIPS.", "",
              f"Ours ({combo}) at each target: compare (rate control: `sweep_near` for the highest target over "
-             "19 thresholds 0.1-0.55, Lagrangian allocation) vs the ablation benchmark (`sweep_near` for 0.1 bpp over "
+             f"{len(DEFAULT_THRESHOLDS)} thresholds {min(DEFAULT_THRESHOLDS):g}-{max(DEFAULT_THRESHOLDS):g}, Lagrangian allocation) vs the ablation benchmark (`sweep_near` for 0.1 bpp over "
              "23 thresholds 0.02-0.55, best point within the budget); the two search different grids, so they "
              "may pick different settings:", "",
              "| clip | target | compare bpp | compare LPIPS | compare setting | ablation bpp | ablation LPIPS | ablation setting |",

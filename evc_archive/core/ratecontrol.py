@@ -26,8 +26,9 @@ from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictor import Predictor
 
-DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.1 .. 0.55
-SEARCH_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 3) for i in range(10))  # 0.1 .. 0.55
+# thresholds below 0.1 pay only with residual frames (frequent, cheap coded frames)
+DEFAULT_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.05 .. 0.55
+SEARCH_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.05 * i, 3) for i in range(10))  # 0.05 .. 0.55
 
 
 @dataclass(frozen=True)

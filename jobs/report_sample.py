@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"segments_ok": summary.segments_ok, "failed_sources": summary.failed_sources, "bpp": summary.bpp,
               "target_bpp": args.target_bpp, "html_bytes": len(html), "browser": {
-                  "title": check.title, "console_errors": list(check.console_errors), "images": check.images,
+                  "title": check.title.replace(str(tmp), "$TMPDIR/evc-sample"), "console_errors": list(check.console_errors), "images": check.images,
                   "images_not_decoded": list(check.images_not_decoded),
                   "network_requests": list(check.network_requests), "page_height": check.page_height}}
     (args.out / "sample-report.json").write_text(json.dumps(result, indent=2) + "\n")

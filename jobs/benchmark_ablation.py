@@ -168,13 +168,12 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
             "points": [dataclasses.asdict(p) for p in points]}
 
 
-def run_combinations(combos: list[str], clips: dict[str, np.ndarray], workers: int, done, log) -> None:
-    """Every (combination, clip) not yet done, `workers` at a time (one thread each when more than
+def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray], workers: int, done) -> None:
+    """Each (combination, clip name) task, `workers` at a time (one thread each when more than
     one), reporting each finished one to done(combo, clip, result)."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
 
-    tasks = [(combo, name) for combo in combos for name in clips]
     if workers <= 1:
         for combo, name in tasks:
             done(combo, name, run_clip(combo, name, clips[name], 2))
@@ -430,8 +429,13 @@ def main(argv: list[str] | None = None) -> None:
             results["keyframes"]["Kodak (24, full size)"] = keyframe_rows(kodak, codecs, metric)
             save()
             log("keyframe codecs on Kodak: done")
-        todo = {combo: [n for n in clips if n not in results["ours"].get(combo, {}).get("partial", {})]
-                for combo in args.combos.split(",") if combo not in results["ours"] or "partial" in results["ours"][combo]}
+        combos = args.combos.split(",")
+        for combo in combos:
+            parse_combo(combo)  # a bad name fails here, before any work
+        # a combination is finished (a dict of clips) or partial ({"partial": {clip: result}})
+        entries = {combo: results["ours"].get(combo, {"partial": {}}) for combo in combos}
+        tasks = [(combo, n) for combo, entry in entries.items() if "partial" in entry
+                 for n in clips if n not in entry["partial"]]
 
         def done(combo: str, name: str, result: dict) -> None:
             partial = results["ours"].setdefault(combo, {"partial": {}})["partial"]
@@ -442,9 +446,7 @@ def main(argv: list[str] | None = None) -> None:
                 results["ours"][combo] = {n: partial[n] for n in clips}
             save()
 
-        for combo in todo:
-            parse_combo(combo)
-        run_combinations([c for c in todo if todo[c]], {n: clips[n].numpy() for n in clips}, args.workers, done, log)
+        run_combinations(tasks, {n: clips[n].numpy() for n in clips}, args.workers, done)
     results["meta"] = {"date": datetime.date.today().isoformat(),
                        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (
                            f", {args.workers} tasks at once, 1 thread each" if args.workers > 1 else ", 2 threads")}

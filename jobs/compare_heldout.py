@@ -71,8 +71,8 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
     d_el, _ = _max_diff(base, "lpips", "ablation_lpips")
     fmt = (lambda v, d: "n/a" if v is None else f"{v:.{d}f}")
     lines = ["# compare vs the benchmarks", "",
-             f"Baselines: compare's CRF sweep points looked up in the benchmarks' sweeps of the same clips "
-             f"(same protocol: 30 frames, 128x128, 25 fps, one closed GOP).",
+             "Baselines: compare's CRF sweep points looked up in the benchmarks' sweeps of the same clips "
+             "(same protocol: 30 frames, 128x128, 25 fps, one closed GOP).",
              f"- vs docs/benchmarks/codec.json (SEI bytes counted; compare's bytes + sei_bytes): {n_raw} points, "
              f"largest difference {d_raw:.2e} bpp, {d_rl:.2e} LPIPS.",
              f"- vs docs/benchmarks/ablation.json (SEI left out, as compare does): {n_ess} points, largest "

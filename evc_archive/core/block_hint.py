@@ -32,10 +32,12 @@ from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion import (MotionConfig, analysis_factor, block_vectors, box_downscale, dense_field, luma,
                                      warp)
-from evc_archive.core.motion_hint import QUARTER, global_shift, unzigzag, zigzag
+from evc_archive.core.motion_hint import (QUARTER, GlobalMotionPredictor, pack_velocity, unzigzag, velocity_hint,
+                                          zigzag)
 
 GRID = 4  # blocks along the long side
 ANALYSIS_SIDE = 160
+GLOBAL_SEARCH = GlobalMotionPredictor.search  # encoder only: kind 3's global search range
 HINT_BYTE_WEIGHT = 0.0004  # LPIPS a hint byte must buy (encoder only; not part of the format)
 GLOBAL, FIELD = 1, 2
 FORMAT_KEY = (b"evc-archive/block-motion-hint/1:grid=4:side=160:zigzag-quarter-pel:bitmap:"
@@ -65,8 +67,13 @@ def pack_field(velocities: np.ndarray) -> bytes:
     return bytes(out)
 
 
+def tagged_global(velocity: bytes) -> bytes:
+    """A kind-3 velocity hint -> this kind's global hint (still stays empty)."""
+    return bytes([GLOBAL]) + velocity if velocity else b""
+
+
 def pack_global(dy: int, dx: int) -> bytes:
-    return b"" if dy == dx == 0 else bytes([GLOBAL]) + varint.encode(zigzag(dy)) + varint.encode(zigzag(dx))
+    return tagged_global(pack_velocity(dy, dx))
 
 
 def unpack_hint(hint: bytes, nby: int, nbx: int) -> np.ndarray:
@@ -123,8 +130,7 @@ class BlockMotionHintPredictor:
         last, tg = context[-1].numpy(), targets.numpy()
         out = [b""]
         for m in sorted({1, len(tg)}):
-            dy, dx = global_shift(last, tg[m - 1], 12 * m)
-            for hint in (pack_global(int(round(dy * QUARTER / m)), int(round(dx * QUARTER / m))),
+            for hint in (tagged_global(velocity_hint(last, tg[m - 1], m, GLOBAL_SEARCH)),
                          self._field_candidate(last, tg[m - 1], m)):
                 if hint not in out:
                     out.append(hint)

@@ -127,13 +127,9 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
     pieces = DirectPieces(frames, codec, predictor, metric, settings, seed, first_frame)
     trace = run_loop(pieces, q, settings.lpips_threshold,
                      residual_quality_for(codec.qualities, q, settings.residual_levels))
-    reconstruction = trace.reconstruction
-    return SegmentResult(
-        segment=trace.segment,
-        reconstruction=reconstruction,
-        lpips=lpips_frames(metric, reconstruction, frames),
-        psnr=psnr_frames(reconstruction, frames),
-    )
+    # every frame's scores were measured as the loop decided on it: no second LPIPS pass
+    return SegmentResult(segment=trace.segment, reconstruction=trace.reconstruction,
+                         lpips=torch.tensor(trace.lpips), psnr=torch.tensor(trace.psnr, dtype=torch.float64))
 
 
 def make_header(codec: ImageCodec, predictor: Predictor, settings: EncoderSettings, width: int,

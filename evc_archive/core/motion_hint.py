@@ -78,6 +78,13 @@ def global_shift(src: np.ndarray, dst: np.ndarray, search: int, analysis_side: i
     return (iy - r + fy) * s, (ix - r + fx) * s
 
 
+def velocity_hint(last: np.ndarray, target: np.ndarray, distance: int, search: int) -> bytes:
+    """Encoder only: the hint of the global velocity that moves `last` onto `target`, `distance`
+    frames ahead (search range `search` pixels per frame of distance)."""
+    dy, dx = global_shift(last, target, search * distance)
+    return pack_velocity(int(round(dy * QUARTER / distance)), int(round(dx * QUARTER / distance)))
+
+
 @dataclass
 class GlobalMotionPredictor:
     """Copy-last-frame plus an encoder-chosen global velocity per call (a HintedPredictor)."""
@@ -93,8 +100,7 @@ class GlobalMotionPredictor:
         last, tg = context[-1].numpy(), targets.numpy()
         out = [b""]
         for m in sorted({1, len(tg)}):
-            dy, dx = global_shift(last, tg[m - 1], self.search * m)
-            hint = pack_velocity(int(round(dy * QUARTER / m)), int(round(dx * QUARTER / m)))
+            hint = velocity_hint(last, tg[m - 1], m, self.search)
             if hint not in out:
                 out.append(hint)
         return out

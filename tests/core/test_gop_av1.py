@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from evc_archive.core.encoder import psnr_frames
+from evc_archive.core.errors import BitstreamError
+from evc_archive.core.gop_av1 import CRF_BY_LEVEL, decode_gop, encode_gop
+from evc_archive.core.keyframe_av1 import TEMPORAL_DELIMITER
+from tests.conftest import moving_square_video
+
+
+def test_round_trip_is_deterministic_and_rate_grows_with_the_level():
+    video = moving_square_video(6, 48, 64)
+    sizes, psnrs = [], []
+    for level in (1, 11, 21):
+        payload = encode_gop(video, level)
+        assert not payload.startswith(TEMPORAL_DELIMITER)  # delimiters are stripped
+        decoded = decode_gop(payload, 6, 48, 64)
+        assert decoded.shape == (6, 48, 64, 3) and decoded.dtype == torch.uint8
+        assert torch.equal(decoded, decode_gop(payload, 6, 48, 64))
+        sizes.append(len(payload))
+        psnrs.append(float(psnr_frames(decoded, video).mean()))
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert psnrs[0] < psnrs[2] and psnrs[2] > 28
+    with pytest.raises(ValueError, match="Invalid inter level"):
+        encode_gop(video, max(CRF_BY_LEVEL) + 1)
+
+
+def test_odd_sizes_are_padded_and_cropped():
+    video = moving_square_video(3, 21, 33)
+    decoded = decode_gop(encode_gop(video, 15), 3, 21, 33)
+    assert decoded.shape == (3, 21, 33, 3)
+    assert float(psnr_frames(decoded, video).mean()) > 22
+
+
+def test_damaged_or_short_payload_is_refused():
+    video = moving_square_video(4, 32, 32)
+    payload = encode_gop(video, 10)
+    with pytest.raises(BitstreamError, match="gave 4 frames of 5"):
+        decode_gop(payload, 5, 32, 32)
+    with pytest.raises(BitstreamError):
+        decode_gop(payload[: len(payload) // 3], 4, 32, 32)

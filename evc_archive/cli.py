@@ -44,6 +44,9 @@ RESIDUAL_HELP = ("A rejected frame may be coded as its residual against the pred
                  "levels above the segment's first frame, where that is cheaper or alone meets the threshold "
                  "(bitstream v3). Rate control (--target-bpp, compare) instead tries, per segment, intra only "
                  "and 1 and 3 levels (core.loop.RESIDUAL_SEARCH).")
+INTER_HELP = ("With --target-bpp: never code a segment as one AV1 inter GOP (bitstream v4). By default rate control "
+              "also measures that conventional coding per segment and uses it where it gives the lower LPIPS in the "
+              "budget (static cameras from about 0.05 bpp up); with this flag every segment is the generative loop.")
 DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
 
 
@@ -181,8 +184,12 @@ def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")])
         table.add_row(key, value)
     stdout.print(table)
     seg_table = Table("segment", "frames", "coded", "bytes", "qualities (r = residual)")
-    seg_table.add_column("flags (C = coded, R = coded as a residual, . = generated)", overflow="fold")
+    seg_table.add_column("flags (C = coded, R = coded as a residual, . = generated; inter: one AV1 GOP)", overflow="fold")
     for i, seg in enumerate(stream.segments):
+        if seg.inter is not None:
+            seg_table.add_row(str(i), str(seg.frame_count), str(seg.frame_count), str(len(seg.inter.payload)),
+                              f"inter {seg.inter.quality}", "inter (every frame in one AV1 GOP)")
+            continue
         marks = iter("R" if f.mode else "C" for f in seg.frames)
         seg_table.add_row(str(i), str(seg.frame_count), str(sum(seg.coded)), str(sum(len(f.payload) for f in seg.frames)),
                           ",".join(f"{f.quality}{'r' if f.mode else ''}" for f in seg.frames),
@@ -278,6 +285,7 @@ def submit(
     keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
     intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
+    no_inter: Annotated[bool, typer.Option("--no-inter", help=INTER_HELP)] = False,
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -304,7 +312,8 @@ def submit(
     quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
-    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only))
+    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only),
+                               inter_fallback=not no_inter)
     cfg = SubmitConfig(source, out, settings, predictor, workers,
                        gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
                        keyframe_codec=keyframe_codec)
@@ -477,6 +486,7 @@ def compare(
     keyframe_codec: Annotated[str, typer.Option(help=f"Our keyframe codec: {', '.join(KEYFRAME_CHOICES)}.")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
     intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
+    no_inter: Annotated[bool, typer.Option("--no-inter", help=INTER_HELP)] = False,
     codecs: Annotated[str, typer.Option(help="Baselines, comma-separated, from x264 (veryslow), x265 (veryslow), svtav1 (preset 4).")] = "x264,x265,svtav1",
     fps: Annotated[Optional[str], typer.Option(help="Code at this frame rate (e.g. 25 or 30000/1001) instead of each source's: x264 and x265 spend bits by frame rate.")] = None,
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the source.")] = None,
@@ -507,7 +517,8 @@ def compare(
         if rate <= 0:
             _fail(f"--fps must be positive (got '{fps}')")
     opts = CompareOptions(source, out, targets, gop, frames, size, predictor, names, _storage_options(storage_options),
-                          rate, keyframe_codec=keyframe_codec, residual_levels=_residual(residual_levels, intra_only))
+                          rate, keyframe_codec=keyframe_codec, residual_levels=_residual(residual_levels, intra_only),
+                          inter_fallback=not no_inter)
     with _job_progress() as progress:
         task = progress.add_task("compare", total=None, info="")
         results = run_compare(opts, lambda message: progress.update(task, info=message))

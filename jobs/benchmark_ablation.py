@@ -7,13 +7,16 @@ Protocol (also written into the report):
 - Held-out clips (evc_archive.training.data.HELD_OUT_CLIPS, never trained on): the first 30 frames,
   short side resized to 128 with an area filter, centre-cropped to 128x128; one segment per clip.
 - Combinations: keyframe codec {hyperprior (the shipped learned codec, qualities 1-5), svtav1 (AV1
-  intra, levels 1-13 = CRF 63..15)} x predictor {copy-last, motion (block-motion extrapolation),
+  intra, preset 1, subjective tune, still-picture mode, levels 1-13 = CRF 63..15)} x predictor {copy-last, motion (block-motion extrapolation),
   motion-hint (copy-last moved by an encoder-chosen global velocity, 0-4 bytes per call),
   block-hint (copy-last moved by an encoder-chosen global velocity or coarse block field; SVT-AV1
   only), diffusion (the shipped model, 1 DDIM step)} x coded frames {intra: each on its own (the paper's
   loop); residual: a rejected frame may instead be coded as its residual against the predicted
   frame, core.residual, and rate control also picks the residual level per clip from
-  core.loop.RESIDUAL_SEARCH (intra only, or 1 or 3 levels above the first frame's)}.
+  core.loop.RESIDUAL_SEARCH (intra only, or 1 or 3 levels above the first frame's)}; and the
+  product's default, residual + inter: rate control may also code the clip as one AV1 inter GOP
+  (core.gop_av1, SVT-AV1 preset 2, levels = CRF 63..23) where that gives the lower LPIPS in the
+  budget (with copy-last too, to show what the predictor adds there).
 - Ours, per clip and combination: rate control's own search, `SegmentSimulator.sweep_near` for
   0.1 bpp with window 1.5 (every keyframe quality from the highest down, 23 LPIPS thresholds 0.02,
   0.035, 0.05, 0.075, then 0.1 .. 0.55 by 0.025 from the highest down, stopping above 0.15 bpp or
@@ -57,7 +60,8 @@ PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")
 # every codec x predictor with intra-only coded frames; residual frames with the SVT-AV1 codec (the
 # learned codec's residual frames were not measured: it loses to SVT-AV1 intra-only already)
 DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS if (k, p) != ("hyperprior", "block-hint")) + \
-    tuple(f"svtav1+{p}+residual" for p in PREDICTORS)
+    tuple(f"svtav1+{p}+residual" for p in PREDICTORS) + \
+    ("svtav1+copy-last+residual+inter", "svtav1+motion-hint+residual+inter")
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
@@ -119,14 +123,17 @@ def matched(curve: list[dict], bpp: float, key: str) -> float | None:
     return interpolate_at([p["bpp"] for p in curve], [p[key] for p in curve], bpp)
 
 
-def parse_combo(combo: str) -> tuple[str, str, int | None]:
-    """"svtav1+motion-hint[+residual]" -> (keyframe codec, predictor, residual levels or None)."""
+def parse_combo(combo: str) -> tuple[str, str, int | None, bool]:
+    """"svtav1+motion-hint[+residual][+inter]" -> (keyframe codec, predictor, residual levels or None,
+    whether rate control may code the segment as one AV1 inter GOP instead)."""
     parts = combo.split("+")
+    inter = parts[-1] == "inter"
+    parts = parts[:-1] if inter else parts
     if len(parts) == 3 and parts[2] == "residual":
-        return parts[0], parts[1], DEFAULT_RESIDUAL_LEVELS
+        return parts[0], parts[1], DEFAULT_RESIDUAL_LEVELS, inter
     if len(parts) != 2:
-        raise SystemExit(f"combination {combo!r} is not KEYFRAME+PREDICTOR[+residual]")
-    return parts[0], parts[1], None
+        raise SystemExit(f"combination {combo!r} is not KEYFRAME+PREDICTOR[+residual][+inter]")
+    return parts[0], parts[1], None, inter
 
 
 def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
@@ -142,24 +149,23 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
     from jobs.benchmark_codec import timed_round_trip
 
     torch.set_num_threads(threads)
-    kf, pred, residual_levels = parse_combo(combo)
+    kf, pred, residual_levels, inter = parse_combo(combo)
     lib, metric = ModelLibrary(), shared_lpips()
     codec, predictor = lib.keyframe_named(kf), lib.predictor_named(pred)
     clip_t = torch.from_numpy(clip)
-    base = EncoderSettings(sampling_steps=1, seed=0, residual_levels=residual_levels)
+    base = EncoderSettings(sampling_steps=1, seed=0, residual_levels=residual_levels, inter_fallback=inter)
     t0 = time.perf_counter()
-    sim = SegmentSimulator(clip_t, codec, predictor, metric, base, residual_choices=residual_search(residual_levels))
+    sim = SegmentSimulator(clip_t, codec, predictor, metric, base, residual_choices=residual_search(residual_levels),
+                           inter=inter)
     points = sim.sweep_near(max(CURVE_TARGETS), window=SEARCH_WINDOW, thresholds=THRESHOLDS)
     search_s = time.perf_counter() - t0
     per_target = {}
     for target in CURVE_TARGETS:
         p = choose_for_target(points, target).point
-        row = {"quality": p.quality, "threshold": p.threshold, "residual_levels": p.residual_levels, "bpp": p.bpp, "bytes": p.bytes, "lpips": p.lpips,
-               "psnr": p.psnr, "coded": p.coded, "over": p.bpp > target}
+        row = {"quality": p.quality, "threshold": p.threshold, "residual_levels": p.residual_levels, "inter": p.inter,
+               "bpp": p.bpp, "bytes": p.bytes, "lpips": p.lpips, "psnr": p.psnr, "coded": p.coded, "over": p.bpp > target}
         if target in TARGETS:
-            settings = dataclasses.replace(base, quality=p.quality, lpips_threshold=p.threshold,
-                                           residual_levels=p.residual_levels)
-            enc, t_enc, t_dec = timed_round_trip(clip_t, codec, predictor, metric, settings)
+            enc, t_enc, t_dec = timed_round_trip(clip_t, codec, predictor, metric, p.settings(base))
             assert len(enc.data) == p.bytes, f"simulated {p.bytes} bytes, encoded {len(enc.data)}"
             row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec,
                        residual_frames=sum(f.mode for s in enc.stream.segments for f in s.frames))
@@ -241,11 +247,12 @@ def finished(results: dict) -> dict:
 def summary_rows(results: dict) -> list[dict]:
     rows = []
     for combo, per_clip in finished(results).items():
-        kf, pred, residual = parse_combo(combo)
+        kf, pred, residual, inter = parse_combo(combo)
         for t in TARGETS:
             cells = [per_clip[c]["targets"][str(t)] for c in results["clips"]]
-            rows.append({"combo": combo, "keyframe": kf, "predictor": pred, "loop": "residual" if residual else "intra",
-                         "target": t, "residual_frames": _mean([c.get("residual_frames", 0) for c in cells])[0],
+            loop = ("residual" if residual else "intra") + (" + inter GOP fallback" if inter else "")
+            rows.append({"combo": combo, "keyframe": kf, "predictor": pred, "loop": loop,
+                         "inter_segments": sum(bool(c.get("inter")) for c in cells), "target": t, "residual_frames": _mean([c.get("residual_frames", 0) for c in cells])[0],
                          "bpp": _mean([c["bpp"] for c in cells])[0], "lpips": _mean([c["lpips"] for c in cells])[0],
                          "psnr": _mean([c["psnr"] for c in cells])[0], "coded": _mean([c["coded"] for c in cells])[0],
                          "over": sum(c["over"] for c in cells),
@@ -264,13 +271,14 @@ def write_report(results: dict, out: Path) -> None:
              "Means over clips. over = clips where even the cheapest setting exceeds the target (its "
              f"cheapest point is used). coded as: intra = every coded frame on its own (the paper's loop); "
              f"residual = a rejected frame may be coded against its prediction (core.residual), "
-             f"levels above the first frame's tried: {RESIDUAL_SEARCH}. fps: {meta['machine']}, the chosen "
-             f"setting's single encode / decode.", "",
-             "| keyframe codec | predictor | coded as | target bpp | bpp | over | coded frames (residual) | LPIPS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"levels above the first frame's tried: {RESIDUAL_SEARCH}; + inter GOP fallback = rate control may "
+             f"instead code the clip as one AV1 inter GOP (core.gop_av1), inter = clips where it did. fps: "
+             f"{meta['machine']}, the chosen setting's single encode / decode.", "",
+             "| keyframe codec | predictor | coded as | target bpp | bpp | over | inter | coded frames (residual) | LPIPS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = summary_rows(results)
     for r in sorted(summary, key=lambda r: (r["target"], r["keyframe"], r["loop"], r["predictor"])):
-        lines.append(f"| {r['keyframe']} | {r['predictor']} | {r['loop']} | {r['target']} | {_fmt(r['bpp'], 4)} | {r['over']} | "
+        lines.append(f"| {r['keyframe']} | {r['predictor']} | {r['loop']} | {r['target']} | {_fmt(r['bpp'], 4)} | {r['over']} | {r['inter_segments']} | "
                      f"{_fmt(r['coded'], 1)} ({_fmt(r['residual_frames'], 1)}) | {_fmt(r['lpips'])} | {_fmt(r['psnr'], 2)} | "
                      f"{_fmt(r['encode_fps'], 1)} | {_fmt(r['decode_fps'], 1)} | {_fmt(r['search_s'], 1)} |")
     lines += ["", "### Baselines at the same targets (same clips)", "",
@@ -306,8 +314,11 @@ def write_report(results: dict, out: Path) -> None:
                          + (" (loses everywhere)" if min(deltas) > 0 else ""))
 
     for c in combos:
-        kf, pred, residual = parse_combo(c)
+        kf, pred, residual, inter = parse_combo(c)
         suffix = "+residual" if residual else ""
+        if inter:
+            compare(c, c.removesuffix("+inter"), f"{c} vs {c.removesuffix('+inter')} (inter GOP fallback)")
+            continue
         if pred != "copy-last":
             compare(c, f"{kf}+copy-last{suffix}", f"{c} vs {kf}+copy-last{suffix}")
         if kf == "svtav1":
@@ -350,12 +361,14 @@ def plot(results: dict, out: Path) -> None:
     colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red",
               "block-hint": "tab:orange"}
     for combo, per_clip in finished(results).items():
-        kf, pred, residual = parse_combo(combo)
+        kf, pred, residual, inter = parse_combo(combo)
         style = ("-o" if residual else ":^") if kf == "svtav1" else "--s"
+        style = "-D" if inter else style
         for ax, key in zip(axes, ("lpips", "psnr")):
             xs = [np.mean([per_clip[c]["targets"][str(t)]["bpp"] for c in results["clips"]]) for t in CURVE_TARGETS]
             ys = [np.mean([per_clip[c]["targets"][str(t)][key] for c in results["clips"]]) for t in CURVE_TARGETS]
-            ax.plot(xs, ys, style, color=colors[pred], ms=3, label=combo.replace("+", " + "))
+            ax.plot(xs, ys, style, color="black" if inter else colors[pred], ms=3, lw=2 if inter else 1,
+                    label=combo.replace("+", " + "))
     for ax, key in zip(axes, ("mean LPIPS (lower is better)", "mean PSNR dB")):
         ax.set_xscale("log")
         ax.set_xlabel("bpp (whole .evc files / packets without SEI)")

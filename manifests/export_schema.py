@@ -60,9 +60,16 @@ MEANINGS = {
                        "control's choice when the job has a `target_bpp`.",
     "quality": "Keyframe codec quality level used for this segment (1 = fewest bits): the job's, or rate control's "
                "choice when the job has a `target_bpp`.",
+    "segment_mode": "`loop` (the generative loop: coded and generated frames) or `inter` (the whole segment as one AV1 "
+                    "inter GOP, bitstream v4, chosen by rate control where it gives the lower LPIPS in the budget; then "
+                    "`quality` is the GOP's level, `lpips_threshold` 0 and every frame counts as coded). Since v3; null "
+                    "in older parts (all `loop`).",
+    "residual_levels": "Loop segments: rejected frames could be coded as residuals against their prediction this many "
+                       "quality levels above the first frame; null = every coded frame on its own (or an inter segment). "
+                       "Since v3; null in older parts.",
     "sampling_steps": "The job's DDIM steps of the diffusion predictor (recorded for copy-last too).",
     "seed": "This segment's predictor seed, derived from the job seed and the segment id (not the job seed itself).",
-    "predictor": "`copy-last` or `diffusion`.",
+    "predictor": "The job's predictor: `copy-last`, `motion`, `motion-hint`, `block-hint` or `diffusion`.",
     "keyframe_model_sha256": "sha256 (hex) of the keyframe model file: the archive holds it as `models/<sha256>.pt`.",
     "predictor_model_sha256": "sha256 (hex) of the predictor model file (`models/<sha256>.pt`); for copy-last, the "
                               "sha256 of its name, which has no file.",

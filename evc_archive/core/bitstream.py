@@ -12,7 +12,8 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  the payload codes the residual against the predicted frame, 0 = the frame itself),
                  payload length, payload; versions 2 and 3: hint count, then per hint: length,
                  bytes (side information of a hinted predictor, one per predictor call the decoder
-                 makes, in order)
+                 makes, in order). Version 4 puts a segment mode after n: 0 = the above, 1 = inter:
+                 the whole segment is one AV1 GOP (core.gop_av1): level, payload length, payload
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -30,9 +31,10 @@ from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 3  # newest; each stream is written in the oldest version that holds it (see pack)
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # newest; each stream is written in the oldest version that holds it (see pack)
+READABLE_VERSIONS = (1, 2, 3, 4)
 INTRA, RESIDUAL = 0, 1  # how a coded frame's payload is used (CodedFrame.mode)
+LOOP_SEGMENT, INTER_SEGMENT = 0, 1  # how a segment is coded (version 4's segment mode)
 HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
 _CRC = struct.Struct("<I")
 
@@ -68,13 +70,24 @@ class CodedFrame:
 
 @dataclass(frozen=True)
 class Segment:
-    """coded[i] is True where frame i was coded; `frames` holds those frames' payloads in order."""
+    """coded[i] is True where frame i was coded; `frames` holds those frames' payloads in order.
+    An inter segment (`inter` set: quality = its level, payload = one AV1 GOP, core.gop_av1) codes
+    every frame in that one payload: all flags set, no per-frame payloads, no hints."""
 
     coded: tuple[bool, ...]
     frames: tuple[CodedFrame, ...]
     hints: tuple[bytes, ...] = ()  # side information per predictor call (hinted predictors only)
+    inter: CodedFrame | None = None
+
+    @staticmethod
+    def inter_gop(frame_count: int, level: int, payload: bytes) -> Segment:
+        return Segment((True,) * frame_count, (), (), CodedFrame(level, payload))
 
     def __post_init__(self) -> None:
+        if self.inter is not None:
+            if not self.coded or not all(self.coded) or self.frames or self.hints:
+                raise BitstreamError("an inter segment codes every frame in its one payload (damaged)")
+            return
         if not self.coded or not self.coded[0]:
             raise BitstreamError("a segment must start with a coded frame")
         if sum(self.coded) != len(self.frames):
@@ -111,7 +124,9 @@ def pack(stream: Stream) -> bytes:
     for name in ("keyframe_hash", "predictor_hash"):
         if len(getattr(h, name)) < HASH_BYTES:
             raise ValueError(f"{name} must have at least {HASH_BYTES} bytes")
-    if any(f.mode == RESIDUAL for seg in stream.segments for f in seg.frames):
+    if any(seg.inter is not None for seg in stream.segments):
+        version = 4
+    elif any(f.mode == RESIDUAL for seg in stream.segments for f in seg.frames):
         version = 3
     else:  # older builds read what needs nothing newer, byte for byte as they wrote it
         version = 2 if any(seg.hints for seg in stream.segments) else 1
@@ -125,7 +140,13 @@ def pack(stream: Stream) -> bytes:
                   int(round(h.lpips_threshold * 10000)), len(stream.segments)):
         out += varint.encode(value)
     for seg in stream.segments:
-        out += varint.encode(seg.frame_count) + _pack_flags(seg.coded)
+        out += varint.encode(seg.frame_count)
+        if version >= 4:
+            out += varint.encode(INTER_SEGMENT if seg.inter is not None else LOOP_SEGMENT)
+            if seg.inter is not None:
+                out += varint.encode(seg.inter.quality) + varint.encode(len(seg.inter.payload)) + seg.inter.payload
+                continue
+        out += _pack_flags(seg.coded)
         for frame in seg.frames:
             if frame.mode not in (INTRA, RESIDUAL):
                 raise ValueError(f"unknown coded-frame mode {frame.mode}")
@@ -189,6 +210,14 @@ def unpack(data: bytes) -> Stream:
         n = r.number()
         if n == 0:
             raise BitstreamError("stream has an empty segment (damaged)")
+        if version >= 4:
+            mode = r.number()
+            if mode == INTER_SEGMENT:
+                level = r.number()
+                segments.append(Segment.inter_gop(n, level, r.raw(r.number())))
+                continue
+            if mode != LOOP_SEGMENT:
+                raise BitstreamError(f"stream has a segment of unknown mode {mode} (damaged)")
         flag_bytes = r.raw((n + 7) // 8)
         coded = tuple(bool(flag_bytes[i // 8] >> (i % 8) & 1) for i in range(n))
         frames = []

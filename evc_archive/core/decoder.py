@@ -10,6 +10,7 @@ import torch
 
 from evc_archive.core.bitstream import HASH_BYTES, RESIDUAL, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
+from evc_archive.core.gop_av1 import decode_gop
 from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 from evc_archive.core.registry import ModelLibrary
@@ -20,6 +21,8 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, pr
                    first_frame: int = 0) -> torch.Tensor:
     """One segment -> (n,H,W,3) uint8. `first_frame` is the segment's index in the stream."""
     h, w = header.height, header.width
+    if segment.inter is not None:
+        return decode_gop(segment.inter.payload, segment.frame_count, h, w)
     recon: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     payloads = iter(segment.frames)

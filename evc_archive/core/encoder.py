@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.bitstream import Segment, Stream, StreamHeader, pack
+from evc_archive.core.gop_av1 import decode_gop, encode_gop
 from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
@@ -33,6 +34,8 @@ class EncoderSettings:
     sampling_steps: int = 1
     seed: int = 0
     residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
+    inter_level: int | None = None  # set: the segment is one AV1 inter GOP at this level (core.gop_av1), not the loop
+    inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
                    quality: int | None = None) -> SegmentResult:
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
     stream (it feeds the per-call seeds)."""
+    if settings.inter_level is not None:
+        return encode_inter_segment(frames, metric, settings.inter_level)
     q = settings.quality if quality is None else quality
     pieces = DirectPieces(frames, codec, predictor, metric, settings, seed, first_frame)
     trace = run_loop(pieces, q, settings.lpips_threshold,
@@ -130,6 +135,15 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
     # every frame's scores were measured as the loop decided on it: no second LPIPS pass
     return SegmentResult(segment=trace.segment, reconstruction=trace.reconstruction,
                          lpips=torch.tensor(trace.lpips), psnr=torch.tensor(trace.psnr, dtype=torch.float64))
+
+
+def encode_inter_segment(frames: torch.Tensor, metric, level: int) -> SegmentResult:
+    """frames (n,H,W,3) uint8 -> SegmentResult of the segment coded as one AV1 inter GOP."""
+    n, h, w, _ = frames.shape
+    payload = encode_gop(frames, level)
+    reconstruction = decode_gop(payload, n, h, w)
+    return SegmentResult(segment=Segment.inter_gop(n, level, payload), reconstruction=reconstruction,
+                         lpips=lpips_frames(metric, reconstruction, frames), psnr=psnr_frames(reconstruction, frames))
 
 
 def make_header(codec: ImageCodec, predictor: Predictor, settings: EncoderSettings, width: int,

@@ -21,7 +21,8 @@ from fractions import Fraction
 import torch
 
 from evc_archive.core.bitstream import Stream, pack
-from evc_archive.core.encoder import DirectPieces, EncoderSettings, make_header
+from evc_archive.core.encoder import DirectPieces, EncoderSettings, encode_inter_segment, make_header
+from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictor import Predictor
@@ -44,10 +45,23 @@ class RDPoint:
     psnr: float  # mean over frames
     coded: int
     residual_levels: int | None = None  # EncoderSettings.residual_levels of this point
+    inter: bool = False  # the segment as one AV1 inter GOP at level `quality` (threshold unused)
 
     @property
     def bpp(self) -> float:
         return self.bytes * 8 / self.pixels
+
+    @property
+    def label(self) -> str:
+        """Short text of the setting: q8/t0.3[/r2] for the loop, inter5 for an inter GOP."""
+        if self.inter:
+            return f"inter{self.quality}"
+        return f"q{self.quality}/t{self.threshold:g}" + ("" if self.residual_levels is None else f"/r{self.residual_levels}")
+
+    def settings(self, base: EncoderSettings) -> EncoderSettings:
+        """`base` with this point's setting: what the encoder runs to reproduce it."""
+        return replace(base, quality=self.quality, lpips_threshold=self.threshold, residual_levels=self.residual_levels,
+                       inter_level=self.quality if self.inter else None)
 
 
 @dataclass
@@ -56,6 +70,7 @@ class SimulationCost:
     predictor_calls: int = 0
     lpips_frames: int = 0
     settings_evaluated: int = 0
+    inter_encodes: int = 0
 
 
 class CachedPieces:
@@ -105,11 +120,12 @@ _SETTINGS = object()  # run()'s default: the settings' residual_levels
 
 class SegmentSimulator:
     """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold[, residual_levels])` ->
-    RDPoint, exact and cached. The sweeps cover `residual_choices` (default: the settings' own)."""
+    RDPoint, exact and cached. The sweeps cover `residual_choices` (default: the settings' own) and,
+    with `inter`, the segment coded as one AV1 inter GOP (`run_inter(level)`)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                  settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0,
-                 residual_choices: tuple[int | None, ...] | None = None):
+                 residual_choices: tuple[int | None, ...] | None = None, inter: bool = False):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.fps, self.first_frame = settings, fps, first_frame
         self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
@@ -117,7 +133,9 @@ class SegmentSimulator:
         self.pieces = CachedPieces(
             DirectPieces(frames, codec, predictor, metric, settings, settings.seed, first_frame), self.cost)
         self.residual_choices = residual_choices or (settings.residual_levels,)
+        self.inter = inter
         self._points: dict[tuple[int, float, int | None], RDPoint] = {}
+        self._inter_points: dict[int, RDPoint] = {}
 
     def run(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> RDPoint:
         """The encoder's loop (core.loop.run_loop) on cached pieces."""
@@ -137,12 +155,27 @@ class SegmentSimulator:
         self._points[key] = point
         return point
 
+    def run_inter(self, level: int) -> RDPoint:
+        """The segment as one AV1 inter GOP (encoder.encode_inter_segment), exact bytes."""
+        if level not in self._inter_points:
+            self.cost.inter_encodes += 1
+            result = encode_inter_segment(self.frames, self.metric, level)
+            self.cost.lpips_frames += self.n
+            settings = replace(self.settings, inter_level=level, quality=level, lpips_threshold=0.0, residual_levels=None)
+            header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
+            size = len(pack(Stream(header, (result.segment,))))
+            self._inter_points[level] = RDPoint(level, 0.0, size, self.n, self.n * self.w * self.h,
+                                                float(result.lpips.mean()), float(result.psnr.mean()), self.n,
+                                                None, True)
+        return self._inter_points[level]
+
     def sweep(self, qualities: tuple[int, ...] | None = None,
               thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS) -> list[RDPoint]:
         """Every (residual choice, quality, threshold) of the grid; cheap after the first few thanks
         to the caches."""
-        return [self.run(q, t, r) for r in self.residual_choices for q in (qualities or self.codec.qualities)
-                for t in thresholds]
+        points = [self.run(q, t, r) for r in self.residual_choices for q in (qualities or self.codec.qualities)
+                  for t in thresholds]
+        return points + ([self.run_inter(level) for level in CRF_BY_LEVEL] if self.inter else [])
 
     def sweep_near(self, target_bpp: float, window: float = 3.0,
                    thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2) -> list[RDPoint]:
@@ -153,7 +186,8 @@ class SegmentSimulator:
         - `patience` points in a row dominated (no fewer bytes and no better LPIPS, and not the
           same point, which another residual choice often gives at high thresholds) by points already
           found: from there this quality only buys bits that other qualities spend better.
-        The expensive settings (many coded frames at a low quality) are never simulated."""
+        The expensive settings (many coded frames at a low quality) are never simulated. With `inter`,
+        the inter GOP levels from the cheapest up to the first above window * target are added."""
         points: list[RDPoint] = []
         for r, q in ((r, q) for r in self.residual_choices for q in sorted(self.codec.qualities, reverse=True)):
             dominated_run = 0
@@ -164,6 +198,11 @@ class SegmentSimulator:
                 points.append(p)
                 dominated_run = dominated_run + 1 if dominated else 0
                 if p.bpp > window * target_bpp or p.coded == p.frames or dominated_run >= patience:
+                    break
+        if self.inter:
+            for level in sorted(CRF_BY_LEVEL):
+                points.append(self.run_inter(level))
+                if points[-1].bpp > window * target_bpp:
                     break
         return points
 

@@ -138,7 +138,7 @@ def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
     s = cfg.settings
     return {"lpips_threshold": s.lpips_threshold, "quality": s.quality, "gop": s.gop, "sampling_steps": s.sampling_steps,
             "seed": s.seed, "predictor": cfg.predictor, "keyframe_codec": cfg.keyframe_codec,
-            "residual_levels": s.residual_levels,
+            "residual_levels": s.residual_levels, "inter_fallback": s.inter_fallback,
             "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
 
 
@@ -150,7 +150,7 @@ def check_archive_settings(store: Store, cfg: SubmitConfig) -> None:
     if meta.get("format") != ARCHIVE_FORMAT:
         raise EVCError(f"'{cfg.archive}' holds archive format {meta.get('format')!r}; this build writes {ARCHIVE_FORMAT}")
     # archives from before an option was added have what it defaulted to then
-    written = {"keyframe_codec": "hyperprior", "residual_levels": None, **(meta.get("parameters") or {})}
+    written = {"keyframe_codec": "hyperprior", "residual_levels": None, "inter_fallback": False, **(meta.get("parameters") or {})}
     if written != _archive_params(cfg):
         raise EVCError(f"archive '{cfg.archive}' was written with other settings {meta.get('parameters')}; "
                        "re-run with the same options or choose a new archive")
@@ -313,9 +313,9 @@ def _plan_failure(plan: SegmentPlan, error: str) -> dict[str, Any]:
 
 
 def _rate_control(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, summary: SubmitSummary,
-                  events: Events, stop: threading.Event | None) -> dict[str, tuple[int, float, str, int | None]]:
+                  events: Events, stop: threading.Event | None) -> dict[str, tuple[int, float, str, int | None, bool]]:
     """Pass 1: RD tables near the target on the workers; then the corpus allocation on the driver.
-    Returns {segment_id: (quality, threshold, note, residual levels)}; segments whose table failed are left out
+    Returns {segment_id: (quality, threshold, note, residual levels, inter)}; segments whose table failed are left out
     (their encode then fails the same way and is recorded)."""
     from evc_archive.core.ratecontrol import RDPoint, allocate
 
@@ -341,13 +341,13 @@ def _rate_control(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, su
     if alloc.note:
         events.log(f"rate control: {alloc.note}; using the closest settings")
     events.log(f"rate control: planned {alloc.bpp:.4f} bpp for target {cfg.target_bpp}")
-    return {i: (c.point.quality, c.point.threshold, c.note or alloc.note, c.point.residual_levels)
+    return {i: (c.point.quality, c.point.threshold, c.note or alloc.note, c.point.residual_levels, c.point.inter)
             for i, c in zip(ids, alloc.choices)}
 
 
 def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store: Store, summary: SubmitSummary,
               events: Events, buffer: list[dict[str, Any]], stop: threading.Event | None,
-              settings: dict[str, tuple[int, float, str, int | None]] | None = None) -> None:
+              settings: dict[str, tuple[int, float, str, int | None, bool]] | None = None) -> None:
     n_workers, options = _worker_options(cfg.workers, cfg.gpus_per_worker)
     pool = _ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
     last_flush = time.monotonic()

@@ -108,7 +108,7 @@ class SegmentEncoder:
             seed = segment_seed(self.job.settings.seed, plan.segment_id)
             settings = dataclasses.replace(self.job.settings, seed=seed)
             sim = SegmentSimulator(frames, self.codec, self.predictor, self.metric, settings, plan.fps, plan.start,
-                                   residual_search(settings.residual_levels))
+                                   residual_search(settings.residual_levels), settings.inter_fallback)
             return [dataclasses.asdict(p) for p in sim.sweep_near(target_bpp)]
         except Exception as exc:  # noqa: BLE001
             row = self._base_row(plan)
@@ -117,9 +117,9 @@ class SegmentEncoder:
             return row
 
     def encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
-               rate_note: str = "", residual_levels: int | None = None) -> dict[str, Any]:
+               rate_note: str = "", residual_levels: int | None = None, inter: bool = False) -> dict[str, Any]:
         """Encode one segment (at the job's settings, or at rate control's choice of quality,
-        threshold and residual levels) -> manifest row."""
+        threshold and residual levels, or of an inter GOP's level when `inter`) -> manifest row."""
         started = time.perf_counter()
         row = self._base_row(plan)
         if self.job.noop:
@@ -127,7 +127,7 @@ class SegmentEncoder:
         if quality is not None:
             row.update(quality=quality, lpips_threshold=threshold, rate_note=rate_note or None)
         try:
-            row.update(self._encode(plan, quality, threshold, residual_levels))
+            row.update(self._encode(plan, quality, threshold, residual_levels, inter))
             row["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed row with its reason
             row.update(status="failed", error=one_line(exc))
@@ -149,7 +149,7 @@ class SegmentEncoder:
         return frames
 
     def _encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
-                residual_levels: int | None = None) -> dict[str, Any]:
+                residual_levels: int | None = None, inter: bool = False) -> dict[str, Any]:
         # 1. read this segment's frames
         frames = self._read(plan)
         # 2. encode with this segment's seed (and rate control's settings, if any)
@@ -157,7 +157,7 @@ class SegmentEncoder:
         settings = dataclasses.replace(self.job.settings, seed=seed)
         if quality is not None:
             settings = dataclasses.replace(settings, quality=quality, lpips_threshold=threshold,
-                                           residual_levels=residual_levels)
+                                           residual_levels=residual_levels, inter_level=quality if inter else None)
         result = encode_segment(frames, self.codec, self.predictor, self.metric, settings, seed)
         header = make_header(self.codec, self.predictor, settings, plan.width, plan.height, plan.fps, plan.start)
         data = pack(Stream(header, (result.segment,)))
@@ -177,6 +177,8 @@ class SegmentEncoder:
             "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
+            "segment_mode": "loop" if result.segment.inter is None else "inter",
+            "residual_levels": settings.residual_levels if result.segment.inter is None else None,
             "frame_lpips": [float(v) for v in result.lpips], "frame_psnr": [float(v) for v in result.psnr],
             "frame_coded": [bool(c) for c in result.segment.coded],
             "seed": seed, "keyframe_model_sha256": self.codec.content_hash.hex(),

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from evc_archive.io.store import Store
 
-SCHEMA_VERSION = 2  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded
+SCHEMA_VERSION = 3  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded; v3 segment_mode, residual_levels
 MANIFEST_PREFIX = "manifest"
 
 SCHEMA = pa.schema(
@@ -48,7 +48,9 @@ SCHEMA = pa.schema(
         pa.field("frame_psnr", pa.list_(pa.float32())),  # per frame, dB (v2)
         pa.field("frame_coded", pa.list_(pa.bool_())),  # per frame: True = coded, False = generated (v2)
         pa.field("lpips_threshold", pa.float64()),
-        pa.field("quality", pa.int16()),
+        pa.field("quality", pa.int16()),  # keyframe quality level (the inter GOP's level for segment_mode "inter")
+        pa.field("segment_mode", pa.string()),  # "loop" (coded + generated frames) | "inter" (one AV1 GOP) (v3)
+        pa.field("residual_levels", pa.int16()),  # loop: residual frames this many levels up; null: intra only (v3)
         pa.field("sampling_steps", pa.int16()),
         pa.field("seed", pa.int64()),
         pa.field("predictor", pa.string()),

@@ -18,7 +18,6 @@ Protocol (fair to the other codecs; written into the output's compare.md):
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -52,6 +51,7 @@ class CompareOptions:
     label: str = ""  # what compare.md calls the input (default: source)
     keyframe_codec: str = "svtav1"  # registry.KEYFRAME_NAMES
     residual_levels: int | None = 2  # EncoderSettings.residual_levels (core.loop.DEFAULT_RESIDUAL_LEVELS)
+    inter_fallback: bool = True  # EncoderSettings.inter_fallback: a segment may be one AV1 inter GOP where that wins
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,13 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
     library = ModelLibrary()
     codec = library.keyframe_named(opts.keyframe_codec)
     predictor = library.predictor_named(opts.predictor)
-    settings = EncoderSettings(gop=opts.gop, residual_levels=opts.residual_levels)
+    settings = EncoderSettings(gop=opts.gop, residual_levels=opts.residual_levels, inter_fallback=opts.inter_fallback)
     segs = _segments(len(video.frames), opts.gop)
     tables, sims = [], []
     for k, (a, b) in enumerate(segs):
         on_progress(f"{video.name}: ours, RD points of segment {k + 1}/{len(segs)}")
         sim = SegmentSimulator(torch.from_numpy(video.frames[a:b]), codec, predictor, metric, settings, video.fps, a,
-                               residual_search(opts.residual_levels))
+                               residual_search(opts.residual_levels), opts.inter_fallback)
         sims.append(sim)
         tables.append(sim.sweep_near(max(opts.targets), thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
     pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
@@ -147,9 +147,8 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         alloc = allocate(tables, t)
         recon, lp, ps, total = [], [], [], 0
         for (a, b), choice, sim in zip(segs, alloc.choices, sims):
-            s = dataclasses.replace(settings, quality=choice.point.quality, lpips_threshold=choice.point.threshold,
-                                    residual_levels=choice.point.residual_levels)
-            enc = encode_video([torch.from_numpy(video.frames[a:b])], video.fps, codec, predictor, metric, s, a)
+            enc = encode_video([torch.from_numpy(video.frames[a:b])], video.fps, codec, predictor, metric,
+                               choice.point.settings(settings), a)
             if len(enc.data) != choice.point.bytes:
                 raise RuntimeError(f"rate control simulated {choice.point.bytes} bytes, the encode gave {len(enc.data)}")
             total += len(enc.data)
@@ -159,9 +158,7 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         lpf, psf = np.concatenate(lp), np.concatenate(ps)
         video.ours_frames[t] = np.concatenate(recon)
         video.ours_frame_lpips[t] = lpf
-        settings_text = ";".join(f"q{c.point.quality}/t{c.point.threshold:g}"
-                                 + ("" if c.point.residual_levels is None else f"/r{c.point.residual_levels}")
-                                 for c in alloc.choices)
+        settings_text = ";".join(c.point.label for c in alloc.choices)
         bpp = total * 8 / pixels
         note = alloc.note or (f"spends {bpp:.4f} bpp: no setting measured closer to the target has a better LPIPS"
                               if bpp < 0.9 * t else "")

@@ -85,7 +85,7 @@ def test_residual_frames_make_a_version_3_stream_that_round_trips():
     frames = (seg1.frames[0], CodedFrame(1, b"", RESIDUAL), CodedFrame(70, bytes(9), RESIDUAL))
     mixed = Stream(stream.header, (Segment(seg1.coded, frames, (b"\x03\x81\x01",)), seg2))
     data = pack(mixed)
-    assert data[4] == FORMAT_VERSION == 3
+    assert data[4] == 3
     back = unpack(data)
     assert back == mixed
     assert [f.mode for f in back.segments[0].frames] == [INTRA, RESIDUAL, RESIDUAL]
@@ -111,3 +111,35 @@ def test_a_segment_cannot_start_with_a_residual():
     import zlib
     with pytest.raises(BitstreamError, match="first frame"):
         unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+
+
+def test_inter_segments_make_a_version_4_stream_that_round_trips():
+    stream = _stream()
+    seg1, seg2 = stream.segments
+    residual = Segment(seg1.coded, (seg1.frames[0], CodedFrame(1, b"", RESIDUAL), seg1.frames[2]), (b"\x01",))
+    mixed = Stream(stream.header, (residual, Segment.inter_gop(7, 12, bytes(range(40))), seg2))
+    data = pack(mixed)
+    assert data[4] == FORMAT_VERSION == 4
+    back = unpack(data)
+    assert back == mixed
+    inter = back.segments[1]
+    assert inter.frame_count == 7 and all(inter.coded) and inter.frames == () and inter.inter.quality == 12
+    # a loop segment costs one mode byte more than in version 3; an inter segment: n, mode, level, length, payload
+    v3 = pack(Stream(stream.header, (residual, seg2)))
+    assert len(data) == len(v3) + 2 + (1 + 1 + 1 + 1 + 40)
+
+
+def test_inter_segment_has_no_per_frame_payloads_and_unknown_modes_are_refused():
+    with pytest.raises(BitstreamError, match="inter segment"):
+        Segment((True, True), (CodedFrame(1, b"x"),), (), CodedFrame(3, b"gop"))
+    with pytest.raises(BitstreamError, match="inter segment"):
+        Segment((True, False), (), (), CodedFrame(3, b"gop"))
+    stream = Stream(_stream().header, (Segment.inter_gop(2, 3, b"gop"),))
+    data = bytearray(pack(stream)[:-4])
+    at = data.rindex(bytes([2, 1, 3, 3]) + b"gop")  # n = 2, mode 1 (inter), level 3, length 3
+    data[at + 1] = 2
+    import struct
+    import zlib
+
+    with pytest.raises(BitstreamError, match="unknown mode 2"):
+        unpack(bytes(data) + struct.pack("<I", zlib.crc32(bytes(data))))

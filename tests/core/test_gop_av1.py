@@ -11,7 +11,7 @@ from tests.conftest import moving_square_video
 def test_round_trip_is_deterministic_and_rate_grows_with_the_level():
     video = moving_square_video(6, 48, 64)
     sizes, psnrs = [], []
-    for level in (1, 11, 21):
+    for level in (1, 21, 41):
         payload = encode_gop(video, level)
         assert not payload.startswith(TEMPORAL_DELIMITER)  # delimiters are stripped
         decoded = decode_gop(payload, 6, 48, 64)

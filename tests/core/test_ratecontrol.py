@@ -1,6 +1,7 @@
 from fractions import Fraction
 
 import pytest
+import torch
 
 from evc_archive.core.encoder import EncoderSettings, encode_video
 from evc_archive.core.keyframe_av1 import AV1IntraCodec
@@ -122,3 +123,38 @@ def test_residual_choices_are_swept_and_each_point_says_its_own(lpips_metric):
         assert len(enc.data) == p.bytes
     near = sim.sweep_near(max(p.bpp for p in points), thresholds=(0.05, 0.2))
     assert {p.residual_levels for p in near} == {None, 1}
+
+
+def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
+    """With `inter`, the sweeps add the segment as one AV1 inter GOP; each such point is reproduced
+    byte for byte by the encoder (through RDPoint.settings), decodes to the same frames, and wins a
+    target on a static scene where the loop must code many frames."""
+    from evc_archive.core.decoder import open_stream
+    from evc_archive.core.gop_av1 import CRF_BY_LEVEL
+    from evc_archive.core.registry import ModelLibrary
+
+    codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
+    frames = moving_square_video(12, 48, 64)
+    predictor = CopyLastFramePredictor(frames_per_call=3)
+    base = EncoderSettings(gop=12, residual_levels=2)
+    sim = SegmentSimulator(frames, codec, predictor, lpips_metric, base, residual_choices=(None, 2), inter=True)
+    loop_only = SegmentSimulator(frames, codec, predictor, lpips_metric, base, residual_choices=(None, 2))
+    points = sim.sweep(qualities=(2, 4), thresholds=(0.05, 0.2))
+    inter = [p for p in points if p.inter]
+    assert len(inter) == len(CRF_BY_LEVEL) and all(p.coded == 12 and p.residual_levels is None for p in inter)
+    assert [p for p in points if not p.inter] == loop_only.sweep(qualities=(2, 4), thresholds=(0.05, 0.2))
+    assert sim.cost.inter_encodes == len(CRF_BY_LEVEL)
+    for p in (inter[0], inter[10], inter[-1]):
+        assert p.label == f"inter{p.quality}"
+        enc = encode_video([frames], Fraction(25), codec, predictor, lpips_metric, p.settings(base))
+        assert len(enc.data) == p.bytes and enc.stream.segments[0].inter is not None
+        assert enc.data[4] == 4  # bitstream version 4
+        decoded = next(open_stream(enc.data, ModelLibrary()).segments())
+        assert torch.equal(decoded, enc.results[0].reconstruction)
+        assert abs(float(enc.results[0].lpips.mean()) - p.lpips) < 1e-6
+    best = choose_for_target(points, max(p.bpp for p in points)).point
+    loop_best = choose_for_target([p for p in points if not p.inter], max(p.bpp for p in points)).point
+    assert best.lpips <= loop_best.lpips
+    near = sim.sweep_near(inter[3].bpp, thresholds=(0.05, 0.2))
+    assert [p.quality for p in near if p.inter] == list(range(1, 1 + sum(p.inter for p in near)))
+    assert [p for p in near if p.inter][-1].bpp > 3.0 * inter[3].bpp or sum(p.inter for p in near) == len(CRF_BY_LEVEL)

@@ -157,3 +157,27 @@ def test_keyframe_codec_and_predictor_options_round_trip(source_video, tmp_path)
     assert probe_video(tmp_path / "av1.mkv").frame_count == 14
     bad = cli("encode", source_video, tmp_path / "x.evc", "--keyframe-codec", "jpeg")
     assert bad.returncode == 1 and "--keyframe-codec must be one of" in bad.stderr
+
+
+def test_inter_segments_inspect_and_decode(source_video, tmp_path):
+    """A stream whose segment is one AV1 inter GOP (what rate control picks where it wins): inspect
+    says so, decode gives the encoder's frames; --no-inter is documented where rate control runs."""
+    import torch
+
+    from evc_archive.core.encoder import EncoderSettings, encode_video
+    from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.registry import ModelLibrary
+
+    lib = ModelLibrary()
+    frames = torch.from_numpy(read_frames(source_video))
+    enc = encode_video([frames[:7], frames[7:]], Fraction(25), lib.keyframe_named("svtav1"),
+                       lib.predictor_named("copy-last"), shared_lpips(), EncoderSettings(gop=7, inter_level=30))
+    stream = tmp_path / "inter.evc"
+    stream.write_bytes(enc.data)
+    shown = cli("inspect", stream)
+    assert shown.returncode == 0 and shown.stdout.count("inter 30") == 2, shown.stdout
+    out = tmp_path / "inter.mkv"
+    assert cli("decode", stream, out).returncode == 0
+    assert np.array_equal(read_frames(out), torch.cat([r.reconstruction for r in enc.results]).numpy())
+    for command in ("submit", "compare"):
+        assert "--no-inter" in cli(command, "--help").stdout

@@ -1,0 +1,52 @@
+"""The segment worker in this process (no Ray): rate control's table and an encode at its choice,
+loop or inter GOP, each stored, verified and described by its manifest row."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from evc_archive.core.encoder import EncoderSettings
+from evc_archive.core.ratecontrol import RDPoint, choose_for_target
+from evc_archive.distributed.plan import SegmentPlan
+from evc_archive.distributed.worker import RETRYABLE_FIELD, EncodeJob, SegmentDecoder, SegmentEncoder
+from evc_archive.io.manifest import COLUMNS
+from tests.distributed.corpus import encode_video, smooth_frames
+
+pytestmark = pytest.mark.slow
+N, H, W = 10, 32, 48
+TARGET = 0.1
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("worker")
+    source = root / "clip.mp4"
+    encode_video(source, smooth_frames(N, H, W, 3))
+    plan = SegmentPlan("clip-x/000000", "clip-x", str(source), 0, 0, N, W, H, Fraction(25), N)
+    settings = EncoderSettings(gop=N, residual_levels=2, inter_fallback=True)
+    encoder = SegmentEncoder(EncodeJob(str(root / "arch"), settings, predictor="copy-last", target_bpp=TARGET))
+    table = [RDPoint(**p) for p in encoder.rd_table(plan, TARGET)]  # rate control's pass 1, as a worker runs it
+    return plan, encoder, SegmentDecoder(str(root / "arch"), model_files={}), table
+
+
+def test_rd_table_holds_loop_and_inter_points(setup):
+    *_, table = setup
+    assert {p.inter for p in table} == {False, True}
+    assert {p.residual_levels for p in table if not p.inter} == {None, 1, 3}  # core.loop.RESIDUAL_SEARCH
+    assert choose_for_target(table, TARGET).point.bpp <= TARGET
+
+
+@pytest.mark.parametrize("inter", [False, True])
+def test_encode_at_a_chosen_point_stores_what_its_row_says(setup, inter):
+    plan, encoder, decoder, table = setup
+    point = choose_for_target([p for p in table if p.inter == inter], TARGET).point
+    row = encoder.encode(plan, point.quality, point.threshold, "", point.residual_levels, point.inter)
+    assert row["status"] == "ok", row.get("error")
+    assert set(row) <= set(COLUMNS) | {RETRYABLE_FIELD}
+    assert row["bytes"] == point.bytes and abs(row["lpips_mean"] - point.lpips) < 1e-6
+    assert row["segment_mode"] == ("inter" if inter else "loop")
+    assert row["residual_levels"] == (None if inter else point.residual_levels)
+    assert (row["coded_frames"] == N) if inter else (row["coded_frames"] == point.coded)
+    assert decoder.verify(row)["status"] == "ok"  # the stored object decodes to the fingerprint

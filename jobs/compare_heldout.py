@@ -8,7 +8,7 @@ coded at 25 fps, one segment per clip), so the same encoder runs give the same b
 - baselines: every CRF point of compare's sweep is looked up in the benchmarks' sweeps of the same
   clip (codec.json counts SEI bytes, ablation.json and compare leave them out); bpp and LPIPS must
   agree (x264/x265/SVT-AV1 are deterministic for the same input);
-- ours (the defaults: SVT-AV1 intra + motion-hint, residual frames allowed): compare's rate control at each target beside
+- ours (the defaults: SVT-AV1 intra + motion-hint, residual frames allowed, inter GOP fallback): compare's rate control at each target beside
   the ablation benchmark's choice for the same combination and clip.
 """
 
@@ -30,6 +30,8 @@ def agreement(results, codec_bench: dict, ablation: dict, targets: tuple[float, 
     """compare's numbers beside the benchmarks': baseline sweep points (codec.json counts SEI bytes,
     ablation.json leaves them out, as compare does) and ours at each target (ablation.json's row of
     the same keyframe codec + predictor)."""
+    from evc_archive.core.ratecontrol import RDPoint
+
     out = {"baselines": [], "ours": []}
     for video in results:
         pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
@@ -51,8 +53,8 @@ def agreement(results, codec_bench: dict, ablation: dict, targets: tuple[float, 
             out["ours"].append({"clip": video.name, "target": t, "bpp": ours.bpp, "lpips": ours.lpips,
                                 "settings": ours.setting, "ablation_bpp": ref and ref["bpp"],
                                 "ablation_lpips": ref and ref["lpips"],
-                                "ablation_settings": ref and f"q{ref['quality']}/t{ref['threshold']:g}" + (
-                                    "" if ref.get("residual_levels") is None else f"/r{ref['residual_levels']}")})
+                                "ablation_settings": ref and RDPoint(ref["quality"], ref["threshold"], 0, 1, 1, 0.0, 0.0, 0,
+                                                                     ref.get("residual_levels"), ref.get("inter", False)).label})
     return out
 
 
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         opts = CompareOptions(str(listing), args.out, targets, gop=30, max_frames=30, size=128, fps=Fraction(25),
                               label=f"held-out clips {', '.join(names)} (first 30 frames, 128x128, 25 fps)")
         results = run_compare(opts, lambda m: print(m, file=sys.stderr, flush=True))
-    combo = f"{opts.keyframe_codec}+{opts.predictor}" + ("" if opts.residual_levels is None else "+residual")
+    combo = f"{opts.keyframe_codec}+{opts.predictor}" + ("" if opts.residual_levels is None else "+residual") + (
+        "+inter" if opts.inter_fallback else "")
     agree = agreement(results, json.loads(args.codec_benchmark.read_text()), json.loads(args.ablation.read_text()),
                       targets, combo)
     (args.out / "agreement.json").write_text(json.dumps(agree, indent=1) + "\n")

@@ -81,7 +81,8 @@ def _read_json(store, key: str) -> dict[str, Any]:
 # weightless codecs and predictors have no file in the archive: their cards ship with the package
 WEIGHTLESS_CARDS = {("keyframe_codec", "svtav1"): ("keyframe: AV1 intra (SVT-AV1 / dav1d)", "svtav1-intra.md"),
                     ("predictor", "motion-hint"): ("predictor: global-motion-hint", "motion-hint.md"),
-                    ("predictor", "block-hint"): ("predictor: block-motion-hint", "block-hint.md")}
+                    ("predictor", "block-hint"): ("predictor: block-motion-hint", "block-hint.md"),
+                    ("inter_fallback", True): ("segments: AV1 inter GOP fallback", "av1-inter-gop.md")}
 
 
 def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list[dict[str, Any]]:

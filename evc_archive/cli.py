@@ -27,15 +27,17 @@ stdout = Console()
 
 # Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
 # 128x128x30, rate control per clip, mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp):
-#   SVT-AV1 intra keyframes + motion-hint   0.193 / 0.147 / 0.121 / 0.106  (never worse on any clip)
-#   SVT-AV1 intra keyframes + copy-last     0.211 / 0.163 / 0.123 / 0.111
-#   hyperprior + copy-last (old default)    0.245 / 0.235 / 0.195 / 0.191
-#   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059  (we lose from 0.05 up)
-# The motion-extrapolation and diffusion predictors lose to copy-last in the loop. motion-hint costs
-# encode speed (~30 vs ~75 frames/s at 128x128 on 2 threads: three candidate predictions per call)
-# and writes bitstream version 2. Fixed settings (no --target-bpp): level 8 (CRF 35), threshold 0.3
-# -> 0.031 bpp, LPIPS 0.145 (old default hyperprior q4 0.35: 0.027 bpp, 0.221). Everything else
-# stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
+#   SVT-AV1 intra keyframes + motion-hint + residual frames + inter GOP fallback
+#                                           0.168 / 0.133 / 0.079 / 0.053
+#   the same without the inter fallback     0.168 / 0.135 / 0.095 / 0.079
+#   SVT-AV1 intra keyframes + copy-last     0.204 / 0.152 / 0.117 / 0.099  (intra only)
+#   hyperprior + copy-last (first default)  0.245 / 0.235 / 0.195 / 0.191
+#   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059
+# The motion-extrapolation and diffusion predictors lose to copy-last in the loop; block-hint ties
+# motion-hint at half its encode speed. motion-hint costs encode speed (~30 vs ~75 frames/s at
+# 128x128: three candidate predictions per call) and writes bitstream version 2 or later. Fixed
+# settings (no --target-bpp): level 8 (CRF 35), threshold 0.3. Everything else stays selectable;
+# --quality defaults per codec (DEFAULT_QUALITY).
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
 DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",

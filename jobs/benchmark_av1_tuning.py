@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("SVT_LOG", "1")
     from evc_archive.core import gop_av1
     from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.keyframe_av1 import strip_delimiter
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.training.data import held_out_clips
     from jobs.benchmark_codec import evaluation_clip
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                 t0 = time.perf_counter()
                 enc = gop_av1.svtav1_encoder(128, 128, 30, preset, crf, "keyint=30" + (f":{params}" if params else ""))
                 packets = [p for i in range(30) for p in enc.encode(gop_av1.video_frame(clip[i], i))] + list(enc.encode(None))
-                data = b"".join(gop_av1._strip_delimiters(bytes(p)) for p in packets)
+                data = b"".join(strip_delimiter(bytes(p)) for p in packets)
                 spent, n = spent + time.perf_counter() - t0, n + 1
                 rec = gop_av1.decode_gop(data, 30, 128, 128)
                 curve.append((len(data) * 8 / pixels, float(lpips_frames(metric, rec, src).mean())))

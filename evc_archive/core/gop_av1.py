@@ -18,17 +18,13 @@ import numpy as np
 import torch
 
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.keyframe_av1 import TEMPORAL_DELIMITER, coded_size, rgb_frame, svtav1_encoder, video_frame
+from evc_archive.core.keyframe_av1 import coded_size, rgb_frame, strip_delimiter, svtav1_encoder, video_frame
 
 # level -> CRF, level 1 = fewest bits (every CRF: near a target the next level up costs 5-10 % more
 # bytes); on the held-out 128x128x30 clips level 1 (CRF 63) takes 0.012-0.04 bpp
 CRF_BY_LEVEL: dict[int, int] = {level: 64 - level for level in range(1, 42)}  # 63, 62, ..., 23
 PRESET = 2  # on two held-out clips 10-25 % lower LPIPS than preset 4 at the lowest levels, ~2x the time
 SVT_PARAMS = "tune=0"  # the subjective tune (encoder only: the decoder needs no setting)
-
-
-def _strip_delimiters(packet: bytes) -> bytes:
-    return packet[len(TEMPORAL_DELIMITER):] if packet.startswith(TEMPORAL_DELIMITER) else packet
 
 
 def encode_gop(frames: torch.Tensor, level: int, preset: int = PRESET) -> bytes:
@@ -41,7 +37,7 @@ def encode_gop(frames: torch.Tensor, level: int, preset: int = PRESET) -> bytes:
     array = frames.cpu().numpy()
     packets = [p for i in range(n) for p in enc.encode(video_frame(array[i], i))]
     packets += enc.encode(None)
-    return b"".join(_strip_delimiters(bytes(p)) for p in packets)
+    return b"".join(strip_delimiter(bytes(p)) for p in packets)
 
 
 def decode_gop(payload: bytes, frame_count: int, height: int, width: int) -> torch.Tensor:

@@ -85,6 +85,11 @@ def coded_size(height: int, width: int) -> tuple[int, int]:
     return max(MIN_SIDE, height + height % 2), max(MIN_SIDE, width + width % 2)
 
 
+def strip_delimiter(packet: bytes) -> bytes:
+    """An AV1 temporal unit without its leading temporal delimiter OBU (decoders do not need it)."""
+    return packet[len(TEMPORAL_DELIMITER):] if packet.startswith(TEMPORAL_DELIMITER) else packet
+
+
 def video_frame(rgb: np.ndarray, pts: int):
     """(H,W,3) uint8 -> an av.VideoFrame, yuv420p of the coded size (edge-padded), our colour conversion."""
     import av
@@ -150,10 +155,7 @@ class AV1IntraCodec:
         ch, cw = coded_size(h, w)
         vf = video_frame(frame.cpu().numpy(), 0)
         enc = svtav1_encoder(cw, ch, 1, self.preset, crf, SVT_PARAMS)
-        data = b"".join(bytes(p) for p in [*enc.encode(vf), *enc.encode(None)])
-        if data.startswith(TEMPORAL_DELIMITER):
-            data = data[len(TEMPORAL_DELIMITER):]
-        return data
+        return strip_delimiter(b"".join(bytes(p) for p in [*enc.encode(vf), *enc.encode(None)]))
 
     def decode(self, payload: bytes, quality: int, height: int, width: int) -> torch.Tensor:
         """payload -> frame (height,width,3) uint8 on the CPU (the quality is not needed)."""

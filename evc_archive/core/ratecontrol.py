@@ -161,12 +161,11 @@ class SegmentSimulator:
             self.cost.inter_encodes += 1
             result = encode_inter_segment(self.frames, self.metric, level)
             self.cost.lpips_frames += self.n
-            settings = replace(self.settings, inter_level=level, quality=level, lpips_threshold=0.0, residual_levels=None)
-            header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
-            size = len(pack(Stream(header, (result.segment,))))
-            self._inter_points[level] = RDPoint(level, 0.0, size, self.n, self.n * self.w * self.h,
-                                                float(result.lpips.mean()), float(result.psnr.mean()), self.n,
-                                                None, True)
+            point = RDPoint(level, 0.0, 0, self.n, self.n * self.w * self.h, float(result.lpips.mean()),
+                            float(result.psnr.mean()), self.n, None, True)
+            header = make_header(self.codec, self.predictor, point.settings(self.settings), self.w, self.h, self.fps,
+                                 self.first_frame)
+            self._inter_points[level] = replace(point, bytes=len(pack(Stream(header, (result.segment,)))))
         return self._inter_points[level]
 
     def sweep(self, qualities: tuple[int, ...] | None = None,

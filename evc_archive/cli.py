@@ -36,20 +36,20 @@ stdout = Console()
 # The motion-extrapolation and diffusion predictors lose to copy-last in the loop; block-hint ties
 # motion-hint at half its encode speed. motion-hint costs encode speed (~30 vs ~75 frames/s at
 # 128x128: three candidate predictions per call) and writes bitstream version 2 or later. Fixed
-# settings (no --target-bpp): level 8 (CRF 35), threshold 0.3. Everything else stays selectable;
+# settings (no --target-bpp): level 15 (CRF 35), threshold 0.3. Everything else stays selectable;
 # --quality defaults per codec (DEFAULT_QUALITY).
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
-DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
-            "keyframe_codec": "svtav1", "residual_levels": 2}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)
+DEFAULTS = {"lpips_threshold": 0.3, "quality": 15, "gop": 30, "steps": 1, "predictor": "motion-hint",
+            "keyframe_codec": "svtav1", "residual_levels": 4}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)
 RESIDUAL_HELP = ("A rejected frame may be coded as its residual against the predicted frame, this many quality "
                  "levels above the segment's first frame, where that is cheaper or alone meets the threshold "
                  "(bitstream v3). Rate control (--target-bpp, compare) instead tries, per segment, intra only "
-                 "and 1 and 3 levels (core.loop.RESIDUAL_SEARCH).")
+                 "and 0, 1, 2 and 3 levels (core.loop.RESIDUAL_SEARCH).")
 INTER_HELP = ("With --target-bpp: never code a segment as one AV1 inter GOP (bitstream v4). By default rate control "
               "also measures that conventional coding per segment and uses it where it gives the lower LPIPS in the "
               "budget (static cameras from about 0.05 bpp up); with this flag every segment is the generative loop.")
-DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
+DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
 
 
 def _residual(levels: int, intra_only: bool) -> int | None:
@@ -100,12 +100,12 @@ def encode(
     source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
     output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-13, default 8; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
     predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2), 'block-hint' (the same with a coarse block motion field where it pays for its bytes) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
-    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-13).")] = DEFAULTS["keyframe_codec"],
+    keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-25).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
     intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
 ) -> None:
@@ -277,7 +277,7 @@ def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
     out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-13, default 8; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4).")] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
     target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,

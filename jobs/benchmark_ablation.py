@@ -7,13 +7,13 @@ Protocol (also written into the report):
 - Held-out clips (evc_archive.training.data.HELD_OUT_CLIPS, never trained on): the first 30 frames,
   short side resized to 128 with an area filter, centre-cropped to 128x128; one segment per clip.
 - Combinations: keyframe codec {hyperprior (the shipped learned codec, qualities 1-5), svtav1 (AV1
-  intra, preset 1, subjective tune, still-picture mode, levels 1-13 = CRF 63..15)} x predictor {copy-last, motion (block-motion extrapolation),
+  intra, preset 1, subjective tune, still-picture mode, levels 1-25 = CRF 63..15 every 2)} x predictor {copy-last, motion (block-motion extrapolation),
   motion-hint (copy-last moved by an encoder-chosen global velocity, 0-4 bytes per call),
   block-hint (copy-last moved by an encoder-chosen global velocity or coarse block field; SVT-AV1
   only), diffusion (the shipped model, 1 DDIM step)} x coded frames {intra: each on its own (the paper's
   loop); residual: a rejected frame may instead be coded as its residual against the predicted
   frame, core.residual, and rate control also picks the residual level per clip from
-  core.loop.RESIDUAL_SEARCH (intra only, or 1 or 3 levels above the first frame's)}; and the
+  core.loop.RESIDUAL_SEARCH (intra only, or 0, 1, 2 or 3 levels above the first frame's)}; and the
   product's default, residual + inter: rate control may also code the clip as one AV1 inter GOP
   (core.gop_av1, SVT-AV1 preset 2, levels = CRF 63..23) where that gives the lower LPIPS in the
   budget (with copy-last too, to show what the predictor adds there).

@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The same defaults as the CLI (evc_archive.cli.DEFAULTS); repeated here so that --help needs no import.
-DEFAULTS = {"lpips_threshold": 0.3, "quality": 8, "gop": 30, "steps": 1, "predictor": "motion-hint",
+DEFAULTS = {"lpips_threshold": 0.3, "quality": 15, "gop": 30, "steps": 1, "predictor": "motion-hint",
             "keyframe_codec": "svtav1"}
-DEFAULT_QUALITY = {"svtav1": 8, "hyperprior": 4}  # when --quality is not given
+DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
 MAX_FAILURES_IN_SUMMARY = 50
 
 

@@ -30,8 +30,11 @@ import torch
 from evc_archive.core.errors import BitstreamError
 
 # level -> CRF. On 12 held-out 128x128 frames: 87 .. 1680 bytes a frame (0.04 .. 0.82 bpp), the range
-# a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames.
-CRF_BY_QUALITY: dict[int, int] = {q: 63 - 4 * (q - 1) for q in range(1, 14)}  # 63, 59, ..., 15
+# a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames. Every 2 CRF (25 levels; 13
+# levels every 4 CRF until session 5): rate control uses the budget more fully
+# (docs/benchmarks/keyframe_levels*.md). The level is informational in a stream (the decoder needs no
+# CRF), so streams written with the 13-level table decode unchanged.
+CRF_BY_QUALITY: dict[int, int] = {q: 63 - 2 * (q - 1) for q in range(1, 26)}  # 63, 61, ..., 15
 PRESET = 1
 # encoder-only tuning (the decoder needs none of it): subjective tune, still-picture mode
 SVT_PARAMS = "keyint=1:tune=0:avif=1"

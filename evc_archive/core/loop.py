@@ -23,9 +23,10 @@ from evc_archive.core.bitstream import INTRA, RESIDUAL, CodedFrame, Segment
 # Residual frames are coded this many quality levels above the segment's first frame: fixed
 # settings use DEFAULT_RESIDUAL_LEVELS; rate control tries each of RESIDUAL_SEARCH per segment (None:
 # every coded frame on its own, which is sometimes best). Measured on the held-out clips with the
-# AV1 intra codec: docs/benchmarks/ablation.md.
-DEFAULT_RESIDUAL_LEVELS = 2
-RESIDUAL_SEARCH: tuple[int | None, ...] = (None, 1, 3)
+# AV1 intra codec: docs/benchmarks/ablation.md and keyframe_levels_wide.md (AV1 levels are 2 CRF apart:
+# 4 levels = 8 CRF).
+DEFAULT_RESIDUAL_LEVELS = 4
+RESIDUAL_SEARCH: tuple[int | None, ...] = (None, 0, 1, 2, 3)
 
 
 def residual_search(residual_levels: int | None) -> tuple[int | None, ...]:

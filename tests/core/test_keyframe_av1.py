@@ -19,15 +19,16 @@ CODEC = AV1IntraCodec()
 def test_rate_and_quality_grow_with_the_level():
     frame = moving_square_video(1, 64, 64)[0]
     sizes, psnrs = [], []
-    for q in (1, 5, 9):
+    for q in (1, 9, 17):  # CRF 63, 47, 31
         payload = CODEC.encode(frame, q)
         sizes.append(len(payload))
         psnrs.append(float(psnr_frames(CODEC.decode(payload, q, 64, 64)[None], frame[None])[0]))
     assert sizes[0] < sizes[1] < sizes[2]
     assert psnrs[0] < psnrs[1] < psnrs[2] and psnrs[2] > 24
-    assert CODEC.qualities == tuple(range(1, 14))
+    assert CODEC.qualities == tuple(range(1, 26))
+    assert CODEC.crf_by_quality[15] == 35  # the CLI's default level
     with pytest.raises(ValueError, match="Invalid quality"):
-        CODEC.encode(frame, 14)
+        CODEC.encode(frame, 26)
 
 
 def test_colour_conversion_is_near_lossless_and_pinned():

@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 
 from evc_archive.core.encoder import EncoderSettings
+from evc_archive.core.loop import RESIDUAL_SEARCH
 from evc_archive.core.ratecontrol import RDPoint, choose_for_target
 from evc_archive.distributed.plan import SegmentPlan
 from evc_archive.distributed.worker import RETRYABLE_FIELD, EncodeJob, SegmentDecoder, SegmentEncoder
@@ -34,7 +35,7 @@ def setup(tmp_path_factory):
 def test_rd_table_holds_loop_and_inter_points(setup):
     *_, table = setup
     assert {p.inter for p in table} == {False, True}
-    assert {p.residual_levels for p in table if not p.inter} == {None, 1, 3}  # core.loop.RESIDUAL_SEARCH
+    assert {p.residual_levels for p in table if not p.inter} == set(RESIDUAL_SEARCH)
     assert choose_for_target(table, TARGET).point.bpp <= TARGET
 
 

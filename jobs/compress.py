@@ -29,10 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# The same defaults as the CLI (evc_archive.cli.DEFAULTS); repeated here so that --help needs no import.
-DEFAULTS = {"lpips_threshold": 0.3, "quality": 15, "gop": 30, "steps": 1, "predictor": "motion-hint",
-            "keyframe_codec": "svtav1"}
-DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
+# One set of defaults and choices for both entry points (evc-archive submit and this job): the
+# CLI module imports only typer and rich at module level, so --help stays fast.
+from evc_archive.cli import (DEFAULT_QUALITY, DEFAULTS, INTER_HELP, KEYFRAME_CHOICES, PREDICTOR_CHOICES,  # noqa: E402
+                             RESIDUAL_HELP)
+
 MAX_FAILURES_IN_SUMMARY = 50
 
 
@@ -131,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lpips-threshold", type=float, default=DEFAULTS["lpips_threshold"],
                    help="Accept a generated frame while its LPIPS to the source is at most this (default %(default)s).")
     p.add_argument("--quality", type=int, default=None,
-                   help="Keyframe codec quality level, 1 = fewest bits (default: 8 for svtav1, 4 for hyperprior).")
+                   help="Keyframe codec quality level, 1 = fewest bits (default: 15 for svtav1 = CRF 35, 4 for hyperprior).")
     p.add_argument("--gop", type=int, default=DEFAULTS["gop"], help="Frames per segment (default %(default)s).")
     p.add_argument("--target-bpp", type=float, default=None,
                    help="Corpus-level target bpp: rate control chooses quality and threshold per segment "
@@ -140,10 +141,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
                    help="DDIM sampling steps of the diffusion predictor (default %(default)s).")
     p.add_argument("--seed", type=int, default=0, help="Job seed; each segment's seed derives from it (default 0).")
-    p.add_argument("--predictor", choices=("copy-last", "motion", "motion-hint", "diffusion"), default=DEFAULTS["predictor"],
+    p.add_argument("--predictor", choices=PREDICTOR_CHOICES, default=DEFAULTS["predictor"],
                    help="Frame predictor (default %(default)s).")
-    p.add_argument("--keyframe-codec", choices=("hyperprior", "svtav1"), default=DEFAULTS["keyframe_codec"],
+    p.add_argument("--keyframe-codec", choices=KEYFRAME_CHOICES, default=DEFAULTS["keyframe_codec"],
                    help="Codec of the coded frames (default %(default)s).")
+    p.add_argument("--residual-levels", type=int, default=DEFAULTS["residual_levels"],
+                   help=RESIDUAL_HELP + " (default %(default)s)")
+    p.add_argument("--intra-only", action="store_true",
+                   help="Code every rejected frame on its own (the paper's loop; no residual frames).")
+    p.add_argument("--no-inter", action="store_true", help=INTER_HELP)
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU).")
     p.add_argument("--gpus-per-worker", type=float, default=1.0,
                    help="GPUs per worker where the cluster has GPUs (default %(default)s).")
@@ -165,8 +171,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--progress-seconds", type=float, default=30.0,
                    help="Seconds between progress lines (default %(default)s).")
     args = p.parse_args(argv)
-    if args.gop < 1 or args.steps < 1 or args.lpips_threshold < 0 or args.seed < 0 or args.retries < 0:
-        p.error("--gop and --steps must be >= 1; --lpips-threshold, --seed and --retries >= 0")
+    if args.gop < 1 or args.steps < 1 or args.lpips_threshold < 0 or args.seed < 0 or args.retries < 0 \
+            or args.residual_levels < 0:
+        p.error("--gop and --steps must be >= 1; --lpips-threshold, --seed, --retries and --residual-levels >= 0")
     if args.workers is not None and args.workers < 1:
         p.error("--workers must be >= 1")
     if args.gpus_per_worker < 0 or args.wait_for_gpus < 0:
@@ -223,6 +230,16 @@ def make_events(every: float):
     return LineEvents()
 
 
+def encoder_settings(args: argparse.Namespace):
+    """The job's options -> EncoderSettings, as `evc-archive submit` builds them from the same options."""
+    from evc_archive.core.encoder import EncoderSettings
+
+    return EncoderSettings(args.lpips_threshold,
+                           DEFAULT_QUALITY[args.keyframe_codec] if args.quality is None else args.quality,
+                           args.gop, args.steps, args.seed, None if args.intra_only else args.residual_levels,
+                           inter_fallback=not args.no_inter)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import threading
@@ -230,16 +247,13 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")  # compressai's torch.jit.script
 
-    from evc_archive.core.encoder import EncoderSettings
     from evc_archive.core.errors import EVCError
     from evc_archive.distributed.pipeline import SubmitConfig, submit
 
     address = ray_address(args.address)
     cfg = SubmitConfig(
         source=args.source, archive=args.out,
-        settings=EncoderSettings(args.lpips_threshold,
-                                 DEFAULT_QUALITY[args.keyframe_codec] if args.quality is None else args.quality,
-                                 args.gop, args.steps, args.seed),
+        settings=encoder_settings(args),
         predictor=args.predictor, workers=args.workers, gpus_per_worker=args.gpus_per_worker, address=address,
         storage_options=args.storage_options, source_options=args.source_options, max_retries=args.retries,
         target_bpp=args.target_bpp, cap_bpp=args.cap_bpp, keyframe_codec=args.keyframe_codec)

@@ -28,13 +28,13 @@ stdout = Console()
 # Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
 # 128x128x30, rate control per clip, mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp):
 #   SVT-AV1 intra keyframes + motion-hint + residual frames + inter GOP fallback
-#                                           0.168 / 0.133 / 0.079 / 0.053
-#   the same without the inter fallback     0.168 / 0.135 / 0.095 / 0.079
-#   SVT-AV1 intra keyframes + copy-last     0.204 / 0.152 / 0.117 / 0.099  (intra only)
+#                                           0.164 / 0.123 / 0.078 / 0.054
+#   the same without the inter fallback     0.164 / 0.125 / 0.093 / 0.076
+#   SVT-AV1 intra keyframes + copy-last     0.191 / 0.149 / 0.116 / 0.095  (intra only)
 #   hyperprior + copy-last (first default)  0.245 / 0.235 / 0.195 / 0.191
 #   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059
-# The motion-extrapolation and diffusion predictors lose to copy-last in the loop; block-hint ties
-# motion-hint at half its encode speed. motion-hint costs encode speed (~30 vs ~75 frames/s at
+# The motion-extrapolation and diffusion predictors lose to copy-last in the loop; block-hint beats
+# motion-hint by 0.001-0.004 at about half its encode speed and 2.3x its rate-control search. motion-hint costs encode speed (~30 vs ~75 frames/s at
 # 128x128: three candidate predictions per call) and writes bitstream version 2 or later. Fixed
 # settings (no --target-bpp): level 15 (CRF 35), threshold 0.3. Everything else stays selectable;
 # --quality defaults per codec (DEFAULT_QUALITY).

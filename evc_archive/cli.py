@@ -40,8 +40,11 @@ stdout = Console()
 # --quality defaults per codec (DEFAULT_QUALITY).
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
-DEFAULTS = {"lpips_threshold": 0.3, "quality": 15, "gop": 30, "steps": 1, "predictor": "motion-hint",
+DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
+DEFAULTS = {"lpips_threshold": 0.3, "quality": DEFAULT_QUALITY["svtav1"], "gop": 30, "steps": 1, "predictor": "motion-hint",
             "keyframe_codec": "svtav1", "residual_levels": 4}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)
+QUALITY_HELP = "Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4)."
+INTRA_ONLY_HELP = "Code every rejected frame on its own, never as a residual (the paper's loop)."
 RESIDUAL_HELP = ("A rejected frame may be coded as its residual against the predicted frame, this many quality "
                  "levels above the segment's first frame, where that is cheaper or alone meets the threshold "
                  "(bitstream v3). Rate control (--target-bpp, compare) instead tries, per segment, intra only "
@@ -49,7 +52,16 @@ RESIDUAL_HELP = ("A rejected frame may be coded as its residual against the pred
 INTER_HELP = ("With --target-bpp: never code a segment as one AV1 inter GOP (bitstream v4). By default rate control "
               "also measures that conventional coding per segment and uses it where it gives the lower LPIPS in the "
               "budget (static cameras from about 0.05 bpp up); with this flag every segment is the generative loop.")
-DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
+
+
+def loop_settings(lpips_threshold: float, quality: int | None, gop: int, steps: int, seed: int, keyframe_codec: str,
+                  residual_levels: int | None, inter_fallback: bool = False):
+    """Validated options -> core.encoder.EncoderSettings (quality None: the codec's default level).
+    The one place encode, submit and the Ray job (jobs/compress.py) build the loop's settings."""
+    from evc_archive.core.encoder import EncoderSettings
+
+    return EncoderSettings(lpips_threshold, DEFAULT_QUALITY[keyframe_codec] if quality is None else quality, gop, steps,
+                           seed, residual_levels, inter_fallback=inter_fallback)
 
 
 def _residual(levels: int, intra_only: bool) -> int | None:
@@ -100,17 +112,16 @@ def encode(
     source: Annotated[Path, typer.Argument(help="Input video (any format FFmpeg reads: mp4, mkv, webm, mov, avi, y4m, ...).")],
     output: Annotated[Path, typer.Argument(help="Output stream file (.evc).")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this; lower = more coded frames, more bits, better quality.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help=QUALITY_HELP)] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
     predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2), 'block-hint' (the same with a coarse block motion field where it pays for its bytes) or 'diffusion' (the shipped conditional diffusion model).")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-25).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
-    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
+    intra_only: Annotated[bool, typer.Option("--intra-only", help=INTRA_ONLY_HELP)] = False,
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
-    from evc_archive.core.encoder import EncoderSettings
     from evc_archive.io.files import encode_file
     from evc_archive.io.video_io import probe_video
 
@@ -118,11 +129,11 @@ def encode(
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
-    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     if not source.is_file():
         _fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode
-    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only))
+    settings = loop_settings(lpips_threshold, quality, gop, steps, seed, keyframe_codec,
+                             _residual(residual_levels, intra_only))
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task(f"encoding {source.name}", total=info.frame_count, info="")
@@ -277,7 +288,7 @@ def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
     out: Annotated[str, typer.Option("--out", help="Archive location: any fsspec URL or local folder.")],
     lpips_threshold: Annotated[float, typer.Option(help="Accept a generated frame while its LPIPS to the source is at most this.")] = DEFAULTS["lpips_threshold"],
-    quality: Annotated[Optional[int], typer.Option(help="Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help=QUALITY_HELP)] = None,
     gop: Annotated[int, typer.Option(help="Frames per segment (one segment = one object, one unit of work).")] = DEFAULTS["gop"],
     target_bpp: Annotated[Optional[float], typer.Option(help="Corpus-level target bpp: rate control picks quality and threshold per segment for the best LPIPS within the budget (overrides --quality and --lpips-threshold).")] = None,
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
@@ -286,7 +297,7 @@ def submit(
     predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint', 'block-hint' or 'diffusion'.")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
-    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
+    intra_only: Annotated[bool, typer.Option("--intra-only", help=INTRA_ONLY_HELP)] = False,
     no_inter: Annotated[bool, typer.Option("--no-inter", help=INTER_HELP)] = False,
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
@@ -299,7 +310,6 @@ def submit(
     Re-running the same command resumes: finished segments are skipped, never duplicated."""
     import threading
 
-    from evc_archive.core.encoder import EncoderSettings
     from evc_archive.distributed.pipeline import SubmitConfig
     from evc_archive.distributed.pipeline import submit as run_submit
 
@@ -311,11 +321,10 @@ def submit(
         _fail("--cap-bpp needs --target-bpp.")
     _check_choice("--predictor", predictor, PREDICTOR_CHOICES)
     _check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CHOICES)
-    quality = DEFAULT_QUALITY[keyframe_codec] if quality is None else quality
     opts = _storage_options(storage_options)
     src_opts = _storage_options(source_options) if source_options else opts
-    settings = EncoderSettings(lpips_threshold, quality, gop, steps, seed, _residual(residual_levels, intra_only),
-                               inter_fallback=not no_inter)
+    settings = loop_settings(lpips_threshold, quality, gop, steps, seed, keyframe_codec,
+                             _residual(residual_levels, intra_only), inter_fallback=not no_inter)
     cfg = SubmitConfig(source, out, settings, predictor, workers,
                        gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
                        keyframe_codec=keyframe_codec)
@@ -487,7 +496,7 @@ def compare(
     predictor: Annotated[str, typer.Option(help=f"Our predictor: {', '.join(PREDICTOR_CHOICES)}.")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help=f"Our keyframe codec: {', '.join(KEYFRAME_CHOICES)}.")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
-    intra_only: Annotated[bool, typer.Option("--intra-only", help="Code every rejected frame on its own, never as a residual (the paper's loop).")] = False,
+    intra_only: Annotated[bool, typer.Option("--intra-only", help=INTRA_ONLY_HELP)] = False,
     no_inter: Annotated[bool, typer.Option("--no-inter", help=INTER_HELP)] = False,
     codecs: Annotated[str, typer.Option(help="Baselines, comma-separated, from x264 (veryslow), x265 (veryslow), svtav1 (preset 4).")] = "x264,x265,svtav1",
     fps: Annotated[Optional[str], typer.Option(help="Code at this frame rate (e.g. 25 or 30000/1001) instead of each source's: x264 and x265 spend bits by frame rate.")] = None,

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # One set of defaults and choices for both entry points (evc-archive submit and this job): the
 # CLI module imports only typer and rich at module level, so --help stays fast.
-from evc_archive.cli import (DEFAULT_QUALITY, DEFAULTS, INTER_HELP, KEYFRAME_CHOICES, PREDICTOR_CHOICES,  # noqa: E402
-                             RESIDUAL_HELP)
+from evc_archive.cli import (DEFAULTS, INTER_HELP, INTRA_ONLY_HELP, KEYFRAME_CHOICES, PREDICTOR_CHOICES,  # noqa: E402
+                             QUALITY_HELP, RESIDUAL_HELP, loop_settings)
 
 MAX_FAILURES_IN_SUMMARY = 50
 
@@ -131,8 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="Archive location: any fsspec URL or folder.")
     p.add_argument("--lpips-threshold", type=float, default=DEFAULTS["lpips_threshold"],
                    help="Accept a generated frame while its LPIPS to the source is at most this (default %(default)s).")
-    p.add_argument("--quality", type=int, default=None,
-                   help="Keyframe codec quality level, 1 = fewest bits (default: 15 for svtav1 = CRF 35, 4 for hyperprior).")
+    p.add_argument("--quality", type=int, default=None, help=QUALITY_HELP)
     p.add_argument("--gop", type=int, default=DEFAULTS["gop"], help="Frames per segment (default %(default)s).")
     p.add_argument("--target-bpp", type=float, default=None,
                    help="Corpus-level target bpp: rate control chooses quality and threshold per segment "
@@ -147,8 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Codec of the coded frames (default %(default)s).")
     p.add_argument("--residual-levels", type=int, default=DEFAULTS["residual_levels"],
                    help=RESIDUAL_HELP + " (default %(default)s)")
-    p.add_argument("--intra-only", action="store_true",
-                   help="Code every rejected frame on its own (the paper's loop; no residual frames).")
+    p.add_argument("--intra-only", action="store_true", help=INTRA_ONLY_HELP)
     p.add_argument("--no-inter", action="store_true", help=INTER_HELP)
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU).")
     p.add_argument("--gpus-per-worker", type=float, default=1.0,
@@ -231,13 +229,9 @@ def make_events(every: float):
 
 
 def encoder_settings(args: argparse.Namespace):
-    """The job's options -> EncoderSettings, as `evc-archive submit` builds them from the same options."""
-    from evc_archive.core.encoder import EncoderSettings
-
-    return EncoderSettings(args.lpips_threshold,
-                           DEFAULT_QUALITY[args.keyframe_codec] if args.quality is None else args.quality,
-                           args.gop, args.steps, args.seed, None if args.intra_only else args.residual_levels,
-                           inter_fallback=not args.no_inter)
+    """The job's options -> EncoderSettings, built as `evc-archive submit` builds them."""
+    return loop_settings(args.lpips_threshold, args.quality, args.gop, args.steps, args.seed, args.keyframe_codec,
+                         None if args.intra_only else args.residual_levels, inter_fallback=not args.no_inter)
 
 
 def main(argv: list[str] | None = None) -> int:

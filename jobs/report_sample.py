@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-height", type=int, default=6000, help="Screenshot height limit in pixels.")
     args = p.parse_args(argv)
 
-    from evc_archive.core.encoder import EncoderSettings
+    from evc_archive.cli import DEFAULTS, loop_settings
     from evc_archive.distributed.pipeline import SubmitConfig, submit
     from evc_archive.io.sample import write_sample_corpus
     from evc_archive.reports.archive_report import ReportOptions, build_report
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus, archive = tmp / "sample-corpus", tmp / "sample-archive"
         write_sample_corpus(corpus)
-        settings = EncoderSettings(lpips_threshold=0.3, quality=8)  # the CLI's defaults (rate control picks per segment)
+        settings = loop_settings(DEFAULTS["lpips_threshold"], None, DEFAULTS["gop"], DEFAULTS["steps"], 0,
+                                 DEFAULTS["keyframe_codec"], DEFAULTS["residual_levels"],
+                                 inter_fallback=True)  # `evc-archive submit`'s defaults (rate control picks per segment)
         summary = submit(SubmitConfig(str(corpus), str(archive), settings, target_bpp=args.target_bpp))
         html = build_report(ReportOptions(str(archive)))
         page = Path(tmp, "sample-report.html")

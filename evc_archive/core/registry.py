@@ -21,14 +21,17 @@ from evc_archive.core.motion import MotionExtrapolationPredictor
 from evc_archive.core.block_hint import BlockMotionHintPredictor
 from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
+from evc_archive.core.restore import Restorer
+from evc_archive.core.restore_hint import RestoreHintPredictor
 
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
 PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation",
-                                   3: "global-motion-hint", 4: "block-motion-hint"}
+                                   3: "global-motion-hint", 4: "block-motion-hint", 5: "restore-motion-hint"}
 
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
-PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3, "block-hint": 4}
+PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3, "block-hint": 4,
+                                   "restore-hint": 5}
 # user-facing names -> keyframe kind id
 KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
 
@@ -37,6 +40,15 @@ WEIGHTLESS = {0: CopyLastFramePredictor, 2: MotionExtrapolationPredictor, 3: Glo
 
 DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
+DEFAULT_RESTORE_FILE = "restore.pt"
+# predictor name -> the shipped weights file it needs (the others are weightless)
+PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE, "restore-hint": DEFAULT_RESTORE_FILE}
+
+
+def model_files_for(keyframe_codec: str, predictor: str) -> list[str]:
+    """The shipped model files an archive made with these choices needs (copied into its models/)."""
+    return ([DEFAULT_KEYFRAME_FILE] if keyframe_codec == "hyperprior" else []) + (
+        [PREDICTOR_FILES[predictor]] if predictor in PREDICTOR_FILES else [])
 
 
 def shipped_model_dir() -> Path:
@@ -50,6 +62,11 @@ def file_sha256(path: Path) -> bytes:
 @lru_cache(maxsize=None)
 def _load_keyframe(path: str, device: str) -> KeyframeCodec:
     return KeyframeCodec.load(Path(path), device)
+
+
+@lru_cache(maxsize=None)
+def _load_restorer(path: str, device: str) -> Restorer:
+    return Restorer.load(Path(path), device)
 
 
 @lru_cache(maxsize=None)
@@ -118,6 +135,8 @@ class ModelLibrary:
             raise ModelMismatchError(
                 f"predictor model {PREDICTOR_KINDS[model_id]} with hash {hash_prefix.hex()} is not available "
                 "(not shipped with this build; pass the archive's models folder)")
+        if model_id == 5:
+            return RestoreHintPredictor(_load_restorer(str(path), self.device), frames_per_call)
         return _load_diffusion(str(path), model_id, self.device)
 
     def keyframe_named(self, name: str) -> ImageCodec:
@@ -133,15 +152,23 @@ class ModelLibrary:
         return _load_keyframe(str(path), self.device)
 
     def predictor_named(self, name: str, frames_per_call: int = 4) -> Predictor:
-        """The predictor a user names ('copy-last' | 'motion' | 'diffusion'; the diffusion one is the
-        shipped model, whose F comes from its file)."""
+        """The predictor a user names (PREDICTOR_NAMES; 'diffusion' and 'restore-hint' use the shipped
+        model files, the diffusion model's F comes from its file)."""
         if name not in PREDICTOR_NAMES:
             raise ValueError(f'Invalid predictor "{name}": choose one of {", ".join(PREDICTOR_NAMES)}')
         if name == "copy-last":
             return CopyLastFramePredictor(frames_per_call=frames_per_call)
         if name == "diffusion":
             return self.default_predictor()
+        if name == "restore-hint":
+            return RestoreHintPredictor(self.shipped_restorer(), frames_per_call)
         return WEIGHTLESS[PREDICTOR_NAMES[name]](frames_per_call=frames_per_call)
+
+    def shipped_restorer(self) -> Restorer:
+        path = shipped_model_dir() / DEFAULT_RESTORE_FILE
+        if not path.is_file():
+            raise ModelMismatchError(f"the restoration model is missing from the package ({path.name})")
+        return _load_restorer(str(path), self.device)
 
     def default_predictor(self) -> Predictor:
         path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE

@@ -158,12 +158,10 @@ def check_archive_settings(store: Store, cfg: SubmitConfig) -> None:
 
 def prepare_archive(store: Store, cfg: SubmitConfig) -> None:
     """Create archive.json and models/ (or check they match this job); one clear error otherwise."""
-    from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, DEFAULT_PREDICTOR_FILE, shipped_model_dir
+    from evc_archive.core.registry import model_files_for, shipped_model_dir
 
-    files = ([DEFAULT_KEYFRAME_FILE] if cfg.keyframe_codec == "hyperprior" else []) + (
-        [DEFAULT_PREDICTOR_FILE] if cfg.predictor == "diffusion" else [])
     models = {}
-    for name in files:
+    for name in model_files_for(cfg.keyframe_codec, cfg.predictor):
         data = (shipped_model_dir() / name).read_bytes()
         models[name.split(".")[0]] = (hashlib.sha256(data).hexdigest(), data)
     params = _archive_params(cfg)

@@ -1,0 +1,99 @@
+"""The restoration model alone, on held-out frames: LPIPS / PSNR of SVT-AV1 intra decodes before and
+after restoration, per quality level, and what it does to frames that are already sharp. Used to
+pick among trained candidates and for the model card. Writes docs/benchmarks/restore.{md,json}.
+
+    python jobs/benchmark_restore.py --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt
+
+Frames: frames 0, 10 and 20 of each held-out clip (evc_archive.training.data.HELD_OUT_CLIPS, never
+trained on), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the range rate control
+picks for coded frames at 0.02-0.07 bpp. "Sharp input": the source frame itself, restored (LPIPS
+to the source; 0 would be a perfect pass-through). "Twice": restoring the restored decode again, as
+happens when the restore-hint predictor's context is one of its own generated frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+LEVELS = (8, 10, 12, 14, 16, 18, 20)
+FRAMES = (0, 10, 20)
+
+
+def evaluate(restorer, decoded: dict, sources: torch.Tensor, metric) -> dict:
+    """decoded: level -> (n,H,W,3) uint8 decodes of sources (n,H,W,3) -> per-level scores."""
+    from evc_archive.core.metrics import psnr_uint8
+
+    rows = {}
+    for level, dec in decoded.items():
+        out = torch.cat([restorer(dec[i:i + 1]) for i in range(dec.shape[0])])
+        twice = torch.cat([restorer(out[i:i + 1]) for i in range(out.shape[0])])
+        rows[str(level)] = {"lpips_decoded": float(metric.uint8(dec, sources).mean()),
+                            "lpips_restored": float(metric.uint8(out, sources).mean()),
+                            "lpips_twice": float(metric.uint8(twice, sources).mean()),
+                            "psnr_decoded": float(psnr_uint8(dec, sources).mean()),
+                            "psnr_restored": float(psnr_uint8(out, sources).mean())}
+    sharp = torch.cat([restorer(sources[i:i + 1]) for i in range(sources.shape[0])])
+    t0 = time.perf_counter()
+    for _ in range(10):
+        restorer(sources[:1])
+    return {"levels": rows, "sharp_input_lpips": float(metric.uint8(sharp, sources).mean()),
+            "ms_per_frame_1_thread": (time.perf_counter() - t0) * 100}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from evc_archive.core.keyframe_av1 import CRF_BY_QUALITY, AV1IntraCodec
+    from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.restore import Restorer
+    from evc_archive.training.data import held_out_clips
+    from jobs.benchmark_codec import evaluation_clip
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
+    parser.add_argument("--models", type=Path, nargs="+", required=True, help="restoration model files to compare")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    metric, codec = shared_lpips(), AV1IntraCodec()
+    sources = torch.stack([evaluation_clip(p)[i] for p in held_out_clips(args.data / "video") for i in FRAMES])
+    n, h, w, _ = sources.shape
+    decoded = {q: torch.stack([codec.decode(codec.encode(sources[i], q), q, h, w) for i in range(n)]) for q in LEVELS}
+    results = {"frames": n, "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
+    for path in args.models:
+        restorer = Restorer.load(path)
+        name = str(path.parent.name if path.name == "restore.pt" and path.parent.name != "models" else path.name)
+        results["models"][name] = {"file": path.name, "config": restorer.config.__dict__,
+                                   "parameters": sum(p.numel() for p in restorer.net.parameters()),
+                                   **evaluate(restorer, decoded, sources, metric)}
+        print(name, json.dumps({k: round(v["lpips_restored"], 4) for k, v in results["models"][name]["levels"].items()}),
+              flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "restore.json").write_text(json.dumps(results, indent=1))
+    write_report(results, args.out / "restore.md")
+
+
+def write_report(results: dict, out: Path) -> None:
+    lines = ["# Restoration model alone, on held-out frames", "",
+             f"{results['frames']} frames (frames 0, 10, 20 of the 6 held-out clips, 128x128), SVT-AV1 intra decodes; "
+             "mean LPIPS (lower is better) and PSNR to the source. Written by `jobs/benchmark_restore.py`.", ""]
+    for name, m in results["models"].items():
+        lines += [f"## {name}: {m['config']}, {m['parameters']:,} parameters, "
+                  f"{m['ms_per_frame_1_thread']:.0f} ms per 128x128 frame (1 thread)", "",
+                  "| level (CRF) | LPIPS decoded | restored | restored twice | PSNR decoded | restored |",
+                  "|---|---|---|---|---|---|"]
+        for level, r in m["levels"].items():
+            lines.append(f"| {level} ({results['levels'][level]}) | {r['lpips_decoded']:.4f} | {r['lpips_restored']:.4f} | "
+                         f"{r['lpips_twice']:.4f} | {r['psnr_decoded']:.2f} | {r['psnr_restored']:.2f} |")
+        lines += ["", f"Sharp input (the source frame restored): LPIPS {m['sharp_input_lpips']:.4f} to the source.", ""]
+    out.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

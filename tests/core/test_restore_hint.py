@@ -1,0 +1,68 @@
+"""The restore-hint predictor: motion-hint over the restored last frame; streams name its weights
+file by hash and decode bit-exactly; rate control's simulation agrees with the real encode."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import torch
+
+from evc_archive.core.decoder import open_stream
+from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.keyframe_av1 import AV1IntraCodec
+from evc_archive.core.motion_hint import GlobalMotionPredictor, pack_velocity
+from evc_archive.core.ratecontrol import SegmentSimulator
+from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary, model_files_for
+from evc_archive.core.restore import Restorer, RestoreNet
+from evc_archive.core.restore_hint import RestoreHintPredictor
+from tests.core.test_motion_hint import panning_video
+from tests.core.test_restore import TINY, random_restorer
+
+
+def test_identity_restorer_gives_motion_hint_exactly(tmp_path):
+    Restorer.save(tmp_path / "id.pt", TINY, RestoreNet(TINY))
+    p = RestoreHintPredictor(Restorer.load(tmp_path / "id.pt"), frames_per_call=3)
+    m = GlobalMotionPredictor(frames_per_call=3)
+    video = panning_video()
+    for hint in (b"", pack_velocity(2, -5)):
+        assert torch.equal(p.predict_hinted(video[:2], hint), m.predict_hinted(video[:2], hint))
+    assert p.hint_candidates(video[:1], video[1:4]) == m.hint_candidates(video[:1], video[1:4])
+
+
+def test_prediction_moves_the_restored_frame(tmp_path):
+    restorer = random_restorer(tmp_path / "r.pt")
+    p = RestoreHintPredictor(restorer, frames_per_call=2)
+    video = panning_video()
+    still = p.predict(video[:1], seed=0, steps=1)
+    assert torch.equal(still[0], restorer(video[:1])[0]) and torch.equal(still[1], still[0])
+    moved = p.predict_hinted(video[:1], pack_velocity(0, 8))
+    assert torch.equal(moved, GlobalMotionPredictor(frames_per_call=2).predict_hinted(restorer(video[:1]),
+                                                                                      pack_velocity(0, 8)))
+
+
+def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric):
+    models = tmp_path / "models"
+    models.mkdir()
+    restorer = random_restorer(models / "restore-tiny.pt")
+    predictor = RestoreHintPredictor(restorer)
+    video = panning_video(12)
+    codec = AV1IntraCodec()
+    settings = EncoderSettings(lpips_threshold=0.08, quality=7, gop=12, sampling_steps=1, seed=0, residual_levels=2)
+    enc = encode_video([video], Fraction(25), codec, predictor, lpips_metric, settings)
+    header = enc.stream.header
+    assert header.predictor_model_id == 5 == PREDICTOR_NAMES["restore-hint"] and PREDICTOR_KINDS[5] == "restore-motion-hint"
+    assert header.predictor_hash == restorer.content_hash[:len(header.predictor_hash)]
+    decoded = next(open_stream(enc.data, ModelLibrary(extra_dirs=(models,))).segments())
+    assert torch.equal(decoded, enc.results[0].reconstruction)
+    sim = SegmentSimulator(video, codec, RestoreHintPredictor(restorer), lpips_metric, settings)
+    assert sim.run(settings.quality, settings.lpips_threshold, settings.residual_levels).bytes == len(enc.data)
+    with pytest.raises(ModelMismatchError, match="not available"):  # without the weights file
+        next(open_stream(enc.data, ModelLibrary()).segments())
+
+
+def test_archives_carry_the_weights_file():
+    assert model_files_for("svtav1", "restore-hint") == ["restore.pt"]
+    assert model_files_for("svtav1", "motion-hint") == []
+    assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]

@@ -30,7 +30,7 @@ def prepare(args: argparse.Namespace) -> None:
     from evc_archive.training.restore_data import prepare_restore_pairs
 
     summary = prepare_restore_pairs(args.frames, args.out, pairs=args.pairs, sources=args.sources,
-                                    digit_pairs=args.digit_pairs, seed=args.seed, processes=args.processes,
+                                    digit_pairs=args.digit_pairs, crop=args.crop, seed=args.seed, processes=args.processes,
                                     progress=lambda k, n: print(f"coded {k}/{n}", flush=True))
     print(json.dumps(summary))
 
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=2400, help="video crops (128x128), each coded at one random level")
     p.add_argument("--sources", type=int, default=900, help="frames the crops are drawn from")
     p.add_argument("--digit-pairs", type=int, default=240, help="moving-digit frames (64x64)")
+    p.add_argument("--crop", type=int, default=128, help="side of the coded crops (at most the frames' short side)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--processes", type=int, default=2, help="encoder processes")
     t = sub.add_parser("train", help="train the model")

@@ -5,8 +5,14 @@ The decoder's last frame is soft: the keyframe codec's blur and ringing at 0.02-
 it (copy-last, motion-hint) carries that blur into every generated frame, while the source's next
 frames are sharp. This predictor first estimates the sharp frame (a small CNN trained on AV1 intra
 decodes of training clips), then moves it by the encoder-chosen global velocity exactly as
-motion-hint does (same hint bytes, same warp). The restoration model file is the predictor's
-weights: the stream names it by hash like any model file.
+motion-hint does (same warp). Where restoration does not pay (frames coded at high quality, which
+it slightly over-sharpens), the encoder turns it off for that call. The restoration model file is
+the predictor's weights: the stream names it by hash like any model file.
+
+Hint (bitstream version 2 hints, one per accepted call): empty = restored, still (the common case,
+0 bytes); else one mode varint (0 = restored, 1 = as decoded) followed by a motion-hint hint
+(empty = still, else its velocity). The encoder offers restored and as-decoded versions of each
+motion-hint candidate and keeps the lowest LPIPS (encoder.predict_call).
 
 What the gain over copy-last is made of (restoring detail vs following motion) is measured in
 docs/benchmarks/ablation.md and the model card (evc_archive/models/restore.md).
@@ -18,8 +24,27 @@ from __future__ import annotations
 
 import torch
 
+from evc_archive.core import varint
+from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.restore import Restorer
+
+RESTORED, AS_DECODED = 0, 1
+
+
+def pack_hint(mode: int, motion_hint: bytes) -> bytes:
+    """(mode, motion-hint hint) -> restore-hint hint bytes (empty for restored + still)."""
+    return b"" if mode == RESTORED and not motion_hint else varint.encode(mode) + motion_hint
+
+
+def unpack_hint(hint: bytes) -> tuple[int, bytes]:
+    """restore-hint hint bytes -> (mode, motion-hint hint)."""
+    if not hint:
+        return RESTORED, b""
+    mode, pos = varint.decode(hint, 0)
+    if mode not in (RESTORED, AS_DECODED):
+        raise BitstreamError(f"restore-hint mode {mode} is unknown (damaged stream)")
+    return mode, hint[pos:]
 
 
 class RestoreHintPredictor:
@@ -45,11 +70,15 @@ class RestoreHintPredictor:
         return self._memo[1]
 
     def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
-        """Encoder only: the motion-hint candidates, measured from the restored last frame."""
-        return self.motion.hint_candidates(self.restored_last(context), targets)
+        """Encoder only: each motion-hint candidate (measured on the decoded last frame), restored and
+        as decoded."""
+        motion = self.motion.hint_candidates(context, targets)
+        return [pack_hint(mode, m) for mode in (RESTORED, AS_DECODED) for m in motion]
 
     def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
-        return self.motion.predict_hinted(self.restored_last(context), hint)
+        mode, motion_hint = unpack_hint(hint)
+        base = self.restored_last(context) if mode == RESTORED else context[-1:]
+        return self.motion.predict_hinted(base, motion_hint)
 
     def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
         """Without a hint: the restored last frame, still."""

@@ -16,9 +16,19 @@ from evc_archive.core.motion_hint import GlobalMotionPredictor, pack_velocity
 from evc_archive.core.ratecontrol import SegmentSimulator
 from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary, model_files_for
 from evc_archive.core.restore import Restorer, RestoreNet
-from evc_archive.core.restore_hint import RestoreHintPredictor
+from evc_archive.core.restore_hint import AS_DECODED, RESTORED, RestoreHintPredictor, pack_hint, unpack_hint
 from tests.core.test_motion_hint import panning_video
 from tests.core.test_restore import TINY, random_restorer
+
+
+def test_hint_coding():
+    assert pack_hint(RESTORED, b"") == b""  # the common case costs nothing
+    assert pack_hint(AS_DECODED, b"") == b"\x01"
+    for mode in (RESTORED, AS_DECODED):
+        for motion in (b"", pack_velocity(0, 5), pack_velocity(-3, 0)):
+            assert unpack_hint(pack_hint(mode, motion)) == (mode, motion)
+    with pytest.raises(Exception, match="unknown"):
+        unpack_hint(b"\x02")
 
 
 def test_identity_restorer_gives_motion_hint_exactly(tmp_path):
@@ -26,9 +36,13 @@ def test_identity_restorer_gives_motion_hint_exactly(tmp_path):
     p = RestoreHintPredictor(Restorer.load(tmp_path / "id.pt"), frames_per_call=3)
     m = GlobalMotionPredictor(frames_per_call=3)
     video = panning_video()
-    for hint in (b"", pack_velocity(2, -5)):
-        assert torch.equal(p.predict_hinted(video[:2], hint), m.predict_hinted(video[:2], hint))
-    assert p.hint_candidates(video[:1], video[1:4]) == m.hint_candidates(video[:1], video[1:4])
+    for motion in (b"", pack_velocity(2, -5)):
+        for mode in (RESTORED, AS_DECODED):
+            assert torch.equal(p.predict_hinted(video[:2], pack_hint(mode, motion)), m.predict_hinted(video[:2], motion))
+    motion = m.hint_candidates(video[:1], video[1:4])
+    assert len(motion) > 1
+    assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in (RESTORED, AS_DECODED)
+                                                         for h in motion]
 
 
 def test_prediction_moves_the_restored_frame(tmp_path):
@@ -37,9 +51,30 @@ def test_prediction_moves_the_restored_frame(tmp_path):
     video = panning_video()
     still = p.predict(video[:1], seed=0, steps=1)
     assert torch.equal(still[0], restorer(video[:1])[0]) and torch.equal(still[1], still[0])
-    moved = p.predict_hinted(video[:1], pack_velocity(0, 8))
-    assert torch.equal(moved, GlobalMotionPredictor(frames_per_call=2).predict_hinted(restorer(video[:1]),
-                                                                                      pack_velocity(0, 8)))
+    motion = GlobalMotionPredictor(frames_per_call=2)
+    moved = p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 8)))
+    assert torch.equal(moved, motion.predict_hinted(restorer(video[:1]), pack_velocity(0, 8)))
+    plain = p.predict_hinted(video[:1], pack_hint(AS_DECODED, pack_velocity(0, 8)))
+    assert torch.equal(plain, motion.predict_hinted(video[:1], pack_velocity(0, 8)))
+
+
+def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
+    """A restorer that only damages frames: every call picks the decoded frame, so the loop codes the
+    same frames as motion-hint and spends one byte per call on saying so."""
+    from evc_archive.core.encoder import predict_call
+
+    torch.manual_seed(0)
+    net = RestoreNet(TINY)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    Restorer.save(tmp_path / "bad.pt", TINY, net)
+    predictor = RestoreHintPredictor(Restorer.load(tmp_path / "bad.pt"), frames_per_call=3)
+    video = panning_video(8)
+    _, scores, hint = predict_call(predictor, lpips_metric, video[:1], 0, 1, video[1:4])
+    _, motion_scores, motion_hint = predict_call(GlobalMotionPredictor(frames_per_call=3), lpips_metric, video[:1], 0,
+                                                 1, video[1:4])
+    assert unpack_hint(hint) == (AS_DECODED, motion_hint)
+    assert torch.allclose(scores, motion_scores)
 
 
 def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric):

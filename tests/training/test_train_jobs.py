@@ -12,7 +12,7 @@ import torch
 
 from evc_archive.io.sample import write_sample_video
 from evc_archive.training.data import prepare_dataset
-from jobs import train_keyframe, train_predictor
+from jobs import train_keyframe, train_predictor, train_restore
 
 TINY_KF = ["--steps", "4", "--batch", "2", "--crop", "64", "--channels", "8", "--latent-channels", "8",
            "--lambdas", "0.001,0.004", "--device", "cpu"]
@@ -103,3 +103,56 @@ def test_in_sync_check_catches_diverged_workers(tmp_path, diverge):
 
     result = run_with_ray_train(_diverging_loop, {"diverge": diverge}, 2, False, str(tmp_path), "sync-check")
     assert result.return_value == {"caught": int(diverge), "world": 2}
+
+
+@pytest.fixture(scope="module")
+def restore_pairs(frames_npz, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("restore-pairs") / "pairs.npz"
+    train_restore.main(["prepare", "--frames", str(frames_npz), "--out", str(out), "--pairs", "6", "--sources", "3",
+                        "--digit-pairs", "2", "--crop", "64", "--processes", "1"])
+    return out
+
+
+def test_restore_pairs_are_aligned_crops_and_their_av1_decodes(restore_pairs):
+    import numpy as np
+
+    from evc_archive.training.restore_data import DEFAULT_QUALITIES, RestorePairs
+
+    pairs = RestorePairs.load(restore_pairs)
+    assert sorted(pairs.clean) == [64]  # the sample clip's frames are 64 high: crops of 64, digits of 64
+    assert pairs.clean[64].shape == pairs.decoded[64].shape == (8, 3, 64, 64)
+    assert set(pairs.quality[64].tolist()) <= set(DEFAULT_QUALITIES)
+    diff = (pairs.clean[64].float() - pairs.decoded[64].float()).abs().mean(dim=(1, 2, 3))
+    assert (diff > 0).all() and (diff < 40).all()  # coded, and of the same picture
+    assert len(np.load(restore_pairs)["source_offsets"]) == 4
+    gen = torch.Generator().manual_seed(0)
+    inputs, targets = pairs.sample(5, 48, 0.4, gen)
+    assert inputs.shape == targets.shape == (5, 3, 48, 48)
+    assert inputs.min() >= -1 and inputs.max() <= 1
+    assert torch.equal(inputs[3:], targets[3:]) and not torch.equal(inputs[:3], targets[:3])  # 2 clean -> clean
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path):
+    from evc_archive.core.restore import Restorer
+
+    tiny = ["--steps", "3", "--batch", "4", "--crop", "32", "--channels", "8", "--blocks", "1", "--device", "cpu"]
+    alone = tmp_path / "restore"
+    train_restore.main(["train", "--pairs", str(restore_pairs), "--out", str(alone), *tiny, "--lpips-weight", "1"])
+    rows = [json.loads(line) for line in (alone / "restore.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 1 and {"l1", "lpips", "loss"} <= set(rows[0])
+    model = tmp_path / "restore.pt"
+    train_restore.main(["export", str(alone), "--out", str(model)])
+    assert model.with_suffix(".loss.png").stat().st_size > 0
+    assert json.loads(model.with_suffix(".train.json").read_text())["hardware"] == "cpu"
+    restorer = Restorer.load(model)
+    assert restorer.config.channels == 8
+    frame = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8)
+    assert restorer(frame).shape == frame.shape
+    assert Restorer.load(alone / "restore.pt").content_hash == restorer.content_hash
+
+    parallel = tmp_path / "restore-ray"
+    train_restore.main(["train", "--pairs", str(restore_pairs), "--out", str(parallel), *tiny, "--lpips-weight", "0",
+                        "--ray-workers", "2", "--storage-path", str(tmp_path / "ray-train")])
+    assert json.loads((parallel / "restore.json").read_text())["data_parallel_workers"] == 2
+    assert Restorer.load(parallel / "restore.pt").config.blocks == 1

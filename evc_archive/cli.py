@@ -41,7 +41,7 @@ stdout = Console()
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
 DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
-DEFAULTS = {"lpips_threshold": 0.3, "quality": DEFAULT_QUALITY["svtav1"], "gop": 30, "steps": 1, "predictor": "motion-hint",
+DEFAULTS = {"lpips_threshold": 0.3, "quality": DEFAULT_QUALITY["svtav1"], "gop": 30, "steps": 1, "predictor": "restore-hint",
             "keyframe_codec": "svtav1", "residual_levels": 4}  # core.loop.DEFAULT_RESIDUAL_LEVELS (a test checks)
 QUALITY_HELP = "Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default 15; hyperprior 1-5, default 4)."
 INTRA_ONLY_HELP = "Code every rejected frame on its own, never as a residual (the paper's loop)."

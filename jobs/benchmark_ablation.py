@@ -56,12 +56,13 @@ TARGETS = (0.02, 0.03, 0.05, 0.07)
 CURVE_TARGETS = (0.012, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.085, 0.1)
 BASELINES = ("x264", "x265", "svtav1")
 KEYFRAME_CODECS = ("hyperprior", "svtav1")
-PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion")
+PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint")
 # every codec x predictor with intra-only coded frames; residual frames with the SVT-AV1 codec (the
 # learned codec's residual frames were not measured: it loses to SVT-AV1 intra-only already)
-DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS if (k, p) != ("hyperprior", "block-hint")) + \
+DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS
+                       if (k, p) not in (("hyperprior", "block-hint"), ("hyperprior", "restore-hint"))) + \
     tuple(f"svtav1+{p}+residual" for p in PREDICTORS) + \
-    ("svtav1+copy-last+residual+inter", "svtav1+motion-hint+residual+inter")
+    ("svtav1+copy-last+residual+inter", "svtav1+motion-hint+residual+inter", "svtav1+restore-hint+residual+inter")
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
@@ -334,6 +335,8 @@ def write_report(results: dict, out: Path) -> None:
         suffix = "+residual" if residual else ""
         if inter:
             compare(c, c.removesuffix("+inter"), f"{c} vs {c.removesuffix('+inter')} (inter GOP fallback)")
+            if pred != "copy-last":
+                compare(c, f"{kf}+copy-last{suffix}+inter", f"{c} vs {kf}+copy-last{suffix}+inter")
             continue
         if pred != "copy-last":
             compare(c, f"{kf}+copy-last{suffix}", f"{c} vs {kf}+copy-last{suffix}")
@@ -375,15 +378,15 @@ def plot(results: dict, out: Path) -> None:
                 ys.append(np.mean(vals) if all(v is not None for v in vals) else np.nan)
             ax.plot(grid, ys, style, color="gray", label=f"{c} (all clips reach)")
     colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red",
-              "block-hint": "tab:orange"}
+              "block-hint": "tab:orange", "restore-hint": "tab:brown"}
     for combo, per_clip in finished(results).items():
         kf, pred, residual, inter = parse_combo(combo)
         style = ("-o" if residual else ":^") if kf == "svtav1" else "--s"
-        style = ("-D" if pred == "motion-hint" else "--D") if inter else style
+        style = "-D" if inter else style
         for ax, key in zip(axes, ("lpips", "psnr")):
             xs = [np.mean([per_clip[c]["targets"][str(t)]["bpp"] for c in results["clips"]]) for t in CURVE_TARGETS]
             ys = [np.mean([per_clip[c]["targets"][str(t)][key] for c in results["clips"]]) for t in CURVE_TARGETS]
-            ax.plot(xs, ys, style, color=("black" if pred == "motion-hint" else "dimgray") if inter else colors[pred],
+            ax.plot(xs, ys, style, color=colors[pred],
                     ms=3, lw=2 if inter else 1,
                     label=combo.replace("+", " + "))
     for ax, key in zip(axes, ("mean LPIPS (lower is better)", "mean PSNR dB")):

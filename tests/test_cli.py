@@ -140,6 +140,14 @@ def test_cli_choices_match_the_registry():
     assert set(KEYFRAME_CHOICES) == set(KEYFRAME_NAMES)
 
 
+def test_cli_default_predictor_is_the_products():
+    from evc_archive.cli import DEFAULTS
+    from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
+    from evc_archive.distributed.pipeline import SubmitConfig
+
+    assert DEFAULTS["predictor"] == DEFAULT_PREDICTOR_NAME == SubmitConfig("a", "b").predictor
+
+
 def test_cli_residual_default_matches_the_core():
     from evc_archive.cli import DEFAULTS, _residual
     from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS

@@ -32,6 +32,8 @@ PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2:
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
 PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3, "block-hint": 4,
                                    "restore-hint": 5}
+# the product's default predictor (docs/benchmarks/ablation.md; evc_archive.cli.DEFAULTS names it too)
+DEFAULT_PREDICTOR_NAME = "restore-hint"
 # user-facing names -> keyframe kind id
 KEYFRAME_NAMES: dict[str, int] = {"hyperprior": 1, "svtav1": 2}
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from evc_archive import __version__
 from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
+from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
 from evc_archive.distributed.plan import SegmentPlan, SourceProbe, plan_segments
 from evc_archive.distributed.worker import (PAYLOAD_FIELD, RETRYABLE_FIELD, EncodeJob, SegmentDecoder, SegmentEncoder,
                                             one_line)
@@ -38,7 +39,7 @@ class SubmitConfig:
     source: str
     archive: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "motion-hint"  # docs/benchmarks/ablation.md; "copy-last" | "motion" | "diffusion" selectable
+    predictor: str = DEFAULT_PREDICTOR_NAME  # a registry.PREDICTOR_NAMES key
     workers: int | None = None  # default: one per GPU, else one per CPU
     gpus_per_worker: float = 1.0  # used where the cluster has GPUs
     address: str | None = None  # Ray cluster address; None starts a local one

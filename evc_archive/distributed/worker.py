@@ -26,7 +26,7 @@ from evc_archive.core.bitstream import Stream, pack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
 from evc_archive.core.errors import EVCError
-from evc_archive.core.registry import ModelLibrary
+from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
 from evc_archive.io.manifest import now
 from evc_archive.io.sources import open_source
@@ -43,7 +43,7 @@ class EncodeJob:
 
     archive_url: str
     settings: EncoderSettings = EncoderSettings()
-    predictor: str = "motion-hint"  # a registry.PREDICTOR_NAMES key: "copy-last" | "motion" | "motion-hint" | "diffusion"
+    predictor: str = DEFAULT_PREDICTOR_NAME  # a registry.PREDICTOR_NAMES key
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None

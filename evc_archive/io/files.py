@@ -16,7 +16,7 @@ from evc_archive.core.bitstream import Stream, unpack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncodedVideo, EncoderSettings, SegmentResult, encode_video
 from evc_archive.core.errors import EVCError, VideoError
-from evc_archive.core.registry import ModelLibrary
+from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
 from evc_archive.io.video_io import VideoInfo, iter_frames, probe_video, write_video
 
 
@@ -64,7 +64,7 @@ class EncodeSummary:
 
 
 def encode_file(source: Path, out: Path, settings: EncoderSettings, library: ModelLibrary,
-                predictor_name: str = "motion-hint",
+                predictor_name: str = DEFAULT_PREDICTOR_NAME,
                 on_segment: Callable[[SegmentResult, int], None] | None = None,
                 info: VideoInfo | None = None, keyframe_codec: str = "svtav1") -> EncodeSummary:
     """Encode a video file into one .evc file of consecutive segments (`settings.gop` frames each).

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from evc_archive.core.errors import EVCError
+from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
 from evc_archive.reports import figures
 
 Progress = Callable[[str], None]
@@ -44,7 +45,7 @@ class CompareOptions:
     gop: int = 30
     max_frames: int | None = None  # the first N frames of each video
     size: int | None = None  # short side resized to this, centre-cropped square (the benchmarks' protocol)
-    predictor: str = "motion-hint"  # registry.PREDICTOR_NAMES
+    predictor: str = DEFAULT_PREDICTOR_NAME  # registry.PREDICTOR_NAMES
     codecs: tuple[str, ...] = CODECS
     storage_options: dict[str, Any] = field(default_factory=dict)
     fps: Fraction | None = None  # code at this rate instead of the source's (x264/x265 spend bits by frame rate)

@@ -106,15 +106,16 @@ def check_restored(path: Path, source: str, rows: list[dict], frames: int, fps: 
 
 # -- a local archive ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("codec, predictor, files", [("svtav1", "copy-last", set()), ("hyperprior", "copy-last", {"keyframe"}),
-                                                     ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"})])
+                                                     ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"}),
+                                                     ("svtav1", "restore-hint", {"restore"})])
 def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
-    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE
+    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE, DEFAULT_RESTORE_FILE
 
     store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
     pipeline.prepare_archive(store, SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec))
     meta = store.read_json("archive.json")
     assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
-    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE}
+    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE, "restore": DEFAULT_RESTORE_FILE}
     for kind in files:
         data = (shipped_model_dir() / names[kind]).read_bytes()
         assert meta["models"][kind] == hashlib.sha256(data).hexdigest()
@@ -134,7 +135,9 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     rows = read_manifest(store)
     vids = video_ids(rows)
     assert sorted(vids) == list(NAMES)
-    expected = {"archive.json"} | {  # the default keyframe codec (svtav1) and predictor need no model file
+    meta = store.read_json("archive.json")
+    restore = meta["models"]["restore"]  # the default predictor's weights (the keyframe codec has none), with its card
+    expected = {"archive.json"} | {f"models/{restore}{suffix}" for suffix in (".pt", ".md", ".loss.png")} | {
         f"segments/{vids[name]}/{i:06d}.evc" for name in NAMES for i in range(3)}
     listed = store.list("")
     manifest_parts = [k for k in listed if k.startswith("manifest/")]
@@ -142,10 +145,9 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert len(manifest_parts) == 1 and manifest_parts[0].endswith(".parquet")  # compacted
     assert not [p for p in arch.rglob("*") if ".part" in p.name or "probe" in p.name]
 
-    meta = store.read_json("archive.json")
-    assert meta["format"] == ARCHIVE_FORMAT and meta["models"] == {}
+    assert meta["format"] == ARCHIVE_FORMAT and set(meta["models"]) == {"restore"}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "motion-hint", "keyframe_codec": "svtav1", "target_bpp": None}
+                       "predictor": "restore-hint", "keyframe_codec": "svtav1", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -164,7 +166,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
         assert r["keyframe_model_sha256"] == AV1IntraCodec.content_hash.hex() and len(r["recon_fingerprint"]) == 64
         assert r["coded_frames"] >= 1 and r["coded_frames"] + r["generated_frames"] == n
         assert 0 <= r["lpips_mean"] <= r["lpips_max"] and r["psnr_mean"] >= r["psnr_min"] > 10
-        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "motion-hint"
+        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "restore-hint"
         total += r["bytes"]
     assert summary.bytes == total
     assert summary.bpp == pytest.approx(total * 8 / (2 * N * H * W))

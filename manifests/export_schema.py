@@ -69,7 +69,7 @@ MEANINGS = {
                        "Since v3; null in older parts.",
     "sampling_steps": "The job's DDIM steps of the diffusion predictor (recorded for copy-last too).",
     "seed": "This segment's predictor seed, derived from the job seed and the segment id (not the job seed itself).",
-    "predictor": "The job's predictor: `copy-last`, `motion`, `motion-hint`, `block-hint` or `diffusion`.",
+    "predictor": "The job's predictor: `restore-hint` (the default), `motion-hint`, `block-hint`, `copy-last`, `motion` or `diffusion`.",
     "keyframe_model_sha256": "sha256 (hex) of the keyframe model file: the archive holds it as `models/<sha256>.pt`.",
     "predictor_model_sha256": "sha256 (hex) of the predictor model file (`models/<sha256>.pt`); for copy-last, the "
                               "sha256 of its name, which has no file.",

@@ -31,7 +31,8 @@ from compressai.models.base import CompressionModel, get_scale_table
 from torch import nn
 
 from evc_archive.core import varint
-from evc_archive.core.errors import BitstreamError, ModelMismatchError
+from evc_archive.core.errors import BitstreamError
+from evc_archive.core.model_file import read_model_blob
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16, h_a by 4 more
 MODEL_FORMAT = "evc-keyframe/1"
@@ -287,12 +288,7 @@ class KeyframeCodec:
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str = "cpu") -> "KeyframeCodec":
-        try:
-            blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ModelMismatchError(f"keyframe model file is unreadable ({exc.__class__.__name__})") from None
-        if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-            raise ModelMismatchError(f"not a keyframe model file (expected format {MODEL_FORMAT})")
+        blob = read_model_blob(data, MODEL_FORMAT, "keyframe model")
         config = KeyframeConfig(**blob["config"])
         models = {}
         for q, state in blob["qualities"].items():

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.ddim import DDIMSampler
-from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.model_file import read_model_blob
 from evc_archive.core.unet import ConditionalUNet
 
 MODEL_FORMAT = "evc-predictor/1"
@@ -171,12 +171,7 @@ class DiffusionPredictor:
 
     @classmethod
     def from_bytes(cls, data: bytes, model_id: int = 1, device: str = "cpu") -> "DiffusionPredictor":
-        try:
-            blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ModelMismatchError(f"predictor model file is unreadable ({exc.__class__.__name__})") from None
-        if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-            raise ModelMismatchError(f"not a predictor model file (expected format {MODEL_FORMAT})")
+        blob = read_model_blob(data, MODEL_FORMAT, "predictor model")
         cfg = dict(blob["config"])
         cfg["channel_mults"] = tuple(cfg["channel_mults"])
         config = DiffusionConfig(**cfg)

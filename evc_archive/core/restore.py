@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.model_file import read_model_blob
 
 MODEL_FORMAT = "evc-restore/1"
 
@@ -86,7 +86,7 @@ class Restorer:
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (n,H,W,3) uint8 -> restored (n,H,W,3) uint8."""
-        n, h, w, _ = frames.shape
+        _, h, w, _ = frames.shape
         x = to_unit(frames).to(self.device)
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
         return to_uint8(self.net(x)[..., :h, :w].cpu())
@@ -103,12 +103,7 @@ class Restorer:
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str = "cpu") -> "Restorer":
-        try:
-            blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ModelMismatchError(f"restoration model file is unreadable ({exc.__class__.__name__})") from None
-        if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-            raise ModelMismatchError(f"not a restoration model file (expected format {MODEL_FORMAT})")
+        blob = read_model_blob(data, MODEL_FORMAT, "restoration model")
         config = RestoreConfig(**blob["config"])
         net = RestoreNet(config)
         net.load_state_dict(blob["state_dict"])

@@ -3,7 +3,6 @@ the last context frame, conditioned on K frames (real clips mixed with synthetic
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from evc_archive.core.ddim import add_noise
 from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
 from evc_archive.core.unet import ConditionalUNet
 from evc_archive.training.data import FrameDataset, camera_path, moving_digits
+from evc_archive.training.ema import ema_copy, step_with_ema
 from evc_archive.training.log import TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.schedule import ProgressSchedule
@@ -91,9 +91,7 @@ def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: Pred
     unet = (init if init is not None else DiffusionPredictor.build_unet(model_cfg)).to(device).train()
     for p in unet.parameters():
         p.requires_grad_(True)
-    ema = copy.deepcopy(unet).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = ema_copy(unet)
     net = workers.wrap(unet)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
@@ -102,15 +100,7 @@ def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: Pred
     for step in range(1, cfg.steps + 1):
         video = sample_batch(dataset, cfg, length, gen).to(device)
         loss = predictor_loss(net, video, model_cfg, cfg, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        lr, finished = sched.step(step)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
+        lr, finished = step_with_ema(loss, unet, ema, opt, sched, step, cfg.ema)
         if workers.is_chief and (step % 50 == 0 or step == 1):
             log.write(step, loss=loss.item(), lr=lr)
         now = time.monotonic()

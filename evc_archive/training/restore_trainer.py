@@ -3,14 +3,14 @@ training.restore_data, L1 plus LPIPS, with EMA weights checkpointed as a restora
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from evc_archive.core.restore import RestoreConfig, Restorer, RestoreNet
+from evc_archive.core.restore import RestoreConfig, RestoreNet, Restorer
+from evc_archive.training.ema import ema_copy, step_with_ema
 from evc_archive.training.log import TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.restore_data import RestorePairs
@@ -58,9 +58,7 @@ def train_restore(pairs: RestorePairs, model_cfg: RestoreConfig, cfg: RestoreTra
     net = (init if init is not None else RestoreNet(model_cfg)).to(device).train()
     for p in net.parameters():
         p.requires_grad_(True)
-    ema = copy.deepcopy(net).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = ema_copy(net)
     model = workers.wrap(net)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
@@ -68,15 +66,7 @@ def train_restore(pairs: RestorePairs, model_cfg: RestoreConfig, cfg: RestoreTra
     for step in range(1, cfg.steps + 1):
         inputs, targets = pairs.sample(cfg.batch, cfg.crop, cfg.identity_fraction, gen, cfg.digit_fraction)
         loss, parts = restore_loss(model, inputs.to(device), targets.to(device), cfg, lpips)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        lr, finished = sched.step(step)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
+        lr, finished = step_with_ema(loss, net, ema, opt, sched, step, cfg.ema)
         if workers.is_chief and (step % 50 == 0 or step == 1):
             log.write(step, loss=loss.detach(), lr=lr, **parts)
         now = time.monotonic()

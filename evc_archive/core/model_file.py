@@ -1,0 +1,22 @@
+"""Reading a model file (a torch.save'd dict with a "format" key, weights only): one place that
+turns an unreadable or foreign file into one clear ModelMismatchError."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+
+from evc_archive.core.errors import ModelMismatchError
+
+
+def read_model_blob(data: bytes, model_format: str, what: str) -> dict:
+    """data -> the file's dict, checked to be of `model_format`; `what` names the model in errors
+    ("keyframe model", "predictor model", "restoration model")."""
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ModelMismatchError(f"{what} file is unreadable ({exc.__class__.__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != model_format:
+        raise ModelMismatchError(f"not a {what} file (expected format {model_format})")
+    return blob

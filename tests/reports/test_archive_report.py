@@ -80,12 +80,13 @@ def test_report_is_self_contained_and_holds_the_archive(report_html, archive):
         assert name in html
     failed = next(r for r in rows if r["status"] != "ok")
     assert failed["error"] in html.replace("&#39;", "'").replace("&quot;", '"')
-    # the defaults are weightless (no model file in the archive): their cards come with the package
-    assert "Model card: AV1 intra keyframe codec" in html and "Model card: global-motion-hint predictor" in html
+    # the weightless keyframe codec's card comes with the package; the default predictor's weights
+    # (restore.pt) and its card and loss curve come from the archive's models/
+    assert "Model card: AV1 intra keyframe codec" in html and "Model card: restore-hint predictor" in html
     assert re.search(r"lpips_threshold</td><td[^>]*><code>0.35<", html) and re.search(r"gop</td><td[^>]*><code>15<", html)
     pngs = images(html)
-    # 3 distributions + per video (2): per-frame plot and worst-segment strip
-    assert len(pngs) == 3 + 2 * 2
+    # 3 distributions + per video (2): per-frame plot and worst-segment strip + the restoration model's loss curve
+    assert len(pngs) == 3 + 2 * 2 + 1
     for im in pngs:
         im.load()
         assert im.width > 50 and im.height > 50
@@ -115,7 +116,7 @@ def test_report_says_when_sources_are_gone(archive, corpus, tmp_path):
     assert html.count("source not reachable") >= 2
     assert "no longer reachable" in html
     assert "no per-frame values" in html
-    assert len(images(html)) == 3 + 2 * 2  # restored frames are still shown
+    assert len(images(html)) == 3 + 2 * 2 + 1  # restored frames are still shown
 
 
 def test_report_of_memory_archive(corpus):
@@ -162,7 +163,7 @@ def test_report_renders_in_headless_chromium(report_html, tmp_path):
     result = check_page(page, shot)
     assert result.title.startswith("evc-archive report")
     assert result.console_errors == ()
-    assert result.images == 3 + 2 * 2 and result.images_not_decoded == ()
+    assert result.images == 3 + 2 * 2 + 1 and result.images_not_decoded == ()
     assert result.network_requests == ()
     screenshot = Image.open(shot)
     assert screenshot.width == 1200 and screenshot.height == min(result.page_height, 20000) > 1000

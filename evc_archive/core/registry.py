@@ -147,11 +147,16 @@ class ModelLibrary:
             raise ValueError(f'Invalid keyframe codec "{name}": choose one of {", ".join(KEYFRAME_NAMES)}')
         return self.default_keyframe() if name == "hyperprior" else AV1IntraCodec(device=self.device)
 
-    def default_keyframe(self) -> KeyframeCodec:
-        path = shipped_model_dir() / DEFAULT_KEYFRAME_FILE
+    @staticmethod
+    def _shipped_file(name: str, what: str) -> str:
+        """The path of a model file the package ships; one clear error when it is missing."""
+        path = shipped_model_dir() / name
         if not path.is_file():
-            raise ModelMismatchError(f"the default keyframe model is missing from the package ({path.name})")
-        return _load_keyframe(str(path), self.device)
+            raise ModelMismatchError(f"the {what} is missing from the package ({path.name})")
+        return str(path)
+
+    def default_keyframe(self) -> KeyframeCodec:
+        return _load_keyframe(self._shipped_file(DEFAULT_KEYFRAME_FILE, "default keyframe model"), self.device)
 
     def predictor_named(self, name: str, frames_per_call: int = 4) -> Predictor:
         """The predictor a user names (PREDICTOR_NAMES; 'diffusion' and 'restore-hint' use the shipped
@@ -167,13 +172,7 @@ class ModelLibrary:
         return WEIGHTLESS[PREDICTOR_NAMES[name]](frames_per_call=frames_per_call)
 
     def shipped_restorer(self) -> Restorer:
-        path = shipped_model_dir() / DEFAULT_RESTORE_FILE
-        if not path.is_file():
-            raise ModelMismatchError(f"the restoration model is missing from the package ({path.name})")
-        return _load_restorer(str(path), self.device)
+        return _load_restorer(self._shipped_file(DEFAULT_RESTORE_FILE, "restoration model"), self.device)
 
     def default_predictor(self) -> Predictor:
-        path = shipped_model_dir() / DEFAULT_PREDICTOR_FILE
-        if not path.is_file():
-            raise ModelMismatchError(f"the default predictor model is missing from the package ({path.name})")
-        return _load_diffusion(str(path), 1, self.device)
+        return _load_diffusion(self._shipped_file(DEFAULT_PREDICTOR_FILE, "default predictor model"), 1, self.device)

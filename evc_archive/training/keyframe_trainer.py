@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from evc_archive.core.keyframe import HyperpriorModel, KeyframeConfig, compact_state, load_compact_state
 from evc_archive.training.data import FrameDataset
-from evc_archive.training.log import TrainingLog
+from evc_archive.training.log import CheckpointClock, TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.schedule import ProgressSchedule
 
@@ -66,7 +65,7 @@ def train_keyframe(dataset: FrameDataset, model_config: KeyframeConfig, cfg: Key
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
     sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
-    last_ckpt = time.monotonic()
+    clock = CheckpointClock(cfg.checkpoint_seconds)
     terms: dict = {}
     for step in range(1, cfg.steps + 1):
         x = dataset.random_crops(cfg.batch, cfg.crop, gen).to(device)
@@ -81,12 +80,10 @@ def train_keyframe(dataset: FrameDataset, model_config: KeyframeConfig, cfg: Key
         aux.backward()
         workers.average_gradients(aux_params)
         aux_opt.step()
-        if workers.is_chief and (step % 50 == 0 or step == 1):
+        if workers.is_chief and log.due(step):
             log.write(step, aux=aux.item(), lr=lr, **{k: v.item() for k, v in terms.items()})
-        now = time.monotonic()
-        if workers.is_chief and (now - last_ckpt > cfg.checkpoint_seconds or finished):
+        if workers.is_chief and clock.due(finished):
             torch.save({"step": step, "state": compact_state(model)}, out_path)
-            last_ckpt = now
         if finished:
             break
     workers.check_in_sync(model)

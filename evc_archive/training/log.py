@@ -7,6 +7,20 @@ import time
 from pathlib import Path
 
 
+class CheckpointClock:
+    """When a time-driven checkpoint is due: `seconds` after the last one, and at the last step."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, time.monotonic()
+
+    def due(self, finished: bool) -> bool:
+        now = time.monotonic()
+        if finished or now - self.last > self.seconds:
+            self.last = now
+            return True
+        return False
+
+
 class TrainingLog:
     """Appends {"step", "seconds", **metrics} lines to a .jsonl file (nothing when not enabled:
     the non-chief workers of a data-parallel run)."""
@@ -17,6 +31,11 @@ class TrainingLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
         self.start = time.monotonic()
+
+    @staticmethod
+    def due(step: int, every: int = 50) -> bool:
+        """Whether step is one the training loops log (the first, then every `every`)."""
+        return step == 1 or step % every == 0
 
     @property
     def seconds(self) -> float:

@@ -3,7 +3,6 @@ the last context frame, conditioned on K frames (real clips mixed with synthetic
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
 from evc_archive.core.unet import ConditionalUNet
 from evc_archive.training.data import FrameDataset, camera_path, moving_digits
 from evc_archive.training.ema import ema_copy, step_with_ema
-from evc_archive.training.log import TrainingLog
+from evc_archive.training.log import CheckpointClock, TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.schedule import ProgressSchedule
 
@@ -96,17 +95,15 @@ def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: Pred
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
     length = model_cfg.context_frames + model_cfg.frames_per_call
-    last_ckpt = time.monotonic()
+    clock = CheckpointClock(cfg.checkpoint_seconds)
     for step in range(1, cfg.steps + 1):
         video = sample_batch(dataset, cfg, length, gen).to(device)
         loss = predictor_loss(net, video, model_cfg, cfg, gen)
         lr, finished = step_with_ema(loss, unet, ema, opt, sched, step, cfg.ema)
-        if workers.is_chief and (step % 50 == 0 or step == 1):
+        if workers.is_chief and log.due(step):
             log.write(step, loss=loss.item(), lr=lr)
-        now = time.monotonic()
-        if workers.is_chief and (now - last_ckpt > cfg.checkpoint_seconds or finished):
+        if workers.is_chief and clock.due(finished):
             DiffusionPredictor.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
-            last_ckpt = now
         if finished:
             break
     workers.check_in_sync(unet)

@@ -3,7 +3,6 @@ training.restore_data, L1 plus LPIPS, with EMA weights checkpointed as a restora
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from evc_archive.core.restore import RestoreConfig, RestoreNet, Restorer
 from evc_archive.training.ema import ema_copy, step_with_ema
-from evc_archive.training.log import TrainingLog
+from evc_archive.training.log import CheckpointClock, TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.restore_data import RestorePairs
 from evc_archive.training.schedule import ProgressSchedule
@@ -62,17 +61,15 @@ def train_restore(pairs: RestorePairs, model_cfg: RestoreConfig, cfg: RestoreTra
     model = workers.wrap(net)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
-    last_ckpt = time.monotonic()
+    clock = CheckpointClock(cfg.checkpoint_seconds)
     for step in range(1, cfg.steps + 1):
         inputs, targets = pairs.sample(cfg.batch, cfg.crop, cfg.identity_fraction, gen, cfg.digit_fraction)
         loss, parts = restore_loss(model, inputs.to(device), targets.to(device), cfg, lpips)
         lr, finished = step_with_ema(loss, net, ema, opt, sched, step, cfg.ema)
-        if workers.is_chief and (step % 50 == 0 or step == 1):
+        if workers.is_chief and log.due(step):
             log.write(step, loss=loss.detach(), lr=lr, **parts)
-        now = time.monotonic()
-        if workers.is_chief and (now - last_ckpt > cfg.checkpoint_seconds or finished):
+        if workers.is_chief and clock.due(finished):
             Restorer.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
-            last_ckpt = now
         if finished:
             break
     workers.check_in_sync(net)

@@ -15,6 +15,7 @@ whole corpus (docs/ratecontrol.md explains the algorithm).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -30,6 +31,11 @@ from evc_archive.core.predictor import Predictor
 # thresholds below 0.1 pay only with residual frames (frequent, cheap coded frames)
 DEFAULT_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.05 .. 0.55
 SEARCH_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.05 * i, 3) for i in range(10))  # 0.05 .. 0.55
+# sweep_near fills a gap between two grid thresholds whose points differ by more than this fraction
+# of bytes with up to REFINE_STEPS of the loop's own breakpoints (SegmentSimulator.next_threshold)
+REFINE_GAP = 0.25
+REFINE_STEPS = 3
+THRESHOLD_UNIT = 10000  # the header stores round(threshold * 10000): refined thresholds are multiples of 1e-4
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ class SegmentSimulator:
         self.residual_choices = residual_choices or (settings.residual_levels,)
         self.inter = inter
         self._points: dict[tuple[int, float, int | None], RDPoint] = {}
+        self._highest_passed: dict[tuple[int, float, int | None], float] = {}  # see next_threshold
         self._inter_points: dict[int, RDPoint] = {}
 
     def run(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> RDPoint:
@@ -153,7 +160,32 @@ class SegmentSimulator:
         point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
                         sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels)
         self._points[key] = point
+        self._highest_passed[key] = max((v for v in trace.lpips if v <= threshold), default=-1.0)
         return point
+
+    def next_threshold(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> float | None:
+        """The highest threshold (a multiple of 1/THRESHOLD_UNIT) below `threshold` at which the
+        loop may decide differently, or None. The loop compares each frame's LPIPS with the threshold
+        (accept a prediction, or take a coded candidate that meets it); every frame that passed
+        scores at most the highest LPIPS among the trace's frames <= threshold, so any threshold
+        from that score up gives the same trajectory."""
+        if residual_levels is _SETTINGS:
+            residual_levels = self.settings.residual_levels
+        self.run(quality, threshold, residual_levels)
+        highest = self._highest_passed[(quality, threshold, residual_levels)]
+        below = (math.ceil(highest * THRESHOLD_UNIT) - 1) / THRESHOLD_UNIT
+        return below if below >= 0 else None
+
+    def refine_between(self, quality: int, upper: float, lower: float, residual_levels=_SETTINGS,
+                       steps: int = REFINE_STEPS) -> list[RDPoint]:
+        """Up to `steps` points at the loop's breakpoints strictly between thresholds `upper` and
+        `lower` (highest first): the settings a grid of thresholds steps over."""
+        points: list[RDPoint] = []
+        t = self.next_threshold(quality, upper, residual_levels)
+        while t is not None and t > lower and len(points) < steps:
+            points.append(self.run(quality, t, residual_levels))
+            t = self.next_threshold(quality, t, residual_levels)
+        return points
 
     def run_inter(self, level: int) -> RDPoint:
         """The segment as one AV1 inter GOP (encoder.encode_inter_segment), exact bytes."""
@@ -177,7 +209,8 @@ class SegmentSimulator:
         return points + ([self.run_inter(level) for level in CRF_BY_LEVEL] if self.inter else [])
 
     def sweep_near(self, target_bpp: float, window: float = 3.0,
-                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2) -> list[RDPoint]:
+                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2,
+                   refine_steps: int = REFINE_STEPS) -> list[RDPoint]:
         """Only the points a target can use, cheapest first. Per residual choice, qualities from the
         highest down; per quality, thresholds from the highest (fewest coded frames) down, stopping at
         - the first point above window * target (lower thresholds only cost more), or
@@ -185,13 +218,21 @@ class SegmentSimulator:
         - `patience` points in a row dominated (no fewer bytes and no better LPIPS, and not the
           same point, which another residual choice often gives at high thresholds) by points already
           found: from there this quality only buys bits that other qualities spend better.
+        Where two neighbouring thresholds' points differ by more than REFINE_GAP of bytes (typically
+        one more coded frame doubling a low-rate segment), up to `refine_steps` points at the loop's
+        own breakpoints between them are added (refine_between): the grid alone can leave a target
+        with nothing between "too cheap" and "too dear".
         The expensive settings (many coded frames at a low quality) are never simulated. With `inter`,
         the inter GOP levels from the cheapest up to the first above window * target are added."""
         points: list[RDPoint] = []
         for r, q in ((r, q) for r in self.residual_choices for q in sorted(self.codec.qualities, reverse=True)):
-            dominated_run = 0
+            dominated_run, previous = 0, None
             for t in sorted(thresholds, reverse=True):
                 p = self.run(q, t, r)
+                if (refine_steps and previous is not None and p.bytes > (1 + REFINE_GAP) * previous.bytes
+                        and previous.bpp <= window * target_bpp):
+                    points.extend(self.refine_between(q, previous.threshold, t, r, refine_steps))
+                previous = p
                 dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips and (o.bytes, o.lpips) != (p.bytes, p.lpips)
                                 for o in points if (o.quality, o.residual_levels) != (q, r))
                 points.append(p)

@@ -97,11 +97,40 @@ def test_sweep_near_simulates_less_and_keeps_points_exact(tiny_codec, lpips_metr
     full = full_sim.sweep(thresholds=tuple(x / 20 for x in range(1, 21)))
     target = sorted(p.bpp for p in full)[len(full) // 2]
     near_sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, EncoderSettings(gop=12))
-    near = near_sim.sweep_near(target, thresholds=tuple(x / 20 for x in range(1, 21)))
+    near = near_sim.sweep_near(target, thresholds=tuple(x / 20 for x in range(1, 21)), refine_steps=0)
     assert near_sim.cost.settings_evaluated < full_sim.cost.settings_evaluated
     by_setting = {(p.quality, p.threshold): p for p in full}
     assert all(by_setting[(p.quality, p.threshold)] == p for p in near)  # same exact points
     assert choose_for_target(near, target).point.bpp <= target
+
+
+def test_breakpoints_fill_the_gaps_of_a_coarse_grid(tiny_codec, lpips_metric):
+    """next_threshold finds where the loop's decisions change: every threshold from the trace's
+    highest passing LPIPS up gives the same point, the breakpoint below gives another; sweep_near on
+    a two-threshold grid adds such points between them, and the encoder reproduces each exactly."""
+    frames = moving_square_video(12, 40, 56)
+    predictor = CopyLastFramePredictor(frames_per_call=3)
+    base = EncoderSettings(gop=12)
+    sim = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base)
+    upper, lower = 10.0, 0.0
+    below = sim.next_threshold(2, upper)
+    assert below is not None and below * 10000 == round(below * 10000)  # what the header can store
+    same = lambda a, b: (a.coded, a.lpips, a.psnr) == (b.coded, b.lpips, b.psnr)  # noqa: E731 (the header differs)
+    assert same(sim.run(2, below + 1e-4), sim.run(2, upper))  # nothing changes above the breakpoint
+    assert sim.run(2, below).coded > sim.run(2, upper).coded
+    between = sim.refine_between(2, upper, lower, steps=3)
+    assert 1 <= len(between) <= 3
+    assert all(lower < p.threshold < upper for p in between)
+    assert [p.coded for p in between] == sorted(p.coded for p in between)
+    assert sim.run(2, upper).coded < between[0].coded
+    near = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base).sweep_near(
+        1e9, thresholds=(lower, upper), refine_steps=2)
+    refined = [p for p in near if p.threshold not in (lower, upper)]
+    assert refined and all(p in between[:2] or p.quality != 2 for p in refined)
+    for p in refined:
+        enc = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric, p.settings(base))
+        assert len(enc.data) == p.bytes
+        assert float(enc.results[0].lpips.mean()) == pytest.approx(p.lpips, abs=1e-5)
 
 
 def test_residual_choices_are_swept_and_each_point_says_its_own(lpips_metric):

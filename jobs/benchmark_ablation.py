@@ -21,8 +21,10 @@ Protocol (also written into the report):
 - Ours, per clip and combination: rate control's own search, `SegmentSimulator.sweep_near` for
   0.1 bpp with window 1.5 (every keyframe quality from the highest down, 23 LPIPS thresholds 0.02,
   0.035, 0.05, 0.075, then 0.1 .. 0.55 by 0.025 from the highest down, stopping above 0.15 bpp or
-  after 2 dominated points in a row), exact bytes of the whole .evc file (header and CRC
-  included); at each target, `choose_for_target` picks the lowest-LPIPS point with bpp <= target (never above: no
+  after 2 dominated points in a row; search "grid+breakpoints": where neighbouring thresholds' points
+  differ by more than 25 % of bytes, up to 3 of the loop's own breakpoints between them, as rate
+  control does since session 7; rows marked "grid" were run before that), exact bytes of the whole
+  .evc file (header and CRC included); at each target, `choose_for_target` picks the lowest-LPIPS point with bpp <= target (never above: no
   interpolation in our favour). Where even the cheapest point is above the target, that point is
   used and the clip is counted in "over". The chosen setting is then encoded for real (bytes
   checked against the simulation) and decoded (checked bit-exact against the encoder's
@@ -64,6 +66,7 @@ DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS
                        if (k, p) not in (("hyperprior", "block-hint"), ("hyperprior", "restore-hint"))) + \
     tuple(f"svtav1+{p}+residual" for p in PREDICTORS) + \
     ("svtav1+copy-last+residual+inter", "svtav1+motion-hint+residual+inter", "svtav1+restore-hint+residual+inter")
+SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
 
@@ -207,7 +210,7 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
             row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec,
                        residual_frames=sum(f.mode for s in enc.stream.segments for f in s.frames))
         per_target[str(target)] = row
-    return {"search_seconds": search_s, "cost": dataclasses.asdict(sim.cost), "targets": per_target,
+    return {"search_seconds": search_s, "search": SEARCH_NAME, "cost": dataclasses.asdict(sim.cost), "targets": per_target,
             "points": [dataclasses.asdict(p) for p in points]}
 
 
@@ -295,7 +298,8 @@ def summary_rows(results: dict) -> list[dict]:
                          "over": sum(c["over"] for c in cells),
                          "encode_fps": _mean([c["encode_fps"] for c in cells])[0],
                          "decode_fps": _mean([c["decode_fps"] for c in cells])[0],
-                         "search_s": _mean([per_clip[c]["search_seconds"] for c in results["clips"]])[0]})
+                         "search_s": _mean([per_clip[c]["search_seconds"] for c in results["clips"]])[0],
+                         "search": "/".join(sorted({per_clip[c].get("search", "grid") for c in results["clips"]}))})
     return rows
 
 
@@ -311,13 +315,13 @@ def write_report(results: dict, out: Path) -> None:
              f"levels above the first frame's tried: {RESIDUAL_SEARCH}; + inter GOP fallback = rate control may "
              f"instead code the clip as one AV1 inter GOP (core.gop_av1), inter = clips where it did. fps: "
              f"{meta['machine']}, the chosen setting's single encode / decode.", "",
-             "| keyframe codec | predictor | coded as | target bpp | bpp | over | inter | coded frames (residual) | LPIPS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| keyframe codec | predictor | coded as | target bpp | bpp | over | inter | coded frames (residual) | LPIPS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip | search |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = summary_rows(results)
     for r in sorted(summary, key=lambda r: (r["target"], r["keyframe"], r["loop"], r["predictor"])):
         lines.append(f"| {r['keyframe']} | {r['predictor']} | {r['loop']} | {r['target']} | {_fmt(r['bpp'], 4)} | {r['over']} | {r['inter_segments']} | "
                      f"{_fmt(r['coded'], 1)} ({_fmt(r['residual_frames'], 1)}) | {_fmt(r['lpips'])} | {_fmt(r['psnr'], 2)} | "
-                     f"{_fmt(r['encode_fps'], 1)} | {_fmt(r['decode_fps'], 1)} | {_fmt(r['search_s'], 1)} |")
+                     f"{_fmt(r['encode_fps'], 1)} | {_fmt(r['decode_fps'], 1)} | {_fmt(r['search_s'], 1)} | {r['search']} |")
     lines += ["", "### Baselines at the same targets (same clips)", "",
               "| target bpp | " + " | ".join(f"{c} LPIPS (n)" for c in BASELINES) + " | best-of LPIPS (n) | best-of PSNR dB | "
               + " | ".join(f"{c} PSNR dB" for c in BASELINES) + " |",

@@ -2,8 +2,9 @@
 
 Protocol (fair to the other codecs; written into the output's compare.md):
 - Every video is cut into GOP-sized segments, as `submit` does.
-- Ours (default: SVT-AV1 intra keyframes + the motion-hint predictor): rate control over the whole
-  video (exact RD points per segment on a finer threshold grid than submit searches, Lagrangian allocation at
+- Ours (default: SVT-AV1 intra keyframes + the restore-hint predictor): rate control over the whole
+  video (exact RD points per segment on a finer threshold grid than submit searches, plus the loop's
+  breakpoints where the grid leaves a gap, Lagrangian allocation at
   each target), then each segment encoded for real as the archive stores it: one complete .evc
   object per segment, every byte counted (header and CRC included).
 - Baselines (evc_archive.io.baselines): each segment one closed GOP at the codec's slowest practical

@@ -221,17 +221,19 @@ class SegmentSimulator:
         Where two neighbouring thresholds' points differ by more than REFINE_GAP of bytes (typically
         one more coded frame doubling a low-rate segment), up to `refine_steps` points at the loop's
         own breakpoints between them are added (refine_between): the grid alone can leave a target
-        with nothing between "too cheap" and "too dear".
+        with nothing between "too cheap" and "too dear". The stopping rules ignore the added points,
+        so the result is the grid's points plus the added ones (refine_steps=0: the grid's only).
         The expensive settings (many coded frames at a low quality) are never simulated. With `inter`,
         the inter GOP levels from the cheapest up to the first above window * target are added."""
-        points: list[RDPoint] = []
+        points: list[RDPoint] = []  # the grid's: the stopping rules look at these only
+        refined: list[RDPoint] = []  # so that refining adds points and never removes one
         for r, q in ((r, q) for r in self.residual_choices for q in sorted(self.codec.qualities, reverse=True)):
             dominated_run, previous = 0, None
             for t in sorted(thresholds, reverse=True):
                 p = self.run(q, t, r)
                 if (refine_steps and previous is not None and p.bytes > (1 + REFINE_GAP) * previous.bytes
                         and previous.bpp <= window * target_bpp):
-                    points.extend(self.refine_between(q, previous.threshold, t, r, refine_steps))
+                    refined.extend(self.refine_between(q, previous.threshold, t, r, refine_steps))
                 previous = p
                 dominated = any(o.bytes <= p.bytes and o.lpips <= p.lpips and (o.bytes, o.lpips) != (p.bytes, p.lpips)
                                 for o in points if (o.quality, o.residual_levels) != (q, r))
@@ -244,7 +246,7 @@ class SegmentSimulator:
                 points.append(self.run_inter(level))
                 if points[-1].bpp > window * target_bpp:
                     break
-        return points
+        return points + refined
 
 
 # -- choosing settings ------------------------------------------------------------------------------

@@ -127,6 +127,9 @@ def test_breakpoints_fill_the_gaps_of_a_coarse_grid(tiny_codec, lpips_metric):
         1e9, thresholds=(lower, upper), refine_steps=2)
     refined = [p for p in near if p.threshold not in (lower, upper)]
     assert refined and all(p in between[:2] or p.quality != 2 for p in refined)
+    grid_only = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base).sweep_near(
+        1e9, thresholds=(lower, upper), refine_steps=0)
+    assert [p for p in near if p not in refined] == grid_only  # refining only adds points
     for p in refined:
         enc = encode_video([frames], Fraction(25), tiny_codec, predictor, lpips_metric, p.settings(base))
         assert len(enc.data) == p.bytes

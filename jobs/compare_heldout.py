@@ -8,7 +8,7 @@ coded at 25 fps, one segment per clip), so the same encoder runs give the same b
 - baselines: every CRF point of compare's sweep is looked up in the benchmarks' sweeps of the same
   clip (codec.json counts SEI bytes, ablation.json and compare leave them out); bpp and LPIPS must
   agree (x264/x265/SVT-AV1 are deterministic for the same input);
-- ours (the defaults: SVT-AV1 intra + motion-hint, residual frames allowed, inter GOP fallback): compare's rate control at each target beside
+- ours (the defaults: SVT-AV1 intra + restore-hint, residual frames allowed, inter GOP fallback): compare's rate control at each target beside
   the ablation benchmark's choice for the same combination and clip.
 """
 
@@ -80,8 +80,8 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
              f"- vs docs/benchmarks/ablation.json (SEI left out, as compare does): {n_ess} points, largest "
              f"difference {d_ess:.2e} bpp, {d_el:.2e} LPIPS.", "",
              f"Ours ({combo}) at each target: compare (rate control: `sweep_near` for the highest target over "
-             f"{len(DEFAULT_THRESHOLDS)} thresholds {min(DEFAULT_THRESHOLDS):g}-{max(DEFAULT_THRESHOLDS):g}, Lagrangian allocation) vs the ablation benchmark (`sweep_near` for 0.1 bpp over "
-             "23 thresholds 0.02-0.55, best point within the budget); the two search different grids, so they "
+             f"{len(DEFAULT_THRESHOLDS)} thresholds {min(DEFAULT_THRESHOLDS):g}-{max(DEFAULT_THRESHOLDS):g} plus the loop's breakpoints in large gaps, Lagrangian allocation) vs the ablation benchmark (`sweep_near` for 0.1 bpp over "
+             "23 thresholds 0.02-0.55 plus breakpoints, best point within the budget); the two search different grids, so they "
              "may pick different settings:", "",
              "| clip | target | compare bpp | compare LPIPS | compare setting | ablation bpp | ablation LPIPS | ablation setting |",
              "|---|---|---|---|---|---|---|---|"]

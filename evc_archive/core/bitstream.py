@@ -30,6 +30,8 @@ from fractions import Fraction
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
+THRESHOLD_UNIT = 10000  # the header stores the LPIPS threshold as round(threshold * THRESHOLD_UNIT)
+
 MAGIC = b"EVC\x1a"
 FORMAT_VERSION = 4  # newest; each stream is written in the oldest version that holds it (see pack)
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -137,7 +139,7 @@ def pack(stream: Stream) -> bytes:
     fps = Fraction(h.fps)
     for value in (h.width, h.height, fps.numerator, fps.denominator, h.first_frame, h.seed,
                   h.context_frames, h.frames_per_call, h.sampling_steps,
-                  int(round(h.lpips_threshold * 10000)), len(stream.segments)):
+                  int(round(h.lpips_threshold * THRESHOLD_UNIT)), len(stream.segments)):
         out += varint.encode(value)
     for seg in stream.segments:
         out += varint.encode(seg.frame_count)
@@ -204,7 +206,7 @@ def unpack(data: bytes) -> Stream:
     if not (width and height and num and den and k and f):
         raise BitstreamError("stream header has a zero size, frame rate or predictor setting (damaged)")
     header = StreamHeader(kf_id, kf_hash, pr_id, pr_hash, width, height, Fraction(num, den), seed,
-                          k, f, steps, thr / 10000, first)
+                          k, f, steps, thr / THRESHOLD_UNIT, first)
     segments = []
     for _ in range(n_segments):
         n = r.number()

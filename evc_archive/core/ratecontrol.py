@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import torch
 
-from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
 from evc_archive.core.encoder import DirectPieces, EncoderSettings, encode_inter_segment, make_header
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.keyframe import ImageCodec
@@ -35,7 +35,6 @@ SEARCH_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.05 * i, 3) for i in rang
 # of bytes with up to REFINE_STEPS of the loop's own breakpoints (SegmentSimulator.next_threshold)
 REFINE_GAP = 0.25
 REFINE_STEPS = 3
-THRESHOLD_UNIT = 10000  # the header stores round(threshold * 10000): refined thresholds are multiples of 1e-4
 
 
 @dataclass(frozen=True)
@@ -140,8 +139,8 @@ class SegmentSimulator:
             DirectPieces(frames, codec, predictor, metric, settings, settings.seed, first_frame), self.cost)
         self.residual_choices = residual_choices or (settings.residual_levels,)
         self.inter = inter
-        self._points: dict[tuple[int, float, int | None], RDPoint] = {}
-        self._highest_passed: dict[tuple[int, float, int | None], float] = {}  # see next_threshold
+        # per setting: its point and the highest LPIPS among its trace's frames <= threshold (next_threshold)
+        self._points: dict[tuple[int, float, int | None], tuple[RDPoint, float]] = {}
         self._inter_points: dict[int, RDPoint] = {}
 
     def run(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> RDPoint:
@@ -150,7 +149,7 @@ class SegmentSimulator:
             residual_levels = self.settings.residual_levels
         key = (quality, threshold, residual_levels)
         if key in self._points:
-            return self._points[key]
+            return self._points[key][0]
         self.cost.settings_evaluated += 1
         trace = run_loop(self.pieces, quality, threshold,
                          residual_quality_for(self.codec.qualities, quality, residual_levels))
@@ -159,8 +158,7 @@ class SegmentSimulator:
         size = len(pack(Stream(header, (trace.segment,))))
         point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
                         sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels)
-        self._points[key] = point
-        self._highest_passed[key] = max((v for v in trace.lpips if v <= threshold), default=-1.0)
+        self._points[key] = point, max((v for v in trace.lpips if v <= threshold), default=-1.0)
         return point
 
     def next_threshold(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> float | None:
@@ -172,7 +170,7 @@ class SegmentSimulator:
         if residual_levels is _SETTINGS:
             residual_levels = self.settings.residual_levels
         self.run(quality, threshold, residual_levels)
-        highest = self._highest_passed[(quality, threshold, residual_levels)]
+        highest = self._points[(quality, threshold, residual_levels)][1]
         below = (math.ceil(highest * THRESHOLD_UNIT) - 1) / THRESHOLD_UNIT
         return below if below >= 0 else None
 

@@ -3,13 +3,8 @@
 1. Pairs (CPU, needs the AV1 codec; reads a frame data set from jobs/prepare_data.py, which holds
    training clips only):
     python jobs/train_restore.py prepare --frames data-cache/frames.npz --out data-cache/restore_pairs.npz
-   and, optionally, loop pairs: frames the loop codes as residuals against the current default
-   predictor's prediction (needs the training videos themselves):
-    python jobs/train_restore.py prepare-loop --videos ../shared/data/video --out data-cache/restore_loop_pairs.npz
 2. Train (the pairs file is self-contained, so it travels to a GPU machine without a video codec):
     python jobs/train_restore.py train --pairs data-cache/restore_pairs.npz --out runs/restore --minutes 8
-    python jobs/train_restore.py train --pairs data-cache/restore_pairs.npz data-cache/restore_loop_pairs.npz \
-        --init evc_archive/models/restore.pt --lr 2e-4 --out runs/restore-ft --minutes 40   # fine-tune, pooled pairs
     ray job submit --working-dir . -- python jobs/train_restore.py train --pairs data-cache/restore_pairs.npz \
         --out /shared/runs/restore --ray-workers 8 --use-gpu --minutes 8     # Ray Train, one worker per GPU
    The EMA weights are written as a model file (runs/restore/restore.pt) as training goes, with the
@@ -40,15 +35,6 @@ def prepare(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
-def prepare_loop(args: argparse.Namespace) -> None:
-    from evc_archive.training.restore_data import prepare_loop_pairs
-
-    summary = prepare_loop_pairs(args.videos, args.out, segments=args.segments, length=args.length, seed=args.seed,
-                                 processes=args.processes,
-                                 progress=lambda k, n, p: print(f"segments {k}/{n}: {p} residual pairs", flush=True))
-    print(json.dumps(summary))
-
-
 def train(config: dict, workers) -> dict:
     """The training run (config: this job's options), alone or as one data-parallel worker."""
     from evc_archive.core.metrics import LpipsMetric
@@ -72,7 +58,7 @@ def train(config: dict, workers) -> dict:
             "model": model_cfg.__dict__, "train": cfg.__dict__, "device": device,
             "hardware": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
             "data_parallel_workers": workers.world_size}))
-    pairs = RestorePairs.load([Path(p) for p in config["pairs"]], device)
+    pairs = RestorePairs.load(Path(config["pairs"]), device)
     lpips = LpipsMetric.load(device=device) if cfg.lpips_weight > 0 else None
     log = TrainingLog(out / "restore.jsonl", enabled=workers.is_chief)
     train_restore(pairs, model_cfg, cfg, out / "restore.pt", log, lpips, device, init, workers)
@@ -108,16 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=128, help="side of the coded crops (at most the frames' short side)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--processes", type=int, default=2, help="encoder processes")
-    lp = sub.add_parser("prepare-loop", help="run training segments through the loop; pair its residual-coded frames")
-    lp.add_argument("--videos", type=Path, required=True, help="folder of videos (the held-out split is left out)")
-    lp.add_argument("--out", type=Path, required=True, help="pairs file to write (.npz)")
-    lp.add_argument("--segments", type=int, default=400, help="random segments, each at random loop settings")
-    lp.add_argument("--length", type=int, default=16, help="frames per segment (128x128)")
-    lp.add_argument("--seed", type=int, default=0)
-    lp.add_argument("--processes", type=int, default=2, help="encoder processes")
     t = sub.add_parser("train", help="train the model")
-    t.add_argument("--pairs", type=lambda v: str(Path(v).resolve()), nargs="+", required=True,
-                   help="pairs files from `prepare` / `prepare-loop`, pooled")
+    t.add_argument("--pairs", type=Path, required=True, help="pairs file from `prepare`")
     t.add_argument("--out", type=Path, required=True, help="run folder")
     t.add_argument("--channels", type=int, default=48)
     t.add_argument("--blocks", type=int, default=8)
@@ -137,8 +115,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args)
-    elif args.command == "prepare-loop":
-        prepare_loop(args)
     elif args.command == "train":
         launch(train, args, "restore")
     else:

@@ -13,14 +13,6 @@ no video codec:
     decoded_webp (C,) uint8, decoded_offsets (n+1,) int64  the decodes, lossless WebP
 Only frames of the training clips are in a frame data set (jobs/prepare_data.py leaves the
 held-out split out), so the pairs never see held-out clips.
-
-Loop pairs (`prepare_loop_pairs`, same file format, source images lossless PNG): what the
-restore-hint predictor is also asked to restore in the loop, the frames coded as residuals against
-its own prediction (core.residual). Such a decode already carries the prediction's restored detail
-plus the codec's blurred correction, so a model trained on intra decodes alone over-sharpens it and
-the encoder then turns restoration off for the call. Random segments of the training clips
-(held-out clips left out) go through the encoder's loop at random settings around the ones rate
-control picks at 0.02-0.07 bpp, and every residual-coded frame becomes a pair with its source.
 """
 
 from __future__ import annotations
@@ -117,75 +109,6 @@ def prepare_restore_pairs(frames_path: Path, out_path: Path, *, pairs: int = 240
             "bytes": int(Path(out_path).stat().st_size)}
 
 
-# Loop settings the pairs draw from: levels CRF 47..27, thresholds and residual offsets around
-# what rate control picks at 0.02-0.07 bpp (docs/benchmarks/ablation.json).
-LOOP_QUALITIES = tuple(range(9, 20))
-LOOP_THRESHOLDS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2)
-LOOP_RESIDUAL_LEVELS = (0, 0, 1, 2)
-_loop_models: tuple | None = None  # per worker process: (codec, predictor, metric)
-
-
-def _loop_job(job: tuple[str, int, int, int, int, float, int]) -> list[tuple[bytes, bytes, int]]:
-    """Worker: one training segment through the encoder's loop with the default predictor ->
-    (source PNG, decode WebP, quality) of each frame it codes as a residual."""
-    global _loop_models
-    from evc_archive.core.bitstream import RESIDUAL
-    from evc_archive.core.encoder import EncoderSettings, encode_segment
-    from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
-    from evc_archive.io.clip import square_clip
-    from evc_archive.io.video_io import read_frames
-
-    torch.set_num_threads(1)
-    if _loop_models is None:
-        lib = ModelLibrary()
-        _loop_models = (lib.keyframe_named("svtav1"), lib.predictor_named(DEFAULT_PREDICTOR_NAME), shared_lpips())
-    codec, predictor, metric = _loop_models
-    path, start, length, size, quality, threshold, residual_levels = job
-    frames = torch.from_numpy(square_clip(read_frames(Path(path), start, start + length), size))
-    settings = EncoderSettings(lpips_threshold=threshold, quality=quality, sampling_steps=1,
-                               residual_levels=residual_levels)
-    result = encode_segment(frames, codec, predictor, metric, settings, seed=0)
-    coded = [i for i, c in enumerate(result.segment.coded) if c]
-    return [(_blob(frames[i].numpy(), "PNG"), _blob(result.reconstruction[i].numpy(), "WEBP"), frame.quality)
-            for i, frame in zip(coded, result.segment.frames) if frame.mode == RESIDUAL]
-
-
-def prepare_loop_pairs(video_dir: Path, out_path: Path, *, segments: int = 400, length: int = 16, size: int = 128,
-                       seed: int = 0, processes: int = 2, progress=None) -> dict:
-    """Run `segments` random (length,size,size) segments of the training clips through the loop at
-    random settings; write every residual-coded frame and its source as a pairs file. -> summary."""
-    from evc_archive.io.video_io import probe_video
-    from evc_archive.training.data import training_clips
-
-    rng = np.random.default_rng(seed)
-    clips = [(p, probe_video(p).frame_count) for p in training_clips(video_dir)]
-    clips = [(p, n) for p, n in clips if n >= length]
-    jobs = []
-    for _ in range(segments):
-        path, n = clips[int(rng.integers(len(clips)))]
-        jobs.append((str(path), int(rng.integers(n - length + 1)), length, size, int(rng.choice(LOOP_QUALITIES)),
-                     float(rng.choice(LOOP_THRESHOLDS)), int(rng.choice(LOOP_RESIDUAL_LEVELS))))
-    sources, decoded, qualities = [], [], []
-    with get_context("spawn").Pool(processes) as pool:
-        for k, pairs in enumerate(pool.imap(_loop_job, jobs)):
-            for src, dec, q in pairs:
-                sources.append(src)
-                decoded.append(dec)
-                qualities.append(q)
-            if progress and (k + 1) % 20 == 0:
-                progress(k + 1, len(jobs), len(decoded))
-    n = len(decoded)
-    src_data, src_offsets = _concat(sources)
-    dig_data, dig_offsets = _concat([])
-    dec_data, dec_offsets = _concat(decoded)
-    zeros = np.zeros(n, np.int32)
-    np.savez(out_path, source_jpeg=src_data, source_offsets=src_offsets, digits_png=dig_data,
-             digits_offsets=dig_offsets, kind=np.zeros(n, np.int8), source=np.arange(n, dtype=np.int32), y=zeros,
-             x=zeros, quality=np.asarray(qualities, np.int16), decoded_webp=dec_data, decoded_offsets=dec_offsets)
-    return {"pairs": n, "segments": segments, "clips": len(clips), "bytes": int(Path(out_path).stat().st_size)}
-
-
 @dataclass
 class RestorePairs:
     """Decoded pairs on `device`: clean and decoded (n,3,S,S) uint8 per size S (128 for video crops,
@@ -197,28 +120,22 @@ class RestorePairs:
     sources: list[torch.Tensor]  # (H,W,3) uint8
 
     @classmethod
-    def load(cls, paths: Path | list[Path], device: str = "cpu") -> "RestorePairs":
-        """One pairs file or several (e.g. intra pairs and loop pairs), pooled."""
-        sources: list[np.ndarray] = []
-        clean: dict[int, list[torch.Tensor]] = {}
-        decoded: dict[int, list[torch.Tensor]] = {}
-        quality: dict[int, list[int]] = {}
-        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
-            z = np.load(path, allow_pickle=False)
-            own = [_decode_image(z["source_jpeg"], z["source_offsets"], i) for i in range(len(z["source_offsets"]) - 1)]
-            digits = [_decode_image(z["digits_png"], z["digits_offsets"], i) for i in range(len(z["digits_offsets"]) - 1)]
-            sources += own
-            for i in range(len(z["kind"])):
-                dec = _decode_image(z["decoded_webp"], z["decoded_offsets"], i)
-                if z["kind"][i] == 0:
-                    s, y, x = int(z["source"][i]), int(z["y"][i]), int(z["x"][i])
-                    ref = own[s][y:y + dec.shape[0], x:x + dec.shape[1]]
-                else:
-                    ref = digits[int(z["source"][i])]
-                size = dec.shape[0]
-                clean.setdefault(size, []).append(torch.from_numpy(ref.copy()))
-                decoded.setdefault(size, []).append(torch.from_numpy(dec.copy()))
-                quality.setdefault(size, []).append(int(z["quality"][i]))
+    def load(cls, path: Path, device: str = "cpu") -> "RestorePairs":
+        z = np.load(path, allow_pickle=False)
+        sources = [_decode_image(z["source_jpeg"], z["source_offsets"], i) for i in range(len(z["source_offsets"]) - 1)]
+        digits = [_decode_image(z["digits_png"], z["digits_offsets"], i) for i in range(len(z["digits_offsets"]) - 1)]
+        clean, decoded, quality = {}, {}, {}
+        for i in range(len(z["kind"])):
+            dec = _decode_image(z["decoded_webp"], z["decoded_offsets"], i)
+            if z["kind"][i] == 0:
+                s, y, x = int(z["source"][i]), int(z["y"][i]), int(z["x"][i])
+                ref = sources[s][y:y + dec.shape[0], x:x + dec.shape[1]]
+            else:
+                ref = digits[int(z["source"][i])]
+            size = dec.shape[0]
+            clean.setdefault(size, []).append(torch.from_numpy(ref.copy()))
+            decoded.setdefault(size, []).append(torch.from_numpy(dec.copy()))
+            quality.setdefault(size, []).append(int(z["quality"][i]))
 
         def stack(v: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack(v).permute(0, 3, 1, 2).contiguous().to(device)

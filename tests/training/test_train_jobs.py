@@ -132,36 +132,6 @@ def test_restore_pairs_are_aligned_crops_and_their_av1_decodes(restore_pairs):
     assert torch.equal(inputs[3:], targets[3:]) and not torch.equal(inputs[:3], targets[:3])  # 2 clean -> clean
 
 
-def test_loop_pairs_are_residual_coded_frames_of_training_clips_only(restore_pairs, tmp_path):
-    import numpy as np
-    from fractions import Fraction
-
-    from evc_archive.io.video_io import write_video
-    from evc_archive.training.data import HELD_OUT_CLIPS
-    from evc_archive.training.restore_data import LOOP_QUALITIES, RestorePairs
-
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    write_sample_video(videos / "clip.mkv", frames=20)
-    red = np.zeros((20, 64, 64, 3), np.uint8)
-    red[..., 0] = 200
-    write_video(videos / f"{HELD_OUT_CLIPS[0]}.mkv", red, Fraction(25))  # held out: never a pair
-    out = tmp_path / "loop.npz"
-    train_restore.main(["prepare-loop", "--videos", str(videos), "--out", str(out), "--segments", "3", "--length", "12",
-                        "--processes", "1", "--seed", "1"])
-    loop = RestorePairs.load(out)
-    n = loop.clean[128].shape[0]
-    assert n > 0 and loop.decoded[128].shape == (n, 3, 128, 128)
-    assert set(loop.quality[128].tolist()) <= set(range(min(LOOP_QUALITIES), max(LOOP_QUALITIES) + 3))
-    diff = (loop.clean[128].float() - loop.decoded[128].float()).abs().mean(dim=(1, 2, 3))
-    assert (diff > 0).all() and (diff < 40).all()  # coded, and of the same picture
-    red_ref = torch.tensor([200, 0, 0]).view(1, 3, 1, 1)
-    assert ((loop.clean[128].float() - red_ref).abs().mean(dim=(1, 2, 3)) > 30).all()
-    pooled = RestorePairs.load([restore_pairs, out])  # intra pairs (64x64 here) and loop pairs together
-    assert pooled.clean[128].shape[0] == n and pooled.clean[64].shape[0] == 8
-    assert len(pooled.sources) == 3 + n
-
-
 @pytest.mark.usefixtures("ray_cluster")
 def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path):
     from evc_archive.core.restore import Restorer

@@ -7,7 +7,6 @@ with the same seeds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from evc_archive.core.bitstream import Segment, Stream, StreamHeader, pack
 from evc_archive.core.gop_av1 import decode_gop, encode_gop
 from evc_archive.core.keyframe import ImageCodec
-from evc_archive.core.loop import CodedPiece, PredictionPiece, choose_candidate, residual_quality_for, run_loop
+from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
 from evc_archive.core.residual import apply_residual, residual_image
 
@@ -67,48 +66,27 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
 
 
-@dataclass(frozen=True)
-class CallCandidate:
-    """One way to make a predictor call: its hint (None for an unhinted predictor), the frames
-    (m,H,W,3) uint8 it generates for the next m frames, their LPIPS and PSNR (m,) to the source, and
-    what its hint costs in LPIPS units (the predictor's `hint_byte_weight` per byte, if any)."""
-
-    hint: bytes | None
-    frames: torch.Tensor | None  # None where a cache keeps the scores only
-    lpips: tuple[float, ...]
-    psnr: tuple[float, ...]
-    extra_cost: float
-
-
-def call_candidates(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
-                    targets: torch.Tensor) -> list[CallCandidate]:
-    """Every candidate of one predictor call as the encoder scores it against `targets` (m,H,W,3):
-    a hinted predictor's hint candidates, or the unhinted predictor's one call."""
-    m = targets.shape[0]
-
-    def scored(hint: bytes | None, generated: torch.Tensor, extra: float) -> CallCandidate:
-        generated = generated[:m]
-        lp = lpips_frames(metric, generated, targets[: len(generated)])
-        ps = psnr_frames(generated, targets[: len(generated)])
-        return CallCandidate(hint, generated, tuple(lp.tolist()), tuple(ps.tolist()), extra)
-
-    if not uses_hints(predictor):
-        return [scored(None, predictor.predict(context, seed, steps), 0.0)]
-    byte_weight = getattr(predictor, "hint_byte_weight", 0.0)
-    out = [scored(hint, predictor.predict_hinted(context, hint), byte_weight * len(hint))
-           for hint in predictor.hint_candidates(context, targets)]
-    assert out, "a hinted predictor must offer at least one hint"
-    return out
-
-
 def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
-                 targets: torch.Tensor, threshold: float = math.inf) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
-    """One predictor call as the encoder makes it at `threshold` -> (frames (m,H,W,3) for the m =
-    len(targets) next frames, their LPIPS (m,) to the targets, the chosen hint or None for an
-    unhinted predictor). The choice among a hinted predictor's candidates is loop.choose_candidate."""
-    options = call_candidates(predictor, metric, context, seed, steps, targets)
-    c, _ = choose_candidate([o.lpips for o in options], [o.extra_cost for o in options], threshold)
-    return options[c].frames, torch.tensor(options[c].lpips), options[c].hint
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
+    """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
+    frames, their LPIPS (m,) to the targets, the chosen hint or None for an unhinted predictor).
+    A hinted predictor's candidates are all tried and the lowest mean LPIPS, plus the predictor's
+    `hint_byte_weight` (if any) per hint byte, wins (ties: the earliest).
+    The choice does not depend on the threshold, so rate control can share it between settings."""
+    m = targets.shape[0]
+    if not uses_hints(predictor):
+        generated = predictor.predict(context, seed, steps)[:m]
+        return generated, lpips_frames(metric, generated, targets[: len(generated)]), None
+    best, best_cost = None, 0.0
+    byte_weight = getattr(predictor, "hint_byte_weight", 0.0)
+    for hint in predictor.hint_candidates(context, targets):
+        generated = predictor.predict_hinted(context, hint)[:m]
+        scores = lpips_frames(metric, generated, targets[: len(generated)])
+        cost = float(scores.mean()) + byte_weight * len(hint)
+        if best is None or cost < best_cost:
+            best, best_cost = (generated, scores, hint), cost
+    assert best is not None, "a hinted predictor must offer at least one hint"
+    return best
 
 
 class DirectPieces:
@@ -135,27 +113,12 @@ class DirectPieces:
         h, w = self.frames.shape[1:3]
         return self._piece(payload, apply_residual(prediction, self.codec.decode(payload, quality, h, w)), i)
 
-    def candidates(self, context: torch.Tensor, i: int) -> list[CallCandidate]:
-        """Every candidate of the predictor call at position i (scored against frames i..i+F-1)."""
-        return call_candidates(self.predictor, self.metric, context, derive_seed(self.seed, self.first_frame + i),
-                               self.settings.sampling_steps, self.frames[i : i + self.predictor.frames_per_call])
-
-    def regenerate(self, context: torch.Tensor, i: int, hint: bytes) -> torch.Tensor:
-        """A hinted candidate's frames again (deterministic), as candidates() made them."""
-        return self.predictor.predict_hinted(context, hint)[: len(self.frames[i : i + self.predictor.frames_per_call])]
-
-    def predict(self, context: torch.Tensor, i: int, threshold: float) -> PredictionPiece:
-        return chosen_piece(self.candidates(context, i), threshold)
-
-
-def chosen_piece(options: list[CallCandidate], threshold: float,
-                 frames_of: Callable[[int], torch.Tensor] | None = None) -> PredictionPiece:
-    """The loop's view of a call: the candidate choose_candidate picks at `threshold`, with its
-    frames (from `frames_of(index)` when given: a cache may keep the scores only)."""
-    c, compared = choose_candidate([o.lpips for o in options], [o.extra_cost for o in options], threshold)
-    chosen = options[c]
-    frames = chosen.frames if frames_of is None else frames_of(c)
-    return PredictionPiece(tuple(frames), chosen.lpips, chosen.psnr, chosen.hint, compared if len(options) > 1 else -1.0)
+    def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
+        generated, scores, hint = predict_call(
+            self.predictor, self.metric, context, derive_seed(self.seed, self.first_frame + i),
+            self.settings.sampling_steps, self.frames[i : i + self.predictor.frames_per_call])
+        psnrs = psnr_frames(generated, self.frames[i : i + len(generated)])
+        return PredictionPiece(tuple(generated), tuple(scores.tolist()), tuple(psnrs.tolist()), hint)
 
 
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,

@@ -48,42 +48,12 @@ class CodedPiece:
 @dataclass(frozen=True)
 class PredictionPiece:
     """One predictor call: frames[j] (H,W,3) uint8 for positions i+j, their LPIPS / PSNR to the
-    source, and the hint the call needs (None for an unhinted predictor). `compared`: the highest
-    LPIPS <= the threshold that choosing this hint among the call's candidates looked at (-1 when
-    none; see choose_candidate), which rate control needs to find where the loop's decisions change."""
+    source, and the hint the call needs (None for an unhinted predictor)."""
 
     frames: tuple[torch.Tensor, ...]
     lpips: tuple[float, ...]
     psnr: tuple[float, ...]
     hint: bytes | None
-    compared: float = -1.0
-
-
-def accepted_run(scores: tuple[float, ...], threshold: float) -> int:
-    """How many of a call's frames, in order, the loop would accept at `threshold`."""
-    k = 0
-    while k < len(scores) and scores[k] <= threshold:
-        k += 1
-    return k
-
-
-def choose_candidate(scores: list[tuple[float, ...]], extra_costs: list[float], threshold: float) -> tuple[int, float]:
-    """Which of a hinted call's candidates the encoder sends -> (index, highest LPIPS <= threshold
-    it compared, or -1). The loop accepts a call's frames in order while they meet the threshold, so
-    the candidate that keeps the prediction on track longest wins: the most frames accepted, then the
-    lowest mean LPIPS over those and the first rejected one (the frame the loop then codes, against
-    this prediction), plus each candidate's hint cost (`extra_costs`); ties go to the earliest. With
-    an infinite threshold this is the lowest mean LPIPS over the call."""
-    best, best_key, compared = 0, None, -1.0
-    for c, (frame_scores, extra) in enumerate(zip(scores, extra_costs)):
-        k = accepted_run(frame_scores, threshold)
-        if k:
-            compared = max(compared, max(frame_scores[:k]))
-        judged = frame_scores[: min(k + 1, len(frame_scores))]
-        key = (-k, sum(judged) / len(judged) + extra)
-        if best_key is None or key < best_key:
-            best, best_key = c, key
-    return best, compared
 
 
 class LoopPieces(Protocol):
@@ -94,7 +64,7 @@ class LoopPieces(Protocol):
 
     def residual(self, i: int, quality: int, prediction: torch.Tensor) -> CodedPiece: ...
 
-    def predict(self, context: torch.Tensor, i: int, threshold: float) -> PredictionPiece: ...
+    def predict(self, context: torch.Tensor, i: int) -> PredictionPiece: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +75,6 @@ class LoopTrace:
     frames: tuple[torch.Tensor, ...]
     lpips: tuple[float, ...]
     psnr: tuple[float, ...]
-    highest_passing: float = -1.0  # the highest LPIPS <= threshold any decision compared (-1: none)
 
     @property
     def reconstruction(self) -> torch.Tensor:
@@ -145,7 +114,6 @@ def run_loop(pieces: LoopPieces, quality: int, threshold: float,
     pending_hint: bytes | None = None  # recorded once the decoder is known to make the call
     rejected: torch.Tensor | None = None  # the prediction of the frame about to be coded
     code_next, i = True, 0
-    compared = -1.0  # the highest candidate LPIPS <= threshold a predictor call's choice compared
     while i < pieces.frame_count:
         if code_next:
             piece = pieces.intra(i, quality)
@@ -165,9 +133,8 @@ def run_loop(pieces: LoopPieces, quality: int, threshold: float,
             i += 1
             continue
         if not pending:
-            call = pieces.predict(torch.stack(frames[-pieces.context_frames:]), i, threshold)
+            call = pieces.predict(torch.stack(frames[-pieces.context_frames:]), i)
             pending, pending_hint = list(zip(call.frames, call.lpips, call.psnr)), call.hint
-            compared = max(compared, call.compared)
         candidate_frame, score, candidate_psnr = pending.pop(0)
         if score <= threshold:
             if pending_hint is not None:
@@ -180,6 +147,4 @@ def run_loop(pieces: LoopPieces, quality: int, threshold: float,
             i += 1
         else:
             rejected, code_next = candidate_frame, True
-    highest = max([v for v in lpips if v <= threshold] + [compared])
-    return LoopTrace(Segment(tuple(coded), tuple(payloads), tuple(hints)), tuple(frames), tuple(lpips), tuple(psnr),
-                     highest)
+    return LoopTrace(Segment(tuple(coded), tuple(payloads), tuple(hints)), tuple(frames), tuple(lpips), tuple(psnr))

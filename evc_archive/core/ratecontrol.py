@@ -22,8 +22,7 @@ from fractions import Fraction
 import torch
 
 from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
-from evc_archive.core.encoder import (CallCandidate, DirectPieces, EncoderSettings, chosen_piece, encode_inter_segment,
-                                      make_header)
+from evc_archive.core.encoder import DirectPieces, EncoderSettings, encode_inter_segment, make_header
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.keyframe import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
@@ -89,8 +88,7 @@ class CachedPieces:
         self.frame_count, self.context_frames = direct.frame_count, direct.context_frames
         self._intra: dict[tuple[int, int], CodedPiece] = {}
         self._residual: dict[tuple[int, int, bytes], CodedPiece] = {}
-        self._calls: dict[tuple[bytes, int], list[CallCandidate]] = {}  # scores; frames kept as chosen
-        self._frames: dict[tuple[bytes, int, int], torch.Tensor] = {}
+        self._predictions: dict[tuple[bytes, int], PredictionPiece] = {}
 
     @staticmethod
     def _digest(frames: torch.Tensor) -> bytes:
@@ -112,25 +110,14 @@ class CachedPieces:
             self.cost.lpips_frames += 1
         return self._residual[key]
 
-    def predict(self, context: torch.Tensor, i: int, threshold: float) -> PredictionPiece:
-        """A call's candidates are scored once per (context, position) and the choice made per
-        threshold (encoder.chosen_piece); a candidate's frames are kept once some threshold picks it
-        (others are made again if a later threshold does), not all of them."""
+    def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
         key = (self._digest(context), i)
-        fresh = None
-        if key not in self._calls:
-            fresh = self.direct.candidates(context, i)
-            self._calls[key] = [replace(o, frames=None) for o in fresh]
+        if key not in self._predictions:
+            call = self.direct.predict(context, i)
+            self._predictions[key] = call
             self.cost.predictor_calls += 1
-            self.cost.lpips_frames += sum(len(o.lpips) for o in fresh)
-
-        def frames_of(c: int) -> torch.Tensor:
-            if (*key, c) not in self._frames:
-                self._frames[(*key, c)] = (fresh[c].frames if fresh is not None
-                                           else self.direct.regenerate(context, i, self._calls[key][c].hint))
-            return self._frames[(*key, c)]
-
-        return chosen_piece(self._calls[key], threshold, frames_of)
+            self.cost.lpips_frames += len(call.frames)
+        return self._predictions[key]
 
 
 _SETTINGS = object()  # run()'s default: the settings' residual_levels
@@ -171,16 +158,15 @@ class SegmentSimulator:
         size = len(pack(Stream(header, (trace.segment,))))
         point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
                         sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels)
-        self._points[key] = point, trace.highest_passing
+        self._points[key] = point, max((v for v in trace.lpips if v <= threshold), default=-1.0)
         return point
 
     def next_threshold(self, quality: int, threshold: float, residual_levels=_SETTINGS) -> float | None:
         """The highest threshold (a multiple of 1/THRESHOLD_UNIT) below `threshold` at which the
         loop may decide differently, or None. The loop compares each frame's LPIPS with the threshold
-        (accept a prediction, take a coded candidate that meets it, pick the hint candidate that
-        keeps the prediction on track longest); every score it found <= threshold is at most the
-        trace's highest_passing (its frames' and the candidates' it compared), so any threshold from
-        that score up gives the same trajectory."""
+        (accept a prediction, or take a coded candidate that meets it); every frame that passed
+        scores at most the highest LPIPS among the trace's frames <= threshold, so any threshold
+        from that score up gives the same trajectory."""
         if residual_levels is _SETTINGS:
             residual_levels = self.settings.residual_levels
         self.run(quality, threshold, residual_levels)

@@ -72,11 +72,11 @@ THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i 
 
 
 NOTES = """
-- Search (session 7): the six SVT-AV1 + {copy-last, motion-hint, restore-hint} + residual rows, with
-  and without the inter fallback, were re-run with rate control's breakpoint refinement (search
+- Search (sessions 7-8): the nine SVT-AV1 + {copy-last, motion-hint, restore-hint} rows (intra
+  only, + residual, + residual + inter) were run with rate control's breakpoint refinement (search
   column "grid+breakpoints": where neighbouring thresholds' points differ by more than 25 % of
   bytes, up to 3 of the loop's own breakpoints between them, docs/ratecontrol.md); the other rows
-  are from the grid-only search of sessions 4-6 and are not strictly comparable with these six.
+  are from the grid-only search of sessions 4-6 and are not strictly comparable with these nine.
   The refinement changed the default's mean LPIPS by at most 0.001 (0.1391 / 0.1102 / 0.0737 /
   0.0529 -> 0.1390 / 0.1092 / 0.0736 / 0.0528), restore-hint loop-only at 0.07 by 0.002 (0.0749 ->
   0.0729); 23 of the 96 (clip, target) choices of these four rows (restore-hint and copy-last, with
@@ -100,6 +100,26 @@ NOTES = """
   (0.036 vs copy-last 0.033): the per-call choice keeps the lowest LPIPS of that call's frames,
   which is not always the best for the loop as a whole. With the inter fallback, 4 of the 6 clips
   are coded as an AV1 inter GOP at 0.05 whatever the predictor.
+- In the paper's loop (every coded frame intra, session 8) restore-hint against copy-last:
+  -21.9 / -14.2 / -10.3 / -8.5 % (0.149 / 0.127 / 0.101 / 0.086 against 0.190 / 0.148 / 0.113 /
+  0.094); motion-hint -10.8 / -5.7 / -5.6 / -5.1 %. So the 15 % at 0.05 is not met in that loop
+  either; residual frames are where the predictor does best.
+- Tried in session 8 and not kept:
+  - Choosing each call's hint by the threshold (the candidate whose frames the loop accepts
+    longest, then the lowest LPIPS over those and the first rejected one) instead of the lowest mean
+    LPIPS over the call's frames. Rate control stays exact with it (the candidates' scores are shared
+    between thresholds), but it did not pay: restore-hint + residual 0.139 / 0.111 / 0.089 / 0.074
+    (-21.1 / -17.1 / -11.3 / -5.8 % against copy-last) instead of 0.139 / 0.111 / 0.088 / 0.073.
+    It fixed sam2_02_cups at 0.05 (0.036 -> 0.033) and lost on the pan (0.137 -> 0.142): accepting
+    more frames per call at higher LPIPS is not better for the loop as a whole.
+  - Restoring residual-coded frames better. At 0.05 most calls after a residual frame turn the
+    restoration off (bgslibrary: 8 of its last 8). The model never saw such frames: a residual
+    decode already carries the prediction's restored detail plus the codec's blurred correction, and
+    restoring it again makes it worse (docs/benchmarks/restore.md, "residual" columns: 0.0749 ->
+    0.0779 at CRF 41). A CPU fine-tune on 1,538 such frames from loop runs on the training clips,
+    pooled with the intra pairs, overfit: better on those training pairs (0.0667 -> 0.0578), worse
+    on held-out frames, intra and residual alike (0.0480 -> 0.0504 and 0.0588 -> 0.0603 at CRF 37).
+    Not shipped (the experiment is commit 7758714, reverted).
 - Where the gain comes from (docs/benchmarks/restore_decomposition.md, same clips, session 6's
   grid-only search, percentages against that run's copy-last): the
   restoration alone (restored still frame, no motion, no fallback) gives -11.5 / -7.3 / -2.6 / +2.8 %
@@ -133,8 +153,9 @@ NOTES = """
   and 3 levels above the first frame's (session 5; rows other than restore-hint's are from that run,
   their code path unchanged).
 - block-hint (per-block velocities): -9.5 / -9.1 / -8.0 / -7.7 % against copy-last with residual
-  frames, -13.5 / -8.3 / -7.8 / -7.6 % intra only, at about half the encode speed and 2.3x the
-  search time of motion-hint.
+  frames, -13.5 / -7.8 / -5.6 / -6.1 % intra only (its rows are grid-only; copy-last's intra row is
+  session 8's, with breakpoints), at about half the encode speed and 2.3x the search time of
+  motion-hint.
 - Motion extrapolation loses in the loop although it beats copy-last open-loop (on pairs of source
   frames, mean LPIPS of the next 4 frames 0.051 vs 0.055): at the segment start its context is one
   coded frame (no motion to see), and after a coded frame its context pairs a stale generated frame

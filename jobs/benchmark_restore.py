@@ -9,6 +9,10 @@ trained on), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the
 picks for coded frames at 0.02-0.07 bpp. "Sharp input": the source frame itself, restored (LPIPS
 to the source; 0 would be a perfect pass-through). "Twice": restoring the restored decode again, as
 happens when the restore-hint predictor's context is one of its own generated frames.
+"Residual": what the loop also asks it to restore, a frame coded as a residual against the
+predictor's guess (core.residual). The source frame 2 ahead (frames 2, 12, 22) is coded at the
+level against the packaged default model's restoration of the intra decode of frames 0, 10, 20
+(a still prediction, the loop's commonest); the same inputs for every model compared.
 """
 
 from __future__ import annotations
@@ -25,17 +29,41 @@ import torch  # noqa: E402
 
 LEVELS = (8, 10, 12, 14, 16, 18, 20)
 FRAMES = (0, 10, 20)
+AHEAD = 2  # residual rows: the frame this far ahead, coded against the restored decode
+PACKAGED = Path(__file__).resolve().parents[1] / "evc_archive" / "models" / "restore.pt"
 
 
-def evaluate(restorer, decoded: dict, sources: torch.Tensor, metric) -> dict:
-    """decoded: level -> (n,H,W,3) uint8 decodes of sources (n,H,W,3) -> per-level scores."""
+def restore_each(restorer, frames: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) uint8 -> (n,H,W,3) uint8, one frame at a time as the predictor does."""
+    return torch.cat([restorer(frames[i:i + 1]) for i in range(frames.shape[0])])
+
+
+def residual_decodes(codec, restorer, decoded: dict, ahead: torch.Tensor) -> dict:
+    """level -> (n,H,W,3) uint8: `ahead` coded at the level as residuals against restorer(decoded[level])."""
+    from evc_archive.core.residual import apply_residual, residual_image
+
+    out = {}
+    for level, dec in decoded.items():
+        pred = restore_each(restorer, dec)
+        h, w = dec.shape[1:3]
+        out[level] = torch.stack([apply_residual(pred[i], codec.decode(codec.encode(residual_image(ahead[i], pred[i]), level),
+                                                                       level, h, w)) for i in range(dec.shape[0])])
+    return out
+
+
+def evaluate(restorer, decoded: dict, sources: torch.Tensor, metric, residual: dict, ahead: torch.Tensor) -> dict:
+    """decoded: level -> (n,H,W,3) uint8 decodes of sources (n,H,W,3); residual: level -> residual
+    decodes of `ahead` (n,H,W,3) -> per-level scores."""
     from evc_archive.core.metrics import psnr_uint8
 
     rows = {}
     for level, dec in decoded.items():
-        out = torch.cat([restorer(dec[i:i + 1]) for i in range(dec.shape[0])])
-        twice = torch.cat([restorer(out[i:i + 1]) for i in range(out.shape[0])])
-        rows[str(level)] = {"lpips_decoded": float(metric.uint8(dec, sources).mean()),
+        out = restore_each(restorer, dec)
+        twice = restore_each(restorer, out)
+        res = residual[level]
+        rows[str(level)] = {"lpips_residual_decoded": float(metric.uint8(res, ahead).mean()),
+                            "lpips_residual_restored": float(metric.uint8(restore_each(restorer, res), ahead).mean()),
+                            "lpips_decoded": float(metric.uint8(dec, sources).mean()),
                             "lpips_restored": float(metric.uint8(out, sources).mean()),
                             "lpips_twice": float(metric.uint8(twice, sources).mean()),
                             "psnr_decoded": float(psnr_uint8(dec, sources).mean()),
@@ -62,16 +90,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     metric, codec = shared_lpips(), AV1IntraCodec()
-    sources = torch.stack([evaluation_clip(p)[i] for p in held_out_clips(args.data / "video") for i in FRAMES])
+    clips = [evaluation_clip(p) for p in held_out_clips(args.data / "video")]
+    sources = torch.stack([c[i] for c in clips for i in FRAMES])
+    ahead = torch.stack([c[i + AHEAD] for c in clips for i in FRAMES])
     n, h, w, _ = sources.shape
     decoded = {q: torch.stack([codec.decode(codec.encode(sources[i], q), q, h, w) for i in range(n)]) for q in LEVELS}
+    residual = residual_decodes(codec, Restorer.load(PACKAGED), decoded, ahead)
     results = {"frames": n, "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
     for path in args.models:
         restorer = Restorer.load(path)
         name = str(path.parent.name if path.name == "restore.pt" and path.parent.name != "models" else path.name)
         results["models"][name] = {"file": path.name, "config": restorer.config.__dict__,
                                    "parameters": sum(p.numel() for p in restorer.net.parameters()),
-                                   **evaluate(restorer, decoded, sources, metric)}
+                                   **evaluate(restorer, decoded, sources, metric, residual, ahead)}
         print(name, json.dumps({k: round(v["lpips_restored"], 4) for k, v in results["models"][name]["levels"].items()}),
               flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,15 +113,19 @@ def main(argv: list[str] | None = None) -> None:
 def write_report(results: dict, out: Path) -> None:
     lines = ["# Restoration model alone, on held-out frames", "",
              f"{results['frames']} frames (frames 0, 10, 20 of the 6 held-out clips, 128x128), SVT-AV1 intra decodes; "
-             "mean LPIPS (lower is better) and PSNR to the source. Written by `jobs/benchmark_restore.py`.", ""]
+             "mean LPIPS (lower is better) and PSNR to the source. \"Residual\": frames 2, 12, 22 coded at the same "
+             "level as residuals against the shipped model's restoration of those decodes (what the loop's "
+             "residual frames look like), before and after restoration. Written by `jobs/benchmark_restore.py`.", ""]
     for name, m in results["models"].items():
         lines += [f"## {name}: {m['config']}, {m['parameters']:,} parameters, "
                   f"{m['ms_per_frame_1_thread']:.0f} ms per 128x128 frame (1 thread)", "",
-                  "| level (CRF) | LPIPS decoded | restored | restored twice | PSNR decoded | restored |",
-                  "|---|---|---|---|---|---|"]
+                  "| level (CRF) | LPIPS decoded | restored | restored twice | PSNR decoded | restored "
+                  "| residual: LPIPS decoded | restored |",
+                  "|---|---|---|---|---|---|---|---|"]
         for level, r in m["levels"].items():
             lines.append(f"| {level} ({results['levels'][level]}) | {r['lpips_decoded']:.4f} | {r['lpips_restored']:.4f} | "
-                         f"{r['lpips_twice']:.4f} | {r['psnr_decoded']:.2f} | {r['psnr_restored']:.2f} |")
+                         f"{r['lpips_twice']:.4f} | {r['psnr_decoded']:.2f} | {r['psnr_restored']:.2f} | "
+                         f"{r['lpips_residual_decoded']:.4f} | {r['lpips_residual_restored']:.4f} |")
         lines += ["", f"Sharp input (the source frame restored): LPIPS {m['sharp_input_lpips']:.4f} to the source.", ""]
     out.write_text("\n".join(lines))
 

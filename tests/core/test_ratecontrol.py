@@ -136,6 +136,26 @@ def test_breakpoints_fill_the_gaps_of_a_coarse_grid(tiny_codec, lpips_metric):
         assert float(enc.results[0].lpips.mean()) == pytest.approx(p.lpips, abs=1e-5)
 
 
+def test_hinted_calls_stay_exact_and_their_breakpoints_hold(lpips_metric):
+    """With a hinted predictor (the encoder picks each call's hint among candidates) simulated
+    points equal real encodes, hints included, and nothing changes above a breakpoint."""
+    from evc_archive.core.motion_hint import GlobalMotionPredictor
+
+    codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
+    frames = moving_square_video(10, 40, 56)
+    predictor = GlobalMotionPredictor(frames_per_call=3)
+    base = EncoderSettings(gop=10, residual_levels=0)
+    sim = SegmentSimulator(frames, codec, predictor, lpips_metric, base)
+    same = lambda a, b: (a.coded, a.lpips, a.psnr) == (b.coded, b.lpips, b.psnr)  # noqa: E731 (headers differ)
+    for t in (10.0, 0.2, 0.1, 0.05):
+        point = sim.run(2, t)
+        enc = encode_video([frames], Fraction(25), codec, predictor, lpips_metric, point.settings(base))
+        assert len(enc.data) == point.bytes
+        assert float(enc.results[0].lpips.mean()) == pytest.approx(point.lpips, abs=1e-5)
+        below = sim.next_threshold(2, t)
+        assert below is None or same(sim.run(2, below + 1e-4), point)
+
+
 def test_residual_choices_are_swept_and_each_point_says_its_own(lpips_metric):
     """With residual choices the sweep covers each; a point's residual_levels reproduces it."""
     from evc_archive.core.loop import RESIDUAL_SEARCH, residual_search

@@ -113,9 +113,9 @@ NOTES = """
     It fixed sam2_02_cups at 0.05 (0.036 -> 0.033) and lost on the pan (0.137 -> 0.142): accepting
     more frames per call at higher LPIPS is not better for the loop as a whole.
   - Restoring residual-coded frames better. At 0.05 most calls after a residual frame turn the
-    restoration off (bgslibrary: 8 of its last 8). The model never saw such frames: a residual
-    decode already carries the prediction's restored detail plus the codec's blurred correction, and
-    restoring it again makes it worse (docs/benchmarks/restore.md, "residual" columns: 0.0749 ->
+    restoration off (bgslibrary: every call after its first residual frame). The model never saw
+    such frames: a residual decode already carries the prediction's restored detail plus the
+    codec's blurred correction, and restoring it again makes it worse (docs/benchmarks/restore.md, "residual" columns: 0.0749 ->
     0.0779 at CRF 41). A CPU fine-tune on 1,538 such frames from loop runs on the training clips,
     pooled with the intra pairs, overfit: better on those training pairs (0.0667 -> 0.0578), worse
     on held-out frames, intra and residual alike (0.0480 -> 0.0504 and 0.0588 -> 0.0603 at CRF 37).

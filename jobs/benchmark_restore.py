@@ -113,9 +113,10 @@ def main(argv: list[str] | None = None) -> None:
 def write_report(results: dict, out: Path) -> None:
     lines = ["# Restoration model alone, on held-out frames", "",
              f"{results['frames']} frames (frames 0, 10, 20 of the 6 held-out clips, 128x128), SVT-AV1 intra decodes; "
-             "mean LPIPS (lower is better) and PSNR to the source. \"Residual\": frames 2, 12, 22 coded at the same "
-             "level as residuals against the shipped model's restoration of those decodes (what the loop's "
-             "residual frames look like), before and after restoration. Written by `jobs/benchmark_restore.py`.", ""]
+             "mean LPIPS (lower is better) and PSNR to the source. \"Residual\": frames "
+             f"{', '.join(str(i + AHEAD) for i in FRAMES)} coded at the same level as residuals against the "
+             "shipped model's restoration of those decodes (what the loop's residual frames look like), before and "
+             "after restoration. Written by `jobs/benchmark_restore.py`.", ""]
     for name, m in results["models"].items():
         lines += [f"## {name}: {m['config']}, {m['parameters']:,} parameters, "
                   f"{m['ms_per_frame_1_thread']:.0f} ms per 128x128 frame (1 thread)", "",

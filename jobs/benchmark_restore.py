@@ -42,12 +42,16 @@ def residual_decodes(codec, restorer, decoded: dict, ahead: torch.Tensor) -> dic
     """level -> (n,H,W,3) uint8: `ahead` coded at the level as residuals against restorer(decoded[level])."""
     from evc_archive.core.residual import apply_residual, residual_image
 
+    h, w = ahead.shape[1:3]
+
+    def coded(target: torch.Tensor, prediction: torch.Tensor, level: int) -> torch.Tensor:
+        payload = codec.encode(residual_image(target, prediction), level)
+        return apply_residual(prediction, codec.decode(payload, level, h, w))
+
     out = {}
     for level, dec in decoded.items():
         pred = restore_each(restorer, dec)
-        h, w = dec.shape[1:3]
-        out[level] = torch.stack([apply_residual(pred[i], codec.decode(codec.encode(residual_image(ahead[i], pred[i]), level),
-                                                                       level, h, w)) for i in range(dec.shape[0])])
+        out[level] = torch.stack([coded(ahead[i], pred[i], level) for i in range(dec.shape[0])])
     return out
 
 

@@ -65,6 +65,10 @@ def _max_diff(rows: list[dict], a: str, b: str) -> tuple[float, int]:
 
 def write_agreement(path: Path, agree: dict, combo: str) -> None:
     from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS
+    from jobs.benchmark_ablation import CURVE_TARGETS, THRESHOLDS
+
+    def grid(thresholds: tuple[float, ...]) -> str:
+        return f"{len(thresholds)} thresholds {min(thresholds):g}-{max(thresholds):g}"
 
     base = agree["baselines"]
     d_raw, n_raw = _max_diff(base, "raw_bpp", "codec_json_bpp")
@@ -80,8 +84,9 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
              f"- vs docs/benchmarks/ablation.json (SEI left out, as compare does): {n_ess} points, largest "
              f"difference {d_ess:.2e} bpp, {d_el:.2e} LPIPS.", "",
              f"Ours ({combo}) at each target: compare (rate control: `sweep_near` for the highest target over "
-             f"{len(DEFAULT_THRESHOLDS)} thresholds {min(DEFAULT_THRESHOLDS):g}-{max(DEFAULT_THRESHOLDS):g} plus the loop's breakpoints in large gaps, Lagrangian allocation) vs the ablation benchmark (`sweep_near` for 0.1 bpp over "
-             "23 thresholds 0.02-0.55 plus breakpoints, best point within the budget); the two search different grids, so they "
+             f"{grid(DEFAULT_THRESHOLDS)} plus the loop's breakpoints in large gaps, Lagrangian allocation) vs the "
+             f"ablation benchmark (`sweep_near` for {max(CURVE_TARGETS):g} bpp over {grid(THRESHOLDS)} plus "
+             "breakpoints, best point within the budget); the two search different grids, so they "
              "may pick different settings:", "",
              "| clip | target | compare bpp | compare LPIPS | compare setting | ablation bpp | ablation LPIPS | ablation setting |",
              "|---|---|---|---|---|---|---|---|"]

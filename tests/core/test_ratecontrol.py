@@ -10,6 +10,11 @@ from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate, ch
 from tests.conftest import moving_square_video
 
 
+def _same_trajectory(a: RDPoint, b: RDPoint) -> bool:
+    """The loop decided the same (the header's threshold, hence the bytes, may differ)."""
+    return (a.coded, a.lpips, a.psnr) == (b.coded, b.lpips, b.psnr)
+
+
 def _pt(q, t, nbytes, lpips, frames=10, pixels=10 * 64 * 64):
     return RDPoint(q, t, nbytes, frames, pixels, lpips, 20.0, 1)
 
@@ -115,8 +120,7 @@ def test_breakpoints_fill_the_gaps_of_a_coarse_grid(tiny_codec, lpips_metric):
     upper, lower = 10.0, 0.0
     below = sim.next_threshold(2, upper)
     assert below is not None and below * 10000 == round(below * 10000)  # what the header can store
-    same = lambda a, b: (a.coded, a.lpips, a.psnr) == (b.coded, b.lpips, b.psnr)  # noqa: E731 (the header differs)
-    assert same(sim.run(2, below + 1e-4), sim.run(2, upper))  # nothing changes above the breakpoint
+    assert _same_trajectory(sim.run(2, below + 1e-4), sim.run(2, upper))  # nothing changes above the breakpoint
     assert sim.run(2, below).coded > sim.run(2, upper).coded
     between = sim.refine_between(2, upper, lower, steps=3)
     assert 1 <= len(between) <= 3
@@ -146,14 +150,13 @@ def test_hinted_calls_stay_exact_and_their_breakpoints_hold(lpips_metric):
     predictor = GlobalMotionPredictor(frames_per_call=3)
     base = EncoderSettings(gop=10, residual_levels=0)
     sim = SegmentSimulator(frames, codec, predictor, lpips_metric, base)
-    same = lambda a, b: (a.coded, a.lpips, a.psnr) == (b.coded, b.lpips, b.psnr)  # noqa: E731 (headers differ)
     for t in (10.0, 0.2, 0.1, 0.05):
         point = sim.run(2, t)
         enc = encode_video([frames], Fraction(25), codec, predictor, lpips_metric, point.settings(base))
         assert len(enc.data) == point.bytes
         assert float(enc.results[0].lpips.mean()) == pytest.approx(point.lpips, abs=1e-5)
         below = sim.next_threshold(2, t)
-        assert below is None or same(sim.run(2, below + 1e-4), point)
+        assert below is None or _same_trajectory(sim.run(2, below + 1e-4), point)
 
 
 def test_residual_choices_are_swept_and_each_point_says_its_own(lpips_metric):

@@ -40,7 +40,8 @@ stdout = Console()
 # and writes bitstream version 2 or later. The motion-extrapolation and diffusion predictors lose to
 # copy-last in the loop. Fixed settings (no --target-bpp): level 15 (CRF 35), threshold 0.3.
 # Everything else stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
-PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
+PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint",
+                     "restore-hint-bilinear")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)
 KEYFRAME_CHOICES = ("hyperprior", "svtav1")  # registry.KEYFRAME_NAMES
 DEFAULT_QUALITY = {"svtav1": 15, "hyperprior": 4}  # when --quality is not given
 DEFAULTS = {"lpips_threshold": 0.3, "quality": DEFAULT_QUALITY["svtav1"], "gop": 30, "steps": 1, "predictor": "restore-hint",
@@ -118,7 +119,7 @@ def encode(
     gop: Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded frame.")] = DEFAULTS["gop"],
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream).")] = 0,
-    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2), 'block-hint' (the same with a coarse block motion field where it pays for its bytes), 'diffusion' (the shipped conditional diffusion model) or 'restore-hint' (motion-hint over the shipped learned restoration of the last decoded frame).")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="Frame predictor: 'copy-last' (repeats the last decoded frame), 'motion' (extrapolates block motion of the last two decoded frames), 'motion-hint' (copy-last moved by a global velocity the encoder picks and stores, 0-4 bytes per call; bitstream v2), 'block-hint' (the same with a coarse block motion field where it pays for its bytes), 'diffusion' (the shipped conditional diffusion model) or 'restore-hint' (motion-hint over the shipped learned restoration of the last decoded frame, moved with a sharp Lanczos-3 filter; 'restore-hint-bilinear' is its first version, moved bilinearly).")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="Codec of the coded frames: 'hyperprior' (the shipped learned codec, qualities 1-5) or 'svtav1' (AV1 intra frames through SVT-AV1/dav1d, qualities 1-25).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
     intra_only: Annotated[bool, typer.Option("--intra-only", help=INTRA_ONLY_HELP)] = False,
@@ -296,7 +297,7 @@ def submit(
     cap_bpp: Annotated[Optional[float], typer.Option(help="Hard cap on every segment's bpp (with --target-bpp).")] = None,
     steps: Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor.")] = DEFAULTS["steps"],
     seed: Annotated[int, typer.Option(help="Job seed; each segment's seed derives from it and the segment id.")] = 0,
-    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint', 'block-hint', 'diffusion' or 'restore-hint'.")] = DEFAULTS["predictor"],
+    predictor: Annotated[str, typer.Option(help="'copy-last', 'motion', 'motion-hint', 'block-hint', 'diffusion', 'restore-hint' or 'restore-hint-bilinear' (see `encode --help`).")] = DEFAULTS["predictor"],
     keyframe_codec: Annotated[str, typer.Option(help="'hyperprior' (shipped learned codec) or 'svtav1' (AV1 intra).")] = DEFAULTS["keyframe_codec"],
     residual_levels: Annotated[int, typer.Option(help=RESIDUAL_HELP)] = DEFAULTS["residual_levels"],
     intra_only: Annotated[bool, typer.Option("--intra-only", help=INTRA_ONLY_HELP)] = False,

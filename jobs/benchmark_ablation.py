@@ -60,12 +60,13 @@ CURVE_TARGETS = (0.012, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.085,
 BASELINES = ("x264", "x265", "svtav1")
 KEYFRAME_CODECS = ("hyperprior", "svtav1")
 PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint")
+LEARNED_RESTORATION = ("restore-hint", "restore-hint-bilinear")  # SVT-AV1 only
 # every codec x predictor with intra-only coded frames; residual frames with the SVT-AV1 codec (the
 # learned codec's residual frames were not measured: it loses to SVT-AV1 intra-only already)
-DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS
-                       if (k, p) not in (("hyperprior", "block-hint"), ("hyperprior", "restore-hint"))) + \
-    tuple(f"svtav1+{p}+residual" for p in PREDICTORS) + \
-    ("svtav1+copy-last+residual+inter", "svtav1+motion-hint+residual+inter", "svtav1+restore-hint+residual+inter")
+DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS + LEARNED_RESTORATION[1:]
+                       if (k, p) not in (("hyperprior", "block-hint"),) + tuple(("hyperprior", r) for r in LEARNED_RESTORATION)) + \
+    tuple(f"svtav1+{p}+residual" for p in PREDICTORS + LEARNED_RESTORATION[1:]) + \
+    tuple(f"svtav1+{p}+residual+inter" for p in ("copy-last", "motion-hint") + LEARNED_RESTORATION)
 SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated
 THRESHOLDS = (0.02, 0.035, 0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # .. 0.55
@@ -439,7 +440,7 @@ def plot(results: dict, out: Path) -> None:
                 ys.append(np.mean(vals) if all(v is not None for v in vals) else np.nan)
             ax.plot(grid, ys, style, color="gray", label=f"{c} (all clips reach)")
     colors = {"copy-last": "tab:blue", "motion": "tab:green", "motion-hint": "tab:purple", "diffusion": "tab:red",
-              "block-hint": "tab:orange", "restore-hint": "tab:brown"}
+              "block-hint": "tab:orange", "restore-hint": "tab:brown", "restore-hint-bilinear": "tab:pink"}
     for combo, per_clip in finished(results).items():
         kf, pred, residual, inter = parse_combo(combo)
         style = ("-o" if residual else ":^") if kf == "svtav1" else "--s"

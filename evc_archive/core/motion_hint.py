@@ -24,6 +24,7 @@ import torch
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion import analysis_factor, box_downscale, luma, warp
+from evc_archive.core.subpel import shift_frame
 
 QUARTER = 4  # velocity units per pixel
 FORMAT_KEY = b"evc-archive/global-motion-hint/1:zigzag-quarter-pel-velocity:warp-1/16-bilinear-clamp"
@@ -91,16 +92,26 @@ class GlobalMotionPredictor:
 
     frames_per_call: int = 4
     search: int = 12  # encoder's search range, pixels (per target distance)
+    interpolation: str = "bilinear"  # or "lanczos3" (core.subpel); kind 3 streams are bilinear
+    fit_every_target: bool = False  # encoder only: more candidates per call (restore-hint uses them)
     model_id: int = 3
     context_frames: int = 1
     uses_hints: bool = True
     content_hash: bytes = hashlib.sha256(FORMAT_KEY).digest()
 
     def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
+        """Encoder only: still, then the velocity measured to the first and last targets (or, with
+        `fit_every_target`, to every target, and their least-squares fit), without repeats."""
         last, tg = context[-1].numpy(), targets.numpy()
+        distances = range(1, len(tg) + 1) if self.fit_every_target else sorted({1, len(tg)})
+        shifts = {m: global_shift(last, tg[m - 1], self.search * m) for m in distances}
+        hints = [pack_velocity(int(round(dy * QUARTER / m)), int(round(dx * QUARTER / m))) for m, (dy, dx) in shifts.items()]
+        if self.fit_every_target:  # the v minimising sum_m |shift_m - m v|^2
+            norm = sum(m * m for m in shifts)
+            fit = [sum(m * shift[k] for m, shift in shifts.items()) / norm for k in (0, 1)]
+            hints.append(pack_velocity(int(round(fit[0] * QUARTER)), int(round(fit[1] * QUARTER))))
         out = [b""]
-        for m in sorted({1, len(tg)}):
-            hint = velocity_hint(last, tg[m - 1], m, self.search)
+        for hint in hints:
             if hint not in out:
                 out.append(hint)
         return out
@@ -111,6 +122,9 @@ class GlobalMotionPredictor:
         if vy == vx == 0:
             return last[None].expand(self.frames_per_call, *last.shape).clone()
         frame = last.numpy()
+        if self.interpolation == "lanczos3":
+            return torch.from_numpy(np.stack([shift_frame(frame, j * vy, j * vx)
+                                              for j in range(1, self.frames_per_call + 1)]))
         h, w, _ = frame.shape
         out = []
         for j in range(1, self.frames_per_call + 1):

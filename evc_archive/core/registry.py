@@ -27,11 +27,12 @@ from evc_archive.core.restore_hint import RestoreHintPredictor
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
 PREDICTOR_KINDS: dict[int, str] = {0: "copy-last-frame", 1: "diffusion-unet", 2: "motion-extrapolation",
-                                   3: "global-motion-hint", 4: "block-motion-hint", 5: "restore-motion-hint"}
+                                   3: "global-motion-hint", 4: "block-motion-hint", 5: "restore-motion-hint",
+                                   6: "restore-motion-hint-lanczos"}
 
 # user-facing names (CLI, jobs, archive.json) -> predictor kind id
 PREDICTOR_NAMES: dict[str, int] = {"copy-last": 0, "diffusion": 1, "motion": 2, "motion-hint": 3, "block-hint": 4,
-                                   "restore-hint": 5}
+                                   "restore-hint": 6, "restore-hint-bilinear": 5}
 # the product's default predictor (docs/benchmarks/ablation.md; evc_archive.cli.DEFAULTS names it too)
 DEFAULT_PREDICTOR_NAME = "restore-hint"
 # user-facing names -> keyframe kind id
@@ -44,7 +45,9 @@ DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
 DEFAULT_RESTORE_FILE = "restore.pt"
 # predictor name -> the shipped weights file it needs (the others are weightless)
-PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE, "restore-hint": DEFAULT_RESTORE_FILE}
+PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE, "restore-hint": DEFAULT_RESTORE_FILE,
+                                   "restore-hint-bilinear": DEFAULT_RESTORE_FILE}
+RESTORE_HINT_KINDS = (5, 6)
 
 
 def model_files_for(keyframe_codec: str, predictor: str) -> list[str]:
@@ -137,8 +140,8 @@ class ModelLibrary:
             raise ModelMismatchError(
                 f"predictor model {PREDICTOR_KINDS[model_id]} with hash {hash_prefix.hex()} is not available "
                 "(not shipped with this build; pass the archive's models folder)")
-        if model_id == 5:
-            return RestoreHintPredictor(_load_restorer(str(path), self.device), frames_per_call)
+        if model_id in RESTORE_HINT_KINDS:
+            return RestoreHintPredictor(_load_restorer(str(path), self.device), frames_per_call, model_id)
         return _load_diffusion(str(path), model_id, self.device)
 
     def keyframe_named(self, name: str) -> ImageCodec:
@@ -167,8 +170,8 @@ class ModelLibrary:
             return CopyLastFramePredictor(frames_per_call=frames_per_call)
         if name == "diffusion":
             return self.default_predictor()
-        if name == "restore-hint":
-            return RestoreHintPredictor(self.shipped_restorer(), frames_per_call)
+        if PREDICTOR_NAMES[name] in RESTORE_HINT_KINDS:
+            return RestoreHintPredictor(self.shipped_restorer(), frames_per_call, PREDICTOR_NAMES[name])
         return WEIGHTLESS[PREDICTOR_NAMES[name]](frames_per_call=frames_per_call)
 
     def shipped_restorer(self) -> Restorer:

@@ -1,18 +1,21 @@
-"""Restore-hint predictor (kind id 5): the global-motion hint predictor (core.motion_hint) applied
-to a learned restoration of the last decoded frame (core.restore).
+"""Restore-hint predictor (kind id 6; kind 5 before session 9): the global-motion hint predictor
+(core.motion_hint) applied to a learned restoration of the last decoded frame (core.restore).
 
 The decoder's last frame is soft: the keyframe codec's blur and ringing at 0.02-0.07 bpp. Copying
 it (copy-last, motion-hint) carries that blur into every generated frame, while the source's next
 frames are sharp. This predictor first estimates the sharp frame (a small CNN trained on AV1 intra
 decodes of training clips), then moves it by the encoder-chosen global velocity exactly as
-motion-hint does (same warp). Where restoration does not pay (frames coded at high quality, which
-it slightly over-sharpens), the encoder turns it off for that call. The restoration model file is
+motion-hint does, with a sharp sub-pixel filter (core.subpel, Lanczos-3: kind 6) or bilinear as
+motion-hint (kind 5, the first version; streams that name it still decode). Where restoration does
+not pay in full (frames coded at high quality, which it slightly over-sharpens, and residual-coded
+frames), the encoder turns it off or to half strength for that call. The restoration model file is
 the predictor's weights: the stream names it by hash like any model file.
 
 Hint (bitstream version 2 hints, one per accepted call): empty = restored, still (the common case,
-0 bytes); else one mode varint (0 = restored, 1 = as decoded) followed by a motion-hint hint
-(empty = still, else its velocity). The encoder offers restored and as-decoded versions of each
-motion-hint candidate and keeps the lowest LPIPS (encoder.predict_call).
+0 bytes); else one mode varint (0 = restored, 1 = as decoded, 2 = halfway: the rounded mean of
+the two, kind 6 only) followed by a motion-hint hint (empty = still, else its velocity). The encoder
+offers each mode of each motion-hint candidate (kind 6: velocities measured to every target of the
+call and their least-squares fit) and keeps the lowest LPIPS (encoder.predict_call).
 
 What the gain over copy-last is made of (restoring detail vs following motion) is measured in
 docs/benchmarks/ablation.md and the model card (evc_archive/models/restore.md).
@@ -29,7 +32,10 @@ from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.restore import Restorer
 
-RESTORED, AS_DECODED = 0, 1
+RESTORED, AS_DECODED, HALFWAY = 0, 1, 2
+# kind id -> how generated frames are moved (core.motion_hint.GlobalMotionPredictor.interpolation)
+INTERPOLATION_BY_KIND = {5: "bilinear", 6: "lanczos3"}
+MODES_BY_KIND = {5: (RESTORED, AS_DECODED), 6: (RESTORED, AS_DECODED, HALFWAY)}
 
 
 def pack_hint(mode: int, motion_hint: bytes) -> bytes:
@@ -37,27 +43,33 @@ def pack_hint(mode: int, motion_hint: bytes) -> bytes:
     return b"" if mode == RESTORED and not motion_hint else varint.encode(mode) + motion_hint
 
 
-def unpack_hint(hint: bytes) -> tuple[int, bytes]:
-    """restore-hint hint bytes -> (mode, motion-hint hint)."""
+def unpack_hint(hint: bytes, modes: tuple[int, ...] = MODES_BY_KIND[6]) -> tuple[int, bytes]:
+    """restore-hint hint bytes -> (mode, motion-hint hint); `modes`: those the stream's kind has."""
     if not hint:
         return RESTORED, b""
     mode, pos = varint.decode(hint, 0)
-    if mode not in (RESTORED, AS_DECODED):
+    if mode not in modes:
         raise BitstreamError(f"restore-hint mode {mode} is unknown (damaged stream)")
     return mode, hint[pos:]
 
 
 class RestoreHintPredictor:
-    """A HintedPredictor: motion-hint over restore(last decoded frame)."""
+    """A HintedPredictor: motion-hint over restore(last decoded frame). model_id 6 (Lanczos-3 moves,
+    the default) or 5 (bilinear, the first version)."""
 
-    model_id = 5
     context_frames = 1
     uses_hints = True
 
-    def __init__(self, restorer: Restorer, frames_per_call: int = 4):
+    def __init__(self, restorer: Restorer, frames_per_call: int = 4, model_id: int = 6):
+        if model_id not in INTERPOLATION_BY_KIND:
+            raise ValueError(f"restore-hint kind {model_id} is unknown: choose one of {sorted(INTERPOLATION_BY_KIND)}")
+        self.model_id = model_id
+        self.modes = MODES_BY_KIND[model_id]
         self.restorer = restorer
         self.frames_per_call = frames_per_call
-        self.motion = GlobalMotionPredictor(frames_per_call=frames_per_call)
+        self.motion = GlobalMotionPredictor(frames_per_call=frames_per_call,
+                                            interpolation=INTERPOLATION_BY_KIND[model_id],
+                                            fit_every_target=model_id == 6)
         self.content_hash = restorer.content_hash  # the weights file; the algorithm is the kind
         self._memo: tuple[bytes, torch.Tensor] | None = None  # the encoder asks for one context often
 
@@ -70,15 +82,22 @@ class RestoreHintPredictor:
         return self._memo[1]
 
     def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
-        """Encoder only: each motion-hint candidate (measured on the decoded last frame), restored and
-        as decoded."""
+        """Encoder only: each motion-hint candidate (measured on the decoded last frame) in each mode."""
         motion = self.motion.hint_candidates(context, targets)
-        return [pack_hint(mode, m) for mode in (RESTORED, AS_DECODED) for m in motion]
+        return [pack_hint(mode, m) for mode in self.modes for m in motion]
+
+    def base_frame(self, context: torch.Tensor, mode: int) -> torch.Tensor:
+        """context (k,H,W,3) uint8 -> (1,H,W,3) uint8, the frame the call moves."""
+        if mode == AS_DECODED:
+            return context[-1:]
+        restored = self.restored_last(context)
+        if mode == RESTORED:
+            return restored
+        return ((restored.to(torch.int16) + context[-1:].to(torch.int16) + 1) // 2).to(torch.uint8)
 
     def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
-        mode, motion_hint = unpack_hint(hint)
-        base = self.restored_last(context) if mode == RESTORED else context[-1:]
-        return self.motion.predict_hinted(base, motion_hint)
+        mode, motion_hint = unpack_hint(hint, self.modes)
+        return self.motion.predict_hinted(self.base_frame(context, mode), motion_hint)
 
     def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
         """Without a hint: the restored last frame, still."""

@@ -52,6 +52,21 @@ def test_tiny_frames_have_no_motion():
     assert GlobalMotionPredictor().hint_candidates(torch.from_numpy(video[:1]), torch.from_numpy(video[1:])) == [b""]
 
 
+def test_fitting_every_target_offers_more_velocities():
+    """With `fit_every_target` the encoder also measures the middle targets and fits one velocity to
+    all of them; the default candidates come from the first and last only, as kind 3 streams were
+    written. An accelerating pan (0.5, 1.5, 3, 5 px) gives a different velocity at each distance."""
+    video = panning_video(21, step=0.25)[[0, 2, 6, 12, 20]]
+    plain = GlobalMotionPredictor(frames_per_call=4).hint_candidates(video[:1], video[1:])
+    every = GlobalMotionPredictor(frames_per_call=4, fit_every_target=True).hint_candidates(video[:1], video[1:])
+    assert every[:1] == [b""] and set(plain) < set(every) and len(every) == len(set(every))
+    last, tg = video[0].numpy(), video[1:].numpy()
+    shifts = [global_shift(last, tg[m - 1], 12 * m) for m in range(1, 5)]
+    fit = [sum(m * s[k] for m, s in zip(range(1, 5), shifts)) / 30 for k in (0, 1)]
+    assert pack_velocity(int(round(fit[0] * 4)), int(round(fit[1] * 4))) in every
+    assert all(unpack_velocity(h)[1] < 0 for h in every[1:])  # content moves left
+
+
 def test_still_hint_is_copy_last_and_prediction_is_deterministic():
     video = panning_video()
     p = GlobalMotionPredictor(frames_per_call=3)

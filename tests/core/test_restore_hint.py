@@ -16,7 +16,8 @@ from evc_archive.core.motion_hint import GlobalMotionPredictor, pack_velocity
 from evc_archive.core.ratecontrol import SegmentSimulator
 from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary, model_files_for
 from evc_archive.core.restore import Restorer, RestoreNet
-from evc_archive.core.restore_hint import AS_DECODED, RESTORED, RestoreHintPredictor, pack_hint, unpack_hint
+from evc_archive.core.restore_hint import (AS_DECODED, HALFWAY, MODES_BY_KIND, RESTORED, RestoreHintPredictor,
+                                           pack_hint, unpack_hint)
 from tests.core.test_motion_hint import panning_video
 from tests.core.test_restore import TINY, random_restorer
 
@@ -24,24 +25,27 @@ from tests.core.test_restore import TINY, random_restorer
 def test_hint_coding():
     assert pack_hint(RESTORED, b"") == b""  # the common case costs nothing
     assert pack_hint(AS_DECODED, b"") == b"\x01"
-    for mode in (RESTORED, AS_DECODED):
+    for mode in (RESTORED, AS_DECODED, HALFWAY):
         for motion in (b"", pack_velocity(0, 5), pack_velocity(-3, 0)):
             assert unpack_hint(pack_hint(mode, motion)) == (mode, motion)
     with pytest.raises(Exception, match="unknown"):
-        unpack_hint(b"\x02")
+        unpack_hint(b"\x03")
+    with pytest.raises(Exception, match="unknown"):  # the first version had no halfway mode
+        unpack_hint(b"\x02", MODES_BY_KIND[5])
 
 
-def test_identity_restorer_gives_motion_hint_exactly(tmp_path):
+@pytest.mark.parametrize("kind, interpolation", [(5, "bilinear"), (6, "lanczos3")])
+def test_identity_restorer_gives_motion_hint_exactly(tmp_path, kind, interpolation):
     Restorer.save(tmp_path / "id.pt", TINY, RestoreNet(TINY))
-    p = RestoreHintPredictor(Restorer.load(tmp_path / "id.pt"), frames_per_call=3)
-    m = GlobalMotionPredictor(frames_per_call=3)
+    p = RestoreHintPredictor(Restorer.load(tmp_path / "id.pt"), frames_per_call=3, model_id=kind)
+    m = GlobalMotionPredictor(frames_per_call=3, interpolation=interpolation, fit_every_target=kind == 6)
     video = panning_video()
     for motion in (b"", pack_velocity(2, -5)):
-        for mode in (RESTORED, AS_DECODED):
+        for mode in MODES_BY_KIND[kind]:
             assert torch.equal(p.predict_hinted(video[:2], pack_hint(mode, motion)), m.predict_hinted(video[:2], motion))
     motion = m.hint_candidates(video[:1], video[1:4])
     assert len(motion) > 1
-    assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in (RESTORED, AS_DECODED)
+    assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in MODES_BY_KIND[kind]
                                                          for h in motion]
 
 
@@ -51,16 +55,26 @@ def test_prediction_moves_the_restored_frame(tmp_path):
     video = panning_video()
     still = p.predict(video[:1], seed=0, steps=1)
     assert torch.equal(still[0], restorer(video[:1])[0]) and torch.equal(still[1], still[0])
-    motion = GlobalMotionPredictor(frames_per_call=2)
+    motion = GlobalMotionPredictor(frames_per_call=2, interpolation="lanczos3")
     moved = p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 8)))
     assert torch.equal(moved, motion.predict_hinted(restorer(video[:1]), pack_velocity(0, 8)))
     plain = p.predict_hinted(video[:1], pack_hint(AS_DECODED, pack_velocity(0, 8)))
     assert torch.equal(plain, motion.predict_hinted(video[:1], pack_velocity(0, 8)))
+    half = p.predict_hinted(video[:1], pack_hint(HALFWAY, b""))[0].to(torch.int16)
+    assert torch.equal(half, (restorer(video[:1])[0].to(torch.int16) + video[0] + 1) // 2)
+    # the first version (kind 5) moves bilinearly: same whole-pixel frames, other quarter-pixel ones
+    first = RestoreHintPredictor(restorer, frames_per_call=2, model_id=5)
+    assert torch.equal(first.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 4))),
+                       p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 4))))
+    assert not torch.equal(first.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(1, 3))),
+                           p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(1, 3))))
+    with pytest.raises(ValueError, match="unknown"):
+        RestoreHintPredictor(restorer, model_id=3)
 
 
 def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
     """A restorer that only damages frames: every call picks the decoded frame, so the loop codes the
-    same frames as motion-hint and spends one byte per call on saying so."""
+    same frames as motion-hint (moved the same way) and spends one byte per call on saying so."""
     from evc_archive.core.encoder import predict_call
 
     torch.manual_seed(0)
@@ -71,33 +85,37 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
     predictor = RestoreHintPredictor(Restorer.load(tmp_path / "bad.pt"), frames_per_call=3)
     video = panning_video(8)
     _, scores, hint = predict_call(predictor, lpips_metric, video[:1], 0, 1, video[1:4])
-    _, motion_scores, motion_hint = predict_call(GlobalMotionPredictor(frames_per_call=3), lpips_metric, video[:1], 0,
-                                                 1, video[1:4])
+    motion = GlobalMotionPredictor(frames_per_call=3, interpolation="lanczos3", fit_every_target=True)
+    _, motion_scores, motion_hint = predict_call(motion, lpips_metric, video[:1], 0, 1, video[1:4])
     assert unpack_hint(hint) == (AS_DECODED, motion_hint)
     assert torch.allclose(scores, motion_scores)
 
 
-def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric):
+@pytest.mark.parametrize("kind", [6, 5])
+def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric, kind):
+    """Both kinds: today's default (6) and the first version (5), whose archives must still decode."""
     models = tmp_path / "models"
     models.mkdir()
     restorer = random_restorer(models / "restore-tiny.pt")
-    predictor = RestoreHintPredictor(restorer)
+    predictor = RestoreHintPredictor(restorer, model_id=kind)
     video = panning_video(12)
     codec = AV1IntraCodec()
     settings = EncoderSettings(lpips_threshold=0.08, quality=7, gop=12, sampling_steps=1, seed=0, residual_levels=2)
     enc = encode_video([video], Fraction(25), codec, predictor, lpips_metric, settings)
     header = enc.stream.header
-    assert header.predictor_model_id == 5 == PREDICTOR_NAMES["restore-hint"] and PREDICTOR_KINDS[5] == "restore-motion-hint"
+    assert header.predictor_model_id == kind
+    assert PREDICTOR_NAMES["restore-hint"] == 6 and PREDICTOR_KINDS[6] == "restore-motion-hint-lanczos"
+    assert PREDICTOR_NAMES["restore-hint-bilinear"] == 5 and PREDICTOR_KINDS[5] == "restore-motion-hint"
     assert header.predictor_hash == restorer.content_hash[:len(header.predictor_hash)]
     decoded = next(open_stream(enc.data, ModelLibrary(extra_dirs=(models,))).segments())
     assert torch.equal(decoded, enc.results[0].reconstruction)
-    sim = SegmentSimulator(video, codec, RestoreHintPredictor(restorer), lpips_metric, settings)
+    sim = SegmentSimulator(video, codec, RestoreHintPredictor(restorer, model_id=kind), lpips_metric, settings)
     assert sim.run(settings.quality, settings.lpips_threshold, settings.residual_levels).bytes == len(enc.data)
     with pytest.raises(ModelMismatchError, match="not available"):  # without the weights file
         next(open_stream(enc.data, ModelLibrary()).segments())
 
 
 def test_archives_carry_the_weights_file():
-    assert model_files_for("svtav1", "restore-hint") == ["restore.pt"]
+    assert model_files_for("svtav1", "restore-hint") == ["restore.pt"] == model_files_for("svtav1", "restore-hint-bilinear")
     assert model_files_for("svtav1", "motion-hint") == []
     assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]

@@ -28,17 +28,19 @@ stdout = Console()
 # Defaults: the combination that won the ablation (docs/benchmarks/ablation.md, 6 held-out clips,
 # 128x128x30, rate control per clip, mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp):
 #   SVT-AV1 intra keyframes + restore-hint + residual frames + inter GOP fallback
-#                                           0.139 / 0.110 / 0.074 / 0.053
-#   the same without the inter fallback     0.139 / 0.112 / 0.088 / 0.075
-#   ... with motion-hint instead            0.164 / 0.123 / 0.078 / 0.054
-#   SVT-AV1 intra keyframes + copy-last     0.191 / 0.149 / 0.116 / 0.095  (intra only)
+#                                           0.140 / 0.106 / 0.070 / 0.051
+#   the same without the inter fallback     0.140 / 0.107 / 0.083 / 0.069
+#   ... with restore-hint-bilinear (kind 5) 0.139 / 0.111 / 0.088 / 0.073
+#   ... with motion-hint instead            0.164 / 0.125 / 0.093 / 0.074
+#   ... with copy-last instead              0.176 / 0.134 / 0.100 / 0.079
 #   hyperprior + copy-last (first default)  0.245 / 0.235 / 0.195 / 0.191
 #   best-of x264/x265/SVT-AV1               0.289 / 0.167 / 0.090 / 0.059
 # restore-hint is motion-hint over the shipped learned restoration of the last decoded frame
-# (evc_archive/models/restore.md): about half its gain is repairing keyframe blur. It costs search
-# time (~1.3x motion-hint's) and decode speed (hundreds instead of thousands of frames/s at 128x128)
-# and writes bitstream version 2 or later. The motion-extrapolation and diffusion predictors lose to
-# copy-last in the loop. Fixed settings (no --target-bpp): level 15 (CRF 35), threshold 0.3.
+# (evc_archive/models/restore.md), moved with a Lanczos-3 filter, restored / as decoded / halfway
+# per call. It costs search time (~2.7x motion-hint's) and decode speed (hundreds instead of
+# thousands of frames/s at 128x128) and writes bitstream version 2 or later. The motion-extrapolation
+# and diffusion predictors lose to copy-last in the loop. Fixed settings (no --target-bpp): level 15
+# (CRF 35), threshold 0.3.
 # Everything else stays selectable; --quality defaults per codec (DEFAULT_QUALITY).
 PREDICTOR_CHOICES = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "restore-hint",
                      "restore-hint-bilinear")  # registry.PREDICTOR_NAMES (not imported: fast CLI start)

@@ -79,11 +79,15 @@ def global_shift(src: np.ndarray, dst: np.ndarray, search: int, analysis_side: i
     return (iy - r + fy) * s, (ix - r + fx) * s
 
 
+def shift_hint(dy: float, dx: float, distance: int) -> bytes:
+    """A shift of (dy, dx) pixels over `distance` frames -> the hint of that velocity."""
+    return pack_velocity(int(round(dy * QUARTER / distance)), int(round(dx * QUARTER / distance)))
+
+
 def velocity_hint(last: np.ndarray, target: np.ndarray, distance: int, search: int) -> bytes:
     """Encoder only: the hint of the global velocity that moves `last` onto `target`, `distance`
     frames ahead (search range `search` pixels per frame of distance)."""
-    dy, dx = global_shift(last, target, search * distance)
-    return pack_velocity(int(round(dy * QUARTER / distance)), int(round(dx * QUARTER / distance)))
+    return shift_hint(*global_shift(last, target, search * distance), distance)
 
 
 @dataclass
@@ -105,11 +109,10 @@ class GlobalMotionPredictor:
         last, tg = context[-1].numpy(), targets.numpy()
         distances = range(1, len(tg) + 1) if self.fit_every_target else sorted({1, len(tg)})
         shifts = {m: global_shift(last, tg[m - 1], self.search * m) for m in distances}
-        hints = [pack_velocity(int(round(dy * QUARTER / m)), int(round(dx * QUARTER / m))) for m, (dy, dx) in shifts.items()]
+        hints = [shift_hint(dy, dx, m) for m, (dy, dx) in shifts.items()]
         if self.fit_every_target:  # the v minimising sum_m |shift_m - m v|^2
             norm = sum(m * m for m in shifts)
-            fit = [sum(m * shift[k] for m, shift in shifts.items()) / norm for k in (0, 1)]
-            hints.append(pack_velocity(int(round(fit[0] * QUARTER)), int(round(fit[1] * QUARTER))))
+            hints.append(shift_hint(*(sum(m * shift[k] for m, shift in shifts.items()) / norm for k in (0, 1)), 1))
         out = [b""]
         for hint in hints:
             if hint not in out:

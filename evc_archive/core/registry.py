@@ -22,7 +22,7 @@ from evc_archive.core.block_hint import BlockMotionHintPredictor
 from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.predictor import CopyLastFramePredictor, DiffusionPredictor, Predictor
 from evc_archive.core.restore import Restorer
-from evc_archive.core.restore_hint import RestoreHintPredictor
+from evc_archive.core.restore_hint import KINDS as RESTORE_HINT_KINDS, RestoreHintPredictor
 
 # id -> kind. Append only.
 KEYFRAME_KINDS: dict[int, str] = {1: "keyframe-hyperprior", 2: "keyframe-av1-intra"}
@@ -47,7 +47,6 @@ DEFAULT_RESTORE_FILE = "restore.pt"
 # predictor name -> the shipped weights file it needs (the others are weightless)
 PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE, "restore-hint": DEFAULT_RESTORE_FILE,
                                    "restore-hint-bilinear": DEFAULT_RESTORE_FILE}
-RESTORE_HINT_KINDS = (5, 6)
 
 
 def model_files_for(keyframe_codec: str, predictor: str) -> list[str]:

@@ -25,6 +25,8 @@ Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from evc_archive.core import varint
@@ -33,9 +35,20 @@ from evc_archive.core.motion_hint import GlobalMotionPredictor
 from evc_archive.core.restore import Restorer
 
 RESTORED, AS_DECODED, HALFWAY = 0, 1, 2
-# kind id -> how generated frames are moved (core.motion_hint.GlobalMotionPredictor.interpolation)
-INTERPOLATION_BY_KIND = {5: "bilinear", 6: "lanczos3"}
-MODES_BY_KIND = {5: (RESTORED, AS_DECODED), 6: (RESTORED, AS_DECODED, HALFWAY)}
+
+
+@dataclass(frozen=True)
+class RestoreHintKind:
+    """What a restore-hint kind id fixes: how frames are moved (GlobalMotionPredictor.interpolation),
+    the modes its hints may name, and (encoder only) whether every target's velocity is offered."""
+
+    interpolation: str
+    modes: tuple[int, ...]
+    fit_every_target: bool
+
+
+KINDS = {5: RestoreHintKind("bilinear", (RESTORED, AS_DECODED), fit_every_target=False),
+         6: RestoreHintKind("lanczos3", (RESTORED, AS_DECODED, HALFWAY), fit_every_target=True)}
 
 
 def pack_hint(mode: int, motion_hint: bytes) -> bytes:
@@ -43,7 +56,7 @@ def pack_hint(mode: int, motion_hint: bytes) -> bytes:
     return b"" if mode == RESTORED and not motion_hint else varint.encode(mode) + motion_hint
 
 
-def unpack_hint(hint: bytes, modes: tuple[int, ...] = MODES_BY_KIND[6]) -> tuple[int, bytes]:
+def unpack_hint(hint: bytes, modes: tuple[int, ...] = KINDS[6].modes) -> tuple[int, bytes]:
     """restore-hint hint bytes -> (mode, motion-hint hint); `modes`: those the stream's kind has."""
     if not hint:
         return RESTORED, b""
@@ -61,15 +74,15 @@ class RestoreHintPredictor:
     uses_hints = True
 
     def __init__(self, restorer: Restorer, frames_per_call: int = 4, model_id: int = 6):
-        if model_id not in INTERPOLATION_BY_KIND:
-            raise ValueError(f"restore-hint kind {model_id} is unknown: choose one of {sorted(INTERPOLATION_BY_KIND)}")
+        if model_id not in KINDS:
+            raise ValueError(f"restore-hint kind {model_id} is unknown: choose one of {sorted(KINDS)}")
+        kind = KINDS[model_id]
         self.model_id = model_id
-        self.modes = MODES_BY_KIND[model_id]
+        self.modes = kind.modes
         self.restorer = restorer
         self.frames_per_call = frames_per_call
-        self.motion = GlobalMotionPredictor(frames_per_call=frames_per_call,
-                                            interpolation=INTERPOLATION_BY_KIND[model_id],
-                                            fit_every_target=model_id == 6)
+        self.motion = GlobalMotionPredictor(frames_per_call=frames_per_call, interpolation=kind.interpolation,
+                                            fit_every_target=kind.fit_every_target)
         self.content_hash = restorer.content_hash  # the weights file; the algorithm is the kind
         self._memo: tuple[bytes, torch.Tensor] | None = None  # the encoder asks for one context often
 

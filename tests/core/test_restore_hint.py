@@ -16,8 +16,8 @@ from evc_archive.core.motion_hint import GlobalMotionPredictor, pack_velocity
 from evc_archive.core.ratecontrol import SegmentSimulator
 from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary, model_files_for
 from evc_archive.core.restore import Restorer, RestoreNet
-from evc_archive.core.restore_hint import (AS_DECODED, HALFWAY, MODES_BY_KIND, RESTORED, RestoreHintPredictor,
-                                           pack_hint, unpack_hint)
+from evc_archive.core.restore_hint import (AS_DECODED, HALFWAY, KINDS, RESTORED, RestoreHintPredictor, pack_hint,
+                                           unpack_hint)
 from tests.core.test_motion_hint import panning_video
 from tests.core.test_restore import TINY, random_restorer
 
@@ -31,7 +31,7 @@ def test_hint_coding():
     with pytest.raises(Exception, match="unknown"):
         unpack_hint(b"\x03")
     with pytest.raises(Exception, match="unknown"):  # the first version had no halfway mode
-        unpack_hint(b"\x02", MODES_BY_KIND[5])
+        unpack_hint(b"\x02", KINDS[5].modes)
 
 
 @pytest.mark.parametrize("kind, interpolation", [(5, "bilinear"), (6, "lanczos3")])
@@ -41,11 +41,11 @@ def test_identity_restorer_gives_motion_hint_exactly(tmp_path, kind, interpolati
     m = GlobalMotionPredictor(frames_per_call=3, interpolation=interpolation, fit_every_target=kind == 6)
     video = panning_video()
     for motion in (b"", pack_velocity(2, -5)):
-        for mode in MODES_BY_KIND[kind]:
+        for mode in KINDS[kind].modes:
             assert torch.equal(p.predict_hinted(video[:2], pack_hint(mode, motion)), m.predict_hinted(video[:2], motion))
     motion = m.hint_candidates(video[:1], video[1:4])
     assert len(motion) > 1
-    assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in MODES_BY_KIND[kind]
+    assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in KINDS[kind].modes
                                                          for h in motion]
 
 

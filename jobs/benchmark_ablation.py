@@ -86,7 +86,7 @@ NOTES = """
   and without the fallback) are refined points. It made the search slower: 1.46x for restore-hint +
   inter (181-484 s per clip, was 128-312 s), 1.20x for copy-last + inter. It exists for moving
   digits, where the grid had nothing between 1 and 3 coded
-  frames at 0.02 bpp (docs/benchmarks/digits/digits.md: 0.104 -> 0.096).
+  frames at 0.02 bpp (docs/benchmarks/digits/digits.md: 0.104 -> 0.096 with kind 5; kind 6 gives 0.091).
 - Default (session 9): SVT-AV1 intra keyframes + restore-hint + residual + inter GOP fallback,
   0.140 / 0.106 / 0.070 / 0.051 mean LPIPS at 0.02 / 0.03 / 0.05 / 0.07 bpp. restore-hint is motion-hint over a learned
   restoration of the last decoded frame (evc_archive/models/restore.md), kind 6 since session 9:

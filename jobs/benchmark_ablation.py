@@ -118,10 +118,12 @@ NOTES = """
   / 0.121 / 0.033 / 0.090 against copy-last 0.100 / 0.054 / 0.127 / 0.176 / 0.033 / 0.110. The gain
   is on the pan (pool), the pancake and the juggler; the static highway cameras (bgslibrary, carnd)
   and cups gain little: their motion is local (cars, hands), which one global velocity cannot follow.
-- In the paper's loop (every coded frame intra, session 8, restore-hint-bilinear; the session-9
-  version was not run intra-only) against copy-last:
-  -21.9 / -14.2 / -10.3 / -8.5 % (0.149 / 0.127 / 0.101 / 0.086 against 0.190 / 0.148 / 0.113 /
-  0.094); motion-hint -10.8 / -5.7 / -5.6 / -5.1 %.
+- In the paper's loop (every coded frame intra) against copy-last: restore-hint (kind 6, run in
+  session 10) -23.6 / -16.1 / -13.9 / -12.9 % (0.146 / 0.124 / 0.097 / 0.082 against 0.190 / 0.148 /
+  0.113 / 0.094): the 15 % holds at 0.03 and not at 0.05 in this loop; restore-hint-bilinear
+  (session 8) -21.9 / -14.2 / -10.3 / -8.5 %; motion-hint -10.8 / -5.7 / -5.6 / -5.1 %. Per clip at
+  0.05 (bgslibrary, carnd, decord, pool, cups, juggle): 0.135 / 0.051 / 0.105 / 0.128 / 0.052 /
+  0.115 against 0.143 / 0.054 / 0.127 / 0.176 / 0.052 / 0.126. Search 117-427 s per clip (mean 237 s).
 - Tried in session 8 and not kept:
   - Choosing each call's hint by the threshold (the candidate whose frames the loop accepts
     longest, then the lowest LPIPS over those and the first rejected one) instead of the lowest mean

@@ -65,9 +65,11 @@ PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "diffusion", "
 LEARNED_RESTORATION = ("restore-hint", "restore-hint-bilinear")  # SVT-AV1 only
 # every codec x predictor with intra-only coded frames; residual frames with the SVT-AV1 codec (the
 # learned codec's residual frames were not measured: it loses to SVT-AV1 intra-only already)
-DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in PREDICTORS + LEARNED_RESTORATION[1:]
-                       if (k, p) not in (("hyperprior", "block-hint"),) + tuple(("hyperprior", r) for r in LEARNED_RESTORATION)) + \
-    tuple(f"svtav1+{p}+residual" for p in PREDICTORS + LEARNED_RESTORATION[1:]) + \
+ALL_PREDICTORS = PREDICTORS + ("restore-hint-bilinear",)
+SVTAV1_ONLY = ("block-hint",) + LEARNED_RESTORATION
+DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in KEYFRAME_CODECS for p in ALL_PREDICTORS
+                       if k == "svtav1" or p not in SVTAV1_ONLY) + \
+    tuple(f"svtav1+{p}+residual" for p in ALL_PREDICTORS) + \
     tuple(f"svtav1+{p}+residual+inter" for p in ("copy-last", "motion-hint") + LEARNED_RESTORATION)
 SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)
 SEARCH_WINDOW = 1.5  # points above 1.5 x the highest target (0.15 bpp) are never simulated

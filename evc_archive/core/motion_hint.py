@@ -24,9 +24,7 @@ import torch
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion import analysis_factor, box_downscale, luma, warp
-from evc_archive.core.subpel import shift_frame
-
-QUARTER = 4  # velocity units per pixel
+from evc_archive.core.subpel import QUARTER, shift_frame  # QUARTER: velocity units per pixel
 FORMAT_KEY = b"evc-archive/global-motion-hint/1:zigzag-quarter-pel-velocity:warp-1/16-bilinear-clamp"
 
 

@@ -45,8 +45,8 @@ DEFAULT_KEYFRAME_FILE = "keyframe.pt"
 DEFAULT_PREDICTOR_FILE = "predictor.pt"
 DEFAULT_RESTORE_FILE = "restore.pt"
 # predictor name -> the shipped weights file it needs (the others are weightless)
-PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE, "restore-hint": DEFAULT_RESTORE_FILE,
-                                   "restore-hint-bilinear": DEFAULT_RESTORE_FILE}
+PREDICTOR_FILES: dict[str, str] = {"diffusion": DEFAULT_PREDICTOR_FILE} | {
+    name: DEFAULT_RESTORE_FILE for name, model_id in PREDICTOR_NAMES.items() if model_id in RESTORE_HINT_KINDS}
 
 
 def model_files_for(keyframe_codec: str, predictor: str) -> list[str]:

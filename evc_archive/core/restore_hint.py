@@ -77,8 +77,7 @@ class RestoreHintPredictor:
         if model_id not in KINDS:
             raise ValueError(f"restore-hint kind {model_id} is unknown: choose one of {sorted(KINDS)}")
         kind = KINDS[model_id]
-        self.model_id = model_id
-        self.modes = kind.modes
+        self.model_id, self.kind = model_id, kind
         self.restorer = restorer
         self.frames_per_call = frames_per_call
         self.motion = GlobalMotionPredictor(frames_per_call=frames_per_call, interpolation=kind.interpolation,
@@ -97,7 +96,7 @@ class RestoreHintPredictor:
     def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
         """Encoder only: each motion-hint candidate (measured on the decoded last frame) in each mode."""
         motion = self.motion.hint_candidates(context, targets)
-        return [pack_hint(mode, m) for mode in self.modes for m in motion]
+        return [pack_hint(mode, m) for mode in self.kind.modes for m in motion]
 
     def base_frame(self, context: torch.Tensor, mode: int) -> torch.Tensor:
         """context (k,H,W,3) uint8 -> (1,H,W,3) uint8, the frame the call moves."""
@@ -109,7 +108,7 @@ class RestoreHintPredictor:
         return ((restored.to(torch.int16) + context[-1:].to(torch.int16) + 1) // 2).to(torch.uint8)
 
     def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
-        mode, motion_hint = unpack_hint(hint, self.modes)
+        mode, motion_hint = unpack_hint(hint, self.kind.modes)
         return self.motion.predict_hinted(self.base_frame(context, mode), motion_hint)
 
     def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:

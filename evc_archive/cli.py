@@ -128,7 +128,7 @@ def encode(
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.io.files import encode_file
-    from evc_archive.io.video_io import probe_video
+    from evc_archive.io.video_probe import probe_video
 
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
         _fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")

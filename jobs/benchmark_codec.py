@@ -37,7 +37,7 @@ CODECS = ("x264", "x265", "svtav1")
 def evaluation_clip(path: Path, frames: int = 30, size: int = 128) -> torch.Tensor:
     """(frames,size,size,3) uint8: start of a clip, short side resized (area), centre crop."""
     from evc_archive.io.clip import square_clip
-    from evc_archive.io.video_io import read_frames
+    from evc_archive.io.video_read import read_frames
 
     return torch.from_numpy(square_clip(read_frames(path, 0, frames), size))
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from evc_archive.io.video_io import write_video
+    from evc_archive.io.video_write import write_video
     from evc_archive.reports.compare import CompareOptions, run_compare
     from evc_archive.training.data import moving_digits
 

@@ -116,7 +116,7 @@ class Clock:
 # -- 1. real submit ---------------------------------------------------------------------------------
 def make_corpus(root: Path, videos: int, frames: int, size: int) -> Path:
     from evc_archive.io.sample import sample_frames
-    from evc_archive.io.video_io import write_video
+    from evc_archive.io.video_write import write_video
 
     root.mkdir(parents=True, exist_ok=True)
     for seed in range(videos):

@@ -25,7 +25,8 @@ def check(video: Path, settings, library, work: Path) -> dict:
     from evc_archive.core.bitstream import unpack
     from evc_archive.core.errors import BitstreamError
     from evc_archive.io.files import decode_file, encode_file
-    from evc_archive.io.video_io import probe_video, read_frames
+    from evc_archive.io.video_probe import probe_video
+    from evc_archive.io.video_read import read_frames
 
     stream_path = work / f"{video.stem}.evc"
     t0 = time.perf_counter()

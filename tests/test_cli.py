@@ -7,7 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from evc_archive.io.video_io import probe_video, read_frames, write_video
+from evc_archive.io.video_probe import probe_video
+from evc_archive.io.video_read import read_frames
+from evc_archive.io.video_write import write_video
 from tests.conftest import moving_square_video
 
 pytestmark = pytest.mark.slow

@@ -108,7 +108,7 @@ def _worker_options(cfg_workers: int | None, gpus_per_worker: float) -> tuple[in
 def _probe(uri: str, options: dict[str, Any]) -> SourceProbe:
     """Runs on the cluster: fingerprint and probe one source; errors become a probe with error."""
     from evc_archive.io.sources import open_source
-    from evc_archive.io.video_io import probe_video
+    from evc_archive.io.video_probe import probe_video
 
     try:
         video_id = video_id_for(uri, content_fingerprint(uri, options))

@@ -31,7 +31,8 @@ from evc_archive.distributed.plan import SegmentPlan, segment_seed
 from evc_archive.io.manifest import now
 from evc_archive.io.sources import open_source
 from evc_archive.io.store import Store
-from evc_archive.io.video_io import read_frames, write_video
+from evc_archive.io.video_read import read_frames
+from evc_archive.io.video_write import write_video
 
 PAYLOAD_FIELD = "_payload"  # bytes riding back to the driver for stores it alone can reach
 RETRYABLE_FIELD = "_retryable"

@@ -17,7 +17,9 @@ from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncodedVideo, EncoderSettings, SegmentResult, encode_video
 from evc_archive.core.errors import EVCError, VideoError
 from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
-from evc_archive.io.video_io import VideoInfo, iter_frames, probe_video, write_video
+from evc_archive.io.video_probe import VideoInfo, probe_video
+from evc_archive.io.video_read import iter_frames
+from evc_archive.io.video_write import write_video
 
 
 def write_atomic(path: Path, data: bytes) -> None:

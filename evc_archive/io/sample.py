@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evc_archive.io.video_io import write_video
+from evc_archive.io.video_write import write_video
 
 
 def sample_frames(frames: int = 60, height: int = 128, width: int = 128, seed: int = 0) -> np.ndarray:

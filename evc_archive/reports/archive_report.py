@@ -119,7 +119,7 @@ def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list
 def _source_frames(row: dict[str, Any], options: dict[str, Any]) -> tuple[np.ndarray | None, str]:
     """The segment's source frames, or (None, why not)."""
     from evc_archive.io.sources import open_source
-    from evc_archive.io.video_io import read_frames
+    from evc_archive.io.video_read import read_frames
 
     try:
         source = open_source(row["source_uri"], options)

@@ -98,7 +98,8 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
     """(n,H,W,3) uint8 and the frame rate, limited/resized as the options say."""
     from evc_archive.io.clip import square_clip
     from evc_archive.io.sources import open_source
-    from evc_archive.io.video_io import probe_video, read_frames
+    from evc_archive.io.video_probe import probe_video
+    from evc_archive.io.video_read import read_frames
 
     def opened(read):  # a fresh file object per pass (remote files are read as streams)
         source = open_source(uri, opts.storage_options)

@@ -54,7 +54,7 @@ def prepare_dataset(clips: list[Path], out_path: Path, *, short_side: int = 128,
                     max_frames: int = 240, still_short_side: int = 256, still_every: int = 6,
                     jpeg_quality: int = 92, progress=None) -> dict:
     """Decode clips, downscale, JPEG-code and write the data set file. Returns a summary."""
-    from evc_archive.io.video_io import read_frames
+    from evc_archive.io.video_read import read_frames
 
     blobs, clip_ids, groups = [], [], []
     for ci, path in enumerate(clips):

@@ -15,7 +15,7 @@ import pytest
 
 from evc_archive.io.manifest import read_manifest
 from evc_archive.io.store import Store
-from evc_archive.io.video_io import probe_video
+from evc_archive.io.video_probe import probe_video
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow

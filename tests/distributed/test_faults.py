@@ -36,7 +36,7 @@ from evc_archive.distributed.pipeline import Events, RestoreConfig, SubmitConfig
 from evc_archive.distributed.plan import segment_key
 from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store
-from evc_archive.io.video_io import read_frames
+from evc_archive.io.video_read import read_frames
 from tests.distributed.cluster import MARKER, cluster_processes, family, stop_cluster
 from tests.distributed.corpus import encode_video, smooth_frames
 

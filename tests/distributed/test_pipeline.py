@@ -29,7 +29,8 @@ from evc_archive.distributed.plan import segment_seed
 from evc_archive.distributed.worker import fingerprint
 from evc_archive.io.manifest import append_rows, part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store, StoreError
-from evc_archive.io.video_io import probe_video, read_frames
+from evc_archive.io.video_probe import probe_video
+from evc_archive.io.video_read import read_frames
 from tests.distributed.corpus import encode_video, make_bad_corpus, mean_psnr, smooth_frames
 
 pytestmark = pytest.mark.slow

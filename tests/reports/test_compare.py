@@ -14,7 +14,7 @@ from PIL import Image
 
 from evc_archive.core.errors import EVCError
 from evc_archive.io.baselines import encode_baseline
-from evc_archive.io.video_io import write_video
+from evc_archive.io.video_write import write_video
 from evc_archive.reports.compare import CompareOptions, run_compare
 from tests.distributed.corpus import smooth_frames
 

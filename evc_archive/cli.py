@@ -315,8 +315,8 @@ def submit(
     Re-running the same command resumes: finished segments are skipped, never duplicated."""
     import threading
 
-    from evc_archive.distributed.pipeline import SubmitConfig
-    from evc_archive.distributed.pipeline import submit as run_submit
+    from evc_archive.distributed.submit import SubmitConfig
+    from evc_archive.distributed.submit import submit as run_submit
 
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0 or retries < 0:
         _fail("--gop and --steps must be >= 1; --lpips-threshold, --seed and --retries >= 0.")
@@ -367,8 +367,8 @@ def restore(
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
 ) -> None:
     """Decode an archive back into videos with their sources' names, frame counts and frame rates."""
-    from evc_archive.distributed.pipeline import RestoreConfig
-    from evc_archive.distributed.pipeline import restore as run_restore
+    from evc_archive.distributed.restore import RestoreConfig
+    from evc_archive.distributed.restore import restore as run_restore
 
     if format not in ("mkv", "mp4"):
         _fail(f"--format must be 'mkv' or 'mp4', not '{format}'.")
@@ -398,7 +398,7 @@ def ls_archive(
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the archive.")] = None,
 ) -> None:
     """List an archive's videos: segments, frames, bytes, bpp, mean LPIPS, failures."""
-    from evc_archive.distributed.pipeline import list_archive
+    from evc_archive.io.archive import list_archive
 
     rows = list_archive(archive, _storage_options(storage_options))
     table = Table("video", "segments ok", "failed", "frames", "bytes", "bpp", "LPIPS", "source")
@@ -421,7 +421,7 @@ def verify(
 ) -> None:
     """Decode every segment and compare it with the fingerprint recorded at encode time; report
     drift (decodes differently here) and damaged or missing segments by name. Exit 1 if any."""
-    from evc_archive.distributed.pipeline import verify as run_verify
+    from evc_archive.distributed.restore import verify as run_verify
 
     with _job_progress() as progress:
         task = progress.add_task("verifying", total=None, info="")

@@ -128,7 +128,7 @@ def real_submit(corpus: Path, work: Path, workers: int, gop: int) -> dict:
     import ray
 
     from evc_archive.core.encoder import EncoderSettings
-    from evc_archive.distributed.pipeline import SubmitConfig, submit
+    from evc_archive.distributed.submit import SubmitConfig, submit
 
     archive = work / f"archive-{workers}w"
     shutil.rmtree(archive, ignore_errors=True)
@@ -175,7 +175,7 @@ def driver_overhead(work: Path, segments: int, workers: int, gop: int) -> dict:
     import ray
 
     from evc_archive.core.encoder import EncoderSettings
-    from evc_archive.distributed.pipeline import FLUSH_ROWS, FLUSH_SECONDS, SubmitConfig, SubmitSummary, _dispatch
+    from evc_archive.distributed.submit import FLUSH_ROWS, FLUSH_SECONDS, SubmitConfig, SubmitSummary, _dispatch
     from evc_archive.distributed.worker import EncodeJob
     from evc_archive.io.manifest import compact, part_keys, read_manifest
     from evc_archive.io.store import Store

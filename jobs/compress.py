@@ -71,7 +71,7 @@ def wait_for_gpus(address: str | None, gpus: int, timeout: float) -> None:
     from ray.autoscaler.sdk import request_resources
 
     from evc_archive.core.errors import EVCError
-    from evc_archive.distributed.pipeline import init_ray
+    from evc_archive.distributed.ray_pool import init_ray
 
     init_ray(address)
     have = ray.cluster_resources().get("GPU", 0)
@@ -184,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_events(every: float):
     """An Events subclass that prints plain lines: the plan, failures, and progress every `every` s."""
-    from evc_archive.distributed.pipeline import Events
+    from evc_archive.distributed.submit import Events
 
     class LineEvents(Events):
         def __init__(self) -> None:
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")  # compressai's torch.jit.script
 
     from evc_archive.core.errors import EVCError
-    from evc_archive.distributed.pipeline import SubmitConfig, submit
+    from evc_archive.distributed.submit import SubmitConfig, submit
 
     address = ray_address(args.address)
     cfg = SubmitConfig(

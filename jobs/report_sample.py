@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from evc_archive.cli import DEFAULTS, loop_settings
-    from evc_archive.distributed.pipeline import SubmitConfig, submit
+    from evc_archive.distributed.submit import SubmitConfig, submit
     from evc_archive.io.sample import write_sample_corpus
     from evc_archive.reports.archive_report import ReportOptions, build_report
     from evc_archive.reports.browser_check import check_page

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")  # compressai's torch.jit.script
     from evc_archive.core.errors import EVCError
-    from evc_archive.distributed.pipeline import RestoreConfig, restore
+    from evc_archive.distributed.restore import RestoreConfig, restore
 
     address = ray_address(args.address)
     cfg = RestoreConfig(archive=args.archive, out_dir=args.out, videos=args.videos, workers=args.workers,

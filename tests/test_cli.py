@@ -145,7 +145,7 @@ def test_cli_choices_match_the_registry():
 def test_cli_default_predictor_is_the_products():
     from evc_archive.cli import DEFAULTS
     from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
-    from evc_archive.distributed.pipeline import SubmitConfig
+    from evc_archive.distributed.submit import SubmitConfig
 
     assert DEFAULTS["predictor"] == DEFAULT_PREDICTOR_NAME == SubmitConfig("a", "b").predictor
 

@@ -1,5 +1,5 @@
-"""Workers: stateful classes that load their models once and process one segment (or one video)
-per call. Plain Python here; the pipeline wraps them as Ray actors (one GPU each where GPUs exist).
+"""The encode worker: a stateful class that loads its models once and processes one segment per
+call. Plain Python here; submit runs it as a Ray actor (one GPU each where GPUs exist).
 
 An encode call reads its own frames (PyAV, seeking), encodes, verify-decodes, writes the segment
 object atomically and returns one small manifest row, never frames. Where the archive store lives
@@ -10,13 +10,9 @@ the driver writes them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,12 +23,12 @@ from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
 from evc_archive.core.errors import EVCError
 from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
+from evc_archive.core.runtime import device_name, fingerprint, one_line
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
 from evc_archive.io.manifest import now
 from evc_archive.io.sources import open_source
 from evc_archive.io.store import Store
 from evc_archive.io.video_read import read_frames
-from evc_archive.io.video_write import write_video
 
 PAYLOAD_FIELD = "_payload"  # bytes riding back to the driver for stores it alone can reach
 RETRYABLE_FIELD = "_retryable"
@@ -51,20 +47,6 @@ class EncodeJob:
     route_through_driver: bool = False
     noop: bool = False  # benchmark only: skip reading and coding, return a row at once
     keyframe_codec: str = "svtav1"  # a registry.KEYFRAME_NAMES key: "svtav1" | "hyperprior"
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if not isinstance(exc, EVCError) else text[:300]
-
-
-def fingerprint(frames: torch.Tensor) -> str:
-    """sha256 of the decoded frames (n,H,W,3) uint8, in order."""
-    return hashlib.sha256(np.ascontiguousarray(frames.numpy()).tobytes()).hexdigest()
-
-
-def device_name() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class SegmentEncoder:
@@ -187,56 +169,3 @@ class SegmentEncoder:
             "recon_fingerprint": fingerprint(decoded),
         })
         return out
-
-
-class SegmentDecoder:
-    """Loads the archive's models once; decodes segments and writes restored videos."""
-
-    def __init__(self, archive_url: str, storage_options: dict[str, Any] | None = None,
-                 model_files: dict[str, bytes] | None = None):
-        self.device = device_name()
-        self.store = Store(archive_url, storage_options or {})
-        self._models_dir = tempfile.TemporaryDirectory(prefix="evc-models-")
-        models = model_files if model_files is not None else {
-            k.split("/")[-1]: self.store.read_bytes(k) for k in self.store.list("models") if k.endswith(".pt")}
-        for name, data in models.items():
-            Path(self._models_dir.name, name).write_bytes(data)
-        self.library = ModelLibrary(extra_dirs=(Path(self._models_dir.name),), device=self.device)
-
-    def decode_bytes(self, data: bytes) -> torch.Tensor:
-        """One segment object -> (n,H,W,3) uint8."""
-        return torch.cat(list(open_stream(data, self.library).segments()))
-
-    def verify(self, row: dict[str, Any], data: bytes | None = None) -> dict[str, Any]:
-        """Decode one segment and compare with the manifest's fingerprint."""
-        key = row["object_key"]
-        try:
-            data = self.store.read_bytes(key) if data is None else data
-            frames = self.decode_bytes(data)
-        except Exception as exc:  # noqa: BLE001
-            return {"segment_id": row["segment_id"], "status": "damaged", "detail": one_line(exc)}
-        if frames.shape[0] != row["end_frame"] - row["start_frame"]:
-            return {"segment_id": row["segment_id"], "status": "damaged", "detail": "wrong frame count"}
-        drift = fingerprint(frames) != row["recon_fingerprint"]
-        return {"segment_id": row["segment_id"], "status": "drift" if drift else "ok",
-                "detail": "decoded frames differ from the encoder's fingerprint" if drift else ""}
-
-    def restore_video(self, rows: list[dict[str, Any]], out_path: str, crf: int | None = None,
-                      payloads: list[bytes] | None = None) -> dict[str, Any]:
-        """Decode a video's segments in order and write it; returns a small report."""
-        started = time.perf_counter()
-        rows = sorted(rows, key=lambda r: r["segment_index"])
-        try:
-            def frames():
-                for i, row in enumerate(rows):
-                    data = payloads[i] if payloads is not None else self.store.read_bytes(row["object_key"])
-                    for frame in self.decode_bytes(data).numpy():
-                        yield frame
-
-            write_video(out_path, frames(), Fraction(rows[0]["fps_num"], rows[0]["fps_den"]), crf=crf)
-            return {"video_id": rows[0]["video_id"], "status": "ok", "path": out_path,
-                    "frames": sum(r["end_frame"] - r["start_frame"] for r in rows),
-                    "seconds": time.perf_counter() - started}
-        except Exception as exc:  # noqa: BLE001
-            return {"video_id": rows[0]["video_id"] if rows else "?", "status": "failed", "path": out_path,
-                    "error": one_line(exc), "seconds": time.perf_counter() - started}

@@ -16,8 +16,9 @@ from typing import Any, Callable
 import numpy as np
 
 from evc_archive.core.errors import EVCError
-from evc_archive.distributed.pipeline import group_videos, open_archive
-from evc_archive.distributed.worker import SegmentDecoder, one_line
+from evc_archive.core.runtime import one_line
+from evc_archive.io.archive import group_videos, open_archive
+from evc_archive.io.segment_decoder import SegmentDecoder
 from evc_archive.reports import figures
 from evc_archive.reports.html import data_uri, render
 

@@ -20,7 +20,7 @@ OPTION_SETS = [
 
 def cli_settings(monkeypatch, tmp_path, options: list[str]) -> EncoderSettings:
     """The settings `evc-archive submit` hands to the pipeline (the pipeline itself stubbed out)."""
-    from evc_archive.distributed import pipeline
+    from evc_archive.distributed import submit as submit_module
 
     seen = {}
 
@@ -28,7 +28,7 @@ def cli_settings(monkeypatch, tmp_path, options: list[str]) -> EncoderSettings:
         seen["cfg"] = cfg
         raise KeyboardInterrupt  # stop right after the config is built
 
-    monkeypatch.setattr(pipeline, "submit", fake_submit)
+    monkeypatch.setattr(submit_module, "submit", fake_submit)
     CliRunner().invoke(cli.app, ["submit", str(tmp_path), "--out", str(tmp_path / "a"), *options])
     return seen["cfg"].settings
 

@@ -32,8 +32,9 @@ import pytest
 
 from evc_archive.cli import DEFAULTS
 from evc_archive.core.encoder import EncoderSettings
-from evc_archive.distributed.pipeline import Events, RestoreConfig, SubmitConfig, restore, submit
 from evc_archive.distributed.plan import segment_key
+from evc_archive.distributed.restore import RestoreConfig, restore
+from evc_archive.distributed.submit import Events, SubmitConfig, submit
 from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store
 from evc_archive.io.video_read import read_frames

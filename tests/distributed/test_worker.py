@@ -11,7 +11,8 @@ from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.loop import RESIDUAL_SEARCH
 from evc_archive.core.ratecontrol import RDPoint, choose_for_target
 from evc_archive.distributed.plan import SegmentPlan
-from evc_archive.distributed.worker import RETRYABLE_FIELD, EncodeJob, SegmentDecoder, SegmentEncoder
+from evc_archive.distributed.worker import RETRYABLE_FIELD, EncodeJob, SegmentEncoder
+from evc_archive.io.segment_decoder import SegmentDecoder
 from evc_archive.io.manifest import COLUMNS
 from tests.distributed.corpus import encode_video, smooth_frames
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
-from evc_archive.distributed.pipeline import SubmitConfig, submit
+from evc_archive.distributed.submit import SubmitConfig, submit
 from evc_archive.io.manifest import read_manifest
 from evc_archive.io.sample import write_sample_video
 from evc_archive.io.store import Store

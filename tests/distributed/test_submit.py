@@ -1,4 +1,5 @@
-"""submit / restore / verify on a real local Ray cluster (2 CPUs), with the shipped default models.
+"""submit on a real local Ray cluster (2 CPUs), with the shipped default models: layout, resume,
+settings checks, memory:// and S3 archives, bad input and unusable locations.
 
 Corpora are tiny (2-20 videos, 1x1 to 48x32 px, 1-20 frames, GOP 8). One submit builds the shared
 local archive; tests that change an archive work on a copy of it.
@@ -6,9 +7,7 @@ local archive; tests that change an archive work on a copy of it.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import shutil
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -16,115 +15,38 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
+import evc_archive.distributed.restore as restore_module
+import evc_archive.distributed.submit as submit_module
 from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
 from evc_archive.core.keyframe_av1 import AV1IntraCodec
-from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, shipped_model_dir
-from evc_archive.distributed import pipeline
-from evc_archive.distributed.pipeline import (ARCHIVE_FORMAT, Events, RestoreConfig, SubmitConfig, group_videos,
-                                              list_archive, output_names, restore, submit, verify)
 from evc_archive.distributed.plan import segment_seed
-from evc_archive.distributed.worker import fingerprint
-from evc_archive.io.manifest import append_rows, part_keys, read_all_rows, read_manifest
+from evc_archive.distributed.restore import RestoreConfig, restore, verify
+from evc_archive.distributed.submit import SubmitConfig, submit
+from evc_archive.io.archive import ARCHIVE_FORMAT, list_archive
+from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store, StoreError
 from evc_archive.io.video_probe import probe_video
-from evc_archive.io.video_read import read_frames
-from tests.distributed.corpus import encode_video, make_bad_corpus, mean_psnr, smooth_frames
+from tests.distributed.archived import (GOP, NAMES, SETTINGS, H, N, Recorder, W, archive_corpus, check_restored,
+                                        copy_archive, files, make_corpus, video_ids)
+from tests.distributed.corpus import make_bad_corpus
 
 pytestmark = pytest.mark.slow
-
-GOP = 8
-SETTINGS = EncoderSettings(gop=GOP)
-N, H, W = 20, 32, 48  # frames, height, width of each good corpus video
-NAMES = ("alpha", "beta")
-
-
-class Recorder(Events):
-    def __init__(self):
-        self.rows, self.logs, self.plans = [], [], []
-
-    def planned(self, summary):
-        self.plans.append(summary)
-
-    def row(self, row):
-        self.rows.append(dict(row))
-
-    def log(self, message):
-        self.logs.append(message)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for seed, name in enumerate(NAMES):
-        encode_video(root / f"{name}.mp4", smooth_frames(N, H, W, seed), gop=GOP)
-    (root / "notes.txt").write_text("not a video, not listed")
-    return root
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")
 def archived(ray_cluster, corpus, tmp_path_factory):
     """The corpus archived once into a local folder: (archive path, summary, events)."""
-    arch = tmp_path_factory.mktemp("archive") / "arch"
-    events = Recorder()
-    summary = submit(SubmitConfig(str(corpus), str(arch), SETTINGS, workers=2), events)
-    return arch, summary, events
-
-
-def copy_archive(arch: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(arch, dst)
-    return dst
-
-
-def files(root: Path) -> dict[str, tuple[int, int]]:
-    """relative path -> (inode, mtime_ns) of every file below root."""
-    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
-
-
-def video_ids(arch_rows) -> dict[str, str]:
-    """source file stem -> video id."""
-    return {Path(r["source_uri"]).stem: r["video_id"] for r in arch_rows}
-
-
-def check_restored(path: Path, source: str, rows: list[dict], frames: int, fps: Fraction) -> None:
-    """Frame count, rate and size of the restored video; exact per-segment fingerprints (FFV1 is lossless,
-    so the restored frames are the decoder's frames); PSNR to the source sane."""
-    info = probe_video(path)
-    assert info.frame_count == frames, path
-    assert info.fps == fps, path
-    restored = read_frames(path)
-    src = read_frames(source)
-    assert restored.shape == src.shape
-    for r in rows:
-        part = torch.from_numpy(restored[r["start_frame"]:r["end_frame"]].copy())
-        assert fingerprint(part) == r["recon_fingerprint"], r["segment_id"]
-    if min(src.shape[1:3]) >= 16:
-        assert mean_psnr(src, restored) > 15, path
+    return archive_corpus(corpus, tmp_path_factory.mktemp("archive") / "arch")
 
 
 # -- a local archive ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("codec, predictor, files", [("svtav1", "copy-last", set()), ("hyperprior", "copy-last", {"keyframe"}),
-                                                     ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"}),
-                                                     ("svtav1", "restore-hint", {"restore"})])
-def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
-    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE, DEFAULT_RESTORE_FILE
-
-    store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
-    pipeline.prepare_archive(store, SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec))
-    meta = store.read_json("archive.json")
-    assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
-    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE, "restore": DEFAULT_RESTORE_FILE}
-    for kind in files:
-        data = (shipped_model_dir() / names[kind]).read_bytes()
-        assert meta["models"][kind] == hashlib.sha256(data).hexdigest()
-        assert store.read_bytes(f"models/{meta['models'][kind]}.pt") == data
-        card = shipped_model_dir() / names[kind].replace(".pt", ".md")
-        assert store.read_bytes(f"models/{meta['models'][kind]}.md") == card.read_bytes()  # the card travels too
-
-
 def test_submit_summary_layout_and_manifest(archived, corpus):
     arch, summary, events = archived
     assert (summary.videos, summary.segments_planned, summary.segments_skipped) == (2, 6, 0)
@@ -173,80 +95,6 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert summary.bpp == pytest.approx(total * 8 / (2 * N * H * W))
 
 
-def test_restore_one_video_per_source(archived, corpus, tmp_path):
-    arch, _, _ = archived
-    rows = read_manifest(Store(str(arch)))
-    seen = []
-    reports = restore(RestoreConfig(str(arch), tmp_path / "all"), on_video=seen.append)
-    assert [r["status"] for r in reports] == ["ok", "ok"] and len(seen) == 2
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["alpha.mkv", "beta.mkv"]
-    for name in NAMES:
-        mine = [r for r in rows if Path(r["source_uri"]).stem == name]
-        check_restored(tmp_path / "all" / f"{name}.mkv", str(corpus / f"{name}.mp4"), mine, N, Fraction(25))
-
-    # --videos: by source file name or by video id
-    reports = restore(RestoreConfig(str(arch), tmp_path / "one", videos="bet*.mp4"))
-    assert [r["video_id"] for r in reports] == [video_ids(rows)["beta"]]
-    assert [p.name for p in (tmp_path / "one").iterdir()] == ["beta.mkv"]
-    assert list(group_videos(rows, video_ids(rows)["alpha"])) == [video_ids(rows)["alpha"]]
-    assert list(group_videos(rows, "*")) == sorted(video_ids(rows).values())
-    with pytest.raises(EVCError, match="match 'gamma\\*'"):
-        restore(RestoreConfig(str(arch), tmp_path / "none", videos="gamma*"))
-
-
-def test_output_names_and_video_groups():
-    def r(uri, vid, index):
-        return {"source_uri": uri, "video_id": vid, "segment_index": index, "segment_id": f"{vid}/{index}"}
-
-    rows = [r("/a/clip.mp4", "clip-111111111111", 1), r("/a/clip.mp4", "clip-111111111111", 0),
-            r("/b/clip.mp4", "clip-222222222222", 0), r("s3://bkt/v/other.webm", "other-333333333333", 0),
-            r("/bad/broken.mp4", "broken-444444444444", -1)]  # a failed probe row: not a video to restore
-    videos = group_videos(rows)
-    assert list(videos) == ["clip-111111111111", "clip-222222222222", "other-333333333333"]
-    assert [x["segment_index"] for x in videos["clip-111111111111"]] == [0, 1]
-    # the source's name; the video id added only where two sources share a name
-    assert output_names(videos, ".mkv") == {"clip-111111111111": "clip.clip-111111111111.mkv",
-                                            "clip-222222222222": "clip.clip-222222222222.mkv",
-                                            "other-333333333333": "other.mkv"}
-    assert list(group_videos(rows, "other.webm")) == ["other-333333333333"]
-    assert list(group_videos(rows, "clip-2*")) == ["clip-222222222222"]
-    assert group_videos(rows, "broken*") == {}
-
-
-def test_verify_names_drift_damaged_and_missing_segments(archived, tmp_path):
-    arch = copy_archive(archived[0], tmp_path)
-    store = Store(str(arch))
-    rows = {f"{Path(r['source_uri']).stem}/{r['segment_index']}": r for r in read_manifest(store)}
-    # flip one byte in the middle, flip the last byte, cut one in half, drop one, change a fingerprint
-    for label, position in (("alpha/0", "middle"), ("alpha/1", "last")):
-        path = arch / rows[label]["object_key"]
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2 if position == "middle" else -1] ^= 0x40
-        path.write_bytes(bytes(data))
-    cut = arch / rows["alpha/2"]["object_key"]
-    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
-    (arch / rows["beta/0"]["object_key"]).unlink()
-    append_rows(store, [{**rows["beta/1"], "recon_fingerprint": "0" * 64,
-                         "created_at": rows["beta/1"]["created_at"].replace(year=2100)}])
-
-    seen = []
-    results = verify(str(arch), on_segment=seen.append)
-    status = {r["segment_id"]: r["status"] for r in results}
-    assert len(seen) == len(results) == 6
-    assert status == {rows["alpha/0"]["segment_id"]: "damaged", rows["alpha/1"]["segment_id"]: "damaged",
-                      rows["alpha/2"]["segment_id"]: "damaged", rows["beta/0"]["segment_id"]: "missing",
-                      rows["beta/1"]["segment_id"]: "drift", rows["beta/2"]["segment_id"]: "ok"}
-    for r in results:
-        assert "\n" not in r["detail"] and (r["detail"] or r["status"] == "ok")
-
-    # restore never decodes damage into garbage: the damaged video fails, no file appears for it
-    reports = {r["video_id"]: r for r in restore(RestoreConfig(str(arch), tmp_path / "out"))}
-    assert reports[rows["alpha/0"]["video_id"]]["status"] == "failed"
-    assert "\n" not in reports[rows["alpha/0"]["video_id"]]["error"]
-    assert reports[rows["beta/0"]["video_id"]]["status"] == "failed"  # its object is gone
-    assert list((tmp_path / "out").iterdir()) == []
-
-
 def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, corpus, tmp_path):
     arch = copy_archive(archived[0], tmp_path)
     store = Store(str(arch))
@@ -285,8 +133,8 @@ def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, 
 def test_other_settings_on_an_existing_archive_are_refused(archived, corpus, monkeypatch, change):
     arch = archived[0]
     before = files(arch)
-    monkeypatch.setattr(pipeline, "list_sources", lambda *a, **k: pytest.fail("work started"))
-    monkeypatch.setattr(pipeline, "init_ray", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(submit_module, "list_sources", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(submit_module, "init_ray", lambda *a, **k: pytest.fail("work started"))
     settings = {k: v for k, v in change.items() if k in ("gop", "quality", "lpips_threshold", "seed")}
     other = {k: v for k, v in change.items() if k not in settings}
     cfg = SubmitConfig(str(corpus), str(arch), EncoderSettings(**{**dict(gop=GOP), **settings}), **other)
@@ -376,16 +224,12 @@ def test_bad_input_becomes_failed_rows_and_good_videos_complete(ray_cluster, tmp
 
 
 def test_no_videos_or_missing_source_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    monkeypatch.setattr(submit_module, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(EVCError, match="no video files found"):
         submit(SubmitConfig(str(tmp_path / "empty"), str(tmp_path / "a1"), SETTINGS))
     with pytest.raises(EVCError, match="does not exist"):
         submit(SubmitConfig(str(tmp_path / "nope"), str(tmp_path / "a2"), SETTINGS))
-    with pytest.raises(EVCError, match="not an evc archive"):
-        restore(RestoreConfig(str(tmp_path / "empty"), tmp_path / "out"))
-    with pytest.raises(EVCError, match="not an evc archive"):
-        verify(str(tmp_path / "empty"))
 
 
 # -- S3 (moto server on loopback) -----------------------------------------------------------------------
@@ -442,8 +286,9 @@ def test_s3_corpus_to_s3_archive(archived, corpus, moto_s3, tmp_path):
 
 
 def test_unusable_archive_locations_fail_before_any_work(corpus, moto_s3, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "list_sources", lambda *a, **k: pytest.fail("work started"))
-    monkeypatch.setattr(pipeline, "init_ray", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(submit_module, "list_sources", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(submit_module, "init_ray", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(restore_module, "init_ray", lambda *a, **k: pytest.fail("work started"))
     (tmp_path / "file.txt").write_text("x")
     bucket = f"evc-{uuid.uuid4().hex[:8]}"
     moto_s3.client.create_bucket(Bucket=bucket)

@@ -1,13 +1,13 @@
 """SVT-AV1 encoder settings for our two AV1 uses, measured: the intra keyframe codec
-(core.keyframe_av1) and the inter GOP segments (core.gop_av1). Writes docs/benchmarks/av1_tuning.{md,json}.
+(core.keyframes.av1_intra) and the inter GOP segments (core.gop_av1). Writes docs/benchmarks/av1_tuning.{md,json}.
 
-    python jobs/benchmark_av1_tuning.py --data ../shared/data --out docs/benchmarks
+    python -m jobs.benchmark_av1_tuning --data ../shared/data --out docs/benchmarks
 
 Protocol:
 - Held-out clips (training.data.HELD_OUT_CLIPS), the benchmarks' 128x128 crop of the first 30 frames.
 - Intra: frames 0 and 15 of each clip (12 frames), every CRF from 63 to 15 by 4, per setting. For each
   frame, LPIPS of a setting is interpolated on a log-bytes axis and compared with the reference
-  setting (preset 4, PSNR tune: what the codec used before) at 8 byte counts per range, inside both
+  setting (preset 4, PSNR tune: the SVT-AV1 baseline's settings) at 8 byte counts per range, inside both
   curves; the table gives the mean relative change (negative = better) per range of bytes a frame.
 - Inter GOP: each clip as one 30-frame GOP, every CRF from 63 to 23 by 4; LPIPS interpolated at
   0.05 and 0.07 bpp per clip (log-bpp), mean over the clips that reach it.
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from jobs.benchmarks_common import evaluation_clip
 
 INTRA_VARIANTS = {  # name -> (preset, extra svtav1-params)
-    "preset 4, PSNR tune (before)": (4, ""),
+    "preset 4, PSNR tune (reference)": (4, ""),
     "preset 4, subjective tune": (4, "tune=0"),
     "preset 4, still-picture mode": (4, "avif=1"),
     "preset 2, subjective tune, still picture": (2, "tune=0:avif=1"),
@@ -47,7 +46,7 @@ GOP_TARGETS = (0.05, 0.07)
 def intra_curve(frame: np.ndarray, preset: int, params: str, metric) -> tuple[list[tuple[int, float]], float]:
     """One frame over the CRF grid -> ([(bytes, LPIPS)], seconds per encode)."""
     from evc_archive.core.encoder import lpips_frames
-    from evc_archive.core.keyframe_av1 import AV1IntraCodec, svtav1_encoder, video_frame
+    from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, svtav1_encoder, video_frame
 
     decoder = AV1IntraCodec()
     sizes, recons, spent = [], [], 0.0
@@ -69,28 +68,8 @@ def at_log(curve: list[tuple[float, float]], x: float) -> float | None:
     return float(np.interp(x, xs, ys)) if xs[0] <= x <= xs[-1] else None
 
 
-def main(argv: list[str] | None = None) -> None:
-    import datetime
-    import os
-    import platform
-
-    os.environ.setdefault("SVT_LOG", "1")
-    from evc_archive.core import gop_av1
-    from evc_archive.core.encoder import lpips_frames
-    from evc_archive.core.keyframe_av1 import strip_delimiter
-    from evc_archive.core.metrics import shared_lpips
-    from evc_archive.training.data import held_out_clips
-    from jobs.benchmark_codec import evaluation_clip
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    metric = shared_lpips()
-    clips = {p.stem: evaluation_clip(p).numpy() for p in held_out_clips(args.data / "video")}
-    frames = [clip[i] for clip in clips.values() for i in (0, 15)]
-
+def measure_intra(frames: list[np.ndarray], metric) -> dict:
+    """INTRA_VARIANTS on the frames -> name -> {curves, ms_per_encode, relative_lpips per byte range}."""
     intra = {}
     for name, (preset, params) in INTRA_VARIANTS.items():
         runs = [intra_curve(f, preset, params, metric) for f in frames]
@@ -107,6 +86,14 @@ def main(argv: list[str] | None = None) -> None:
                     if a is not None and b is not None:
                         deltas.append((a - b) / b)
             row["relative_lpips"][f"{lo}-{hi}"] = float(np.mean(deltas)) if deltas else None
+    return intra
+
+
+def measure_gop(clips: dict[str, np.ndarray], metric) -> dict:
+    """GOP_VARIANTS on each clip as one GOP -> name -> {curves, s_per_gop, lpips_at per target}."""
+    from evc_archive.core import gop_av1
+    from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.keyframes.av1_intra import strip_delimiter
 
     gop = {}
     pixels = 30 * 128 * 128
@@ -128,27 +115,51 @@ def main(argv: list[str] | None = None) -> None:
                      "lpips_at": {str(t): [v for v in (at_log(c, np.log(t)) for c in per_clip.values()) if v is not None]
                                   for t in GOP_TARGETS}}
         print(f"gop {name}: {gop[name]['s_per_gop']:.2f} s per 30-frame GOP", flush=True)
+    return gop
 
-    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, 2 threads"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "av1_tuning.json").write_text(json.dumps({"intra": intra, "gop": gop, "meta": meta}))
+
+def write_report(intra: dict, gop: dict, meta: dict, frames: int, clips: int, out: Path) -> None:
     lines = ["# SVT-AV1 settings for the keyframe codec and the inter GOP segments", "",
              f"Generated by `jobs/benchmark_av1_tuning.py` on {meta['date']} ({meta['machine']}).", "",
              __doc__.split("Protocol:")[1].strip(), "",
-             f"## Intra keyframes ({len(frames)} held-out frames, 128x128)", "",
+             f"## Intra keyframes ({frames} held-out frames, 128x128)", "",
              "| setting | " + " | ".join(f"LPIPS change at {lo}-{hi} bytes" for lo, hi in INTRA_RANGES) + " | ms per encode |",
              "|---|" + "---|" * (len(INTRA_RANGES) + 1)]
     for name, row in intra.items():
         cells = [f"{v:+.1%}" if v is not None else "-" for v in row["relative_lpips"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['ms_per_encode']:.0f} |")
-    lines += ["", f"## Inter GOP segments ({len(clips)} held-out clips, 128x128x30)", "",
+    lines += ["", f"## Inter GOP segments ({clips} held-out clips, 128x128x30)", "",
               "| setting | " + " | ".join(f"mean LPIPS at {t} bpp (clips)" for t in GOP_TARGETS) + " | s per GOP |",
               "|---|" + "---|" * (len(GOP_TARGETS) + 1)]
     for name, row in gop.items():
         cells = [f"{np.mean(v):.4f} ({len(v)})" if v else "-" for v in row["lpips_at"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['s_per_gop']:.2f} |")
     lines += ["", "Means over different clip sets are comparable only where the clip counts agree.", ""]
-    (args.out / "av1_tuning.md").write_text("\n".join(lines))
+    out.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import datetime
+    import os
+    import platform
+
+    os.environ.setdefault("SVT_LOG", "1")
+    from evc_archive.core.metrics import shared_lpips
+    from evc_archive.training.data import held_out_clips
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    metric = shared_lpips()
+    clips = {p.stem: evaluation_clip(p).numpy() for p in held_out_clips(args.data / "video")}
+    frames = [clip[i] for clip in clips.values() for i in (0, 15)]
+    intra, gop = measure_intra(frames, metric), measure_gop(clips, metric)
+    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, 2 threads"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "av1_tuning.json").write_text(json.dumps({"intra": intra, "gop": gop, "meta": meta}))
+    write_report(intra, gop, meta, len(frames), len(clips), args.out / "av1_tuning.md")
     print(f"wrote {args.out / 'av1_tuning.md'}")
 
 

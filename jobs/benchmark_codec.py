@@ -2,7 +2,7 @@
 x264 / x265 / SVT-AV1 through PyAV at matched bpp, plus encode/decode speed. Writes
 docs/benchmarks/codec.{md,json} and an RD plot.
 
-    python jobs/benchmark_codec.py --data ../shared/data --out docs/benchmarks
+    python -m jobs.benchmark_codec --data ../shared/data --out docs/benchmarks
 
 Protocol (also written into the report):
 - Held-out clips (evc_archive.training.data.HELD_OUT_CLIPS, never trained on): the first 30 frames,
@@ -19,43 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from jobs.benchmarks_common import evaluation_clip, matched, timed_round_trip
 
+# the learned models this benchmark measures (the paper's method: a learned image codec, a diffusion
+# predictor), beside copy-last; the product's defaults are measured in benchmark_ablation
+LEARNED_CODEC, LEARNED_PREDICTOR = "hyperprior", "diffusion"
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 TARGETS = (0.02, 0.03, 0.05, 0.07)
 CODECS = ("x264", "x265", "svtav1")
-
-
-def evaluation_clip(path: Path, frames: int = 30, size: int = 128) -> torch.Tensor:
-    """(frames,size,size,3) uint8: start of a clip, short side resized (area), centre crop."""
-    from evc_archive.io.clip import square_clip
-    from evc_archive.io.video_read import read_frames
-
-    return torch.from_numpy(square_clip(read_frames(path, 0, frames), size))
-
-
-def timed_round_trip(clip: torch.Tensor, codec, predictor, metric, settings):
-    """Encode one clip as one stream, decode it, check the decoder rebuilds the encoder's frames.
-    -> (EncodedVideo, encode seconds, decode seconds)."""
-    from evc_archive.core.decoder import decode_segment
-    from evc_archive.core.encoder import encode_video
-
-    t0 = time.perf_counter()
-    enc = encode_video([clip], Fraction(25), codec, predictor, metric, settings)
-    t_enc = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    dec = decode_segment(enc.stream.segments[0], enc.stream.header, codec, predictor)
-    t_dec = time.perf_counter() - t0
-    assert torch.equal(dec, enc.results[0].reconstruction), "decoder drifted from the encoder"
-    return enc, t_enc, t_dec
 
 
 def baseline_curves(clip: np.ndarray, metric) -> dict:
@@ -75,14 +52,9 @@ def baseline_curves(clip: np.ndarray, metric) -> dict:
     return curves
 
 
-def matched(curve: list[dict], bpp: float, key: str) -> float | None:
-    from evc_archive.io.baselines import interpolate_at
-
-    return interpolate_at([p["bpp"] for p in curve], [p[key] for p in curve], bpp)
-
-
 def run_clips(args, codec, predictors, metric) -> dict:
-    from evc_archive.core.encoder import EncoderSettings
+    from evc_archive.core.segment_coding import SegmentCoder
+    from evc_archive.core.settings import EncoderSettings
     from evc_archive.training.data import held_out_clips
 
     clips = {p.stem: evaluation_clip(p) for p in held_out_clips(args.data / "video")}
@@ -94,12 +66,13 @@ def run_clips(args, codec, predictors, metric) -> dict:
     for pname, (predictor, steps) in predictors.items():
         for q in codec.qualities:
             for thr in THRESHOLDS:
+                # the paper's loop: every rejected frame coded on its own
                 settings = EncoderSettings(lpips_threshold=thr, quality=q, gop=30, sampling_steps=steps)
                 for name, clip in clips.items():
-                    enc, t_enc, t_dec = timed_round_trip(clip, codec, predictor, metric, settings)
+                    enc, t_enc, t_dec = timed_round_trip(SegmentCoder(codec, predictor, metric), clip, settings)
                     row = {"predictor": pname, "steps": steps, "quality": q, "threshold": thr, "clip": name,
-                           "bpp": enc.bpp, "bytes": len(enc.data), "coded": sum(enc.stream.segments[0].coded),
-                           "lpips": float(enc.results[0].lpips.mean()), "psnr": float(enc.results[0].psnr.mean()),
+                           "bpp": enc.bpp, "bytes": len(enc.data), "coded": sum(enc.result.segment.coded),
+                           "lpips": float(enc.result.lpips.mean()), "psnr": float(enc.result.psnr.mean()),
                            "encode_fps": 30 / t_enc, "decode_fps": 30 / t_dec}
                     for c in CODECS:
                         row[f"{c}_lpips"] = matched(results["baselines"][name][c], enc.bpp, "lpips")
@@ -218,8 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     import platform
 
     from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.predictor import CopyLastFramePredictor
-    from evc_archive.core.registry import ModelLibrary
+    from evc_archive.core.model_library import ModelLibrary
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/, images/kodak/)")
@@ -230,10 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     lib = ModelLibrary()
-    codec, metric = lib.default_keyframe(), shared_lpips()
-    predictors = {"copy-last": (CopyLastFramePredictor(), 1)}
+    codec, metric = lib.keyframe_named(LEARNED_CODEC), shared_lpips()
+    predictors = {"copy-last": (lib.predictor_named("copy-last"), 1)}
     for s in args.steps.split(","):
-        predictors[f"diffusion-{s}step"] = (lib.default_predictor(), int(s))
+        predictors[f"{LEARNED_PREDICTOR}-{s}step"] = (lib.predictor_named(LEARNED_PREDICTOR), int(s))
     kodak = [] if args.skip_kodak else run_kodak(args, codec, metric)
     results = run_clips(args, codec, predictors, metric)
     meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}

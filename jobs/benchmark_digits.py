@@ -1,6 +1,6 @@
 """Moving digits (64x64): ours beside x264 / x265 / SVT-AV1 at matched bpp, through `compare`.
 
-    python jobs/benchmark_digits.py --out docs/benchmarks/digits
+    python -m jobs.benchmark_digits --out docs/benchmarks/digits
 
 Clips: `--clips` synthetic moving-digit videos (evc_archive.training.data.moving_digits: two
 digits bouncing off the walls, white on black), 30 frames at 64x64, fixed seeds, stored lossless
@@ -17,8 +17,6 @@ import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:

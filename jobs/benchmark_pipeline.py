@@ -1,18 +1,18 @@
 """Benchmark of the archival pipeline: real submit throughput, and the driver's own cost per segment.
 Writes docs/benchmarks/pipeline.{md,json}.
 
-    python jobs/benchmark_pipeline.py --out docs/benchmarks
+    python -m jobs.benchmark_pipeline --out docs/benchmarks
 
 Protocol (also written into the report):
 - Real submit: generated corpora (evc_archive.io.sample.sample_frames, one seed per video, written
-  as H.264 .mp4; 6 videos of 60 and of 300 frames at 128x128), default settings (copy-last predictor, quality 4, threshold 0.35) at --gop,
+  as H.264 .mp4; 6 videos of 60 and of 300 frames at 128x128), submit's default settings on 2026-11-26 (copy-last predictor, quality 4, threshold 0.35) at --gop,
   a fresh local Ray cluster (2 CPUs) and a fresh local archive per run, with 1 and with 2 workers.
   "Dispatch" is from the moment the plan is ready (Events.planned) to the last manifest row
   (Events.row): it includes starting the actors and loading their models, not probing. "Total"
   adds probing, archive setup, the final manifest append and compaction (SubmitSummary.seconds);
   "wall" adds starting and stopping Ray. "Steady" is the rate from the first row to the last (the
   actors' start and model loading left out).
-- Driver overhead: the driver's dispatch loop (`_dispatch`: our `_ActorPool`, `ray.wait`, retries,
+- Driver overhead: the driver's dispatch loop (`dispatch`: our `ActorPool`, `ray.wait`, retries,
   row bookkeeping, manifest appends every 64 rows / 2 s) over a large synthetic plan
   (`plan_segments` on made-up probes: nothing is read) with no-op workers (`EncodeJob(noop=True)`
   returns a row at once, writes nothing). Segments per second of the driver: whole (actor start
@@ -31,15 +31,15 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-QUIET_PATTERNS = ("benchmark_ratecontrol", "benchmark_codec", "roundtrip_check")
+QUIET_PATTERNS = ("benchmark_ratecontrol", "benchmark_codec", "benchmark_ablation")
+# what every run codes: submit's default settings on 2026-11-26, kept so that runs stay comparable
+# (the learned keyframe codec at quality 4, copy-last, threshold 0.35, every coded frame intra)
+KEYFRAME_CODEC, PREDICTOR = "hyperprior", "copy-last"
 GPU_ENCODE_SECONDS = (1.0, 5.0, 10.0)
 
 
@@ -127,7 +127,7 @@ def make_corpus(root: Path, videos: int, frames: int, size: int) -> Path:
 def real_submit(corpus: Path, work: Path, workers: int, gop: int) -> dict:
     import ray
 
-    from evc_archive.core.encoder import EncoderSettings
+    from evc_archive.core.settings import EncoderSettings
     from evc_archive.distributed.submit import SubmitConfig, submit
 
     archive = work / f"archive-{workers}w"
@@ -137,7 +137,9 @@ def real_submit(corpus: Path, work: Path, workers: int, gop: int) -> dict:
     try:
         threads = worker_threads()
         clock = Clock()
-        summary = submit(SubmitConfig(str(corpus), str(archive), EncoderSettings(gop=gop), workers=workers), clock)
+        cfg = SubmitConfig(str(corpus), str(archive), EncoderSettings(gop=gop), PREDICTOR, workers=workers,
+                           keyframe_codec=KEYFRAME_CODEC)
+        summary = submit(cfg, clock)
     finally:
         ray.shutdown()
     wall = time.perf_counter() - wall0
@@ -174,8 +176,8 @@ def driver_overhead(work: Path, segments: int, workers: int, gop: int) -> dict:
     import psutil
     import ray
 
-    from evc_archive.core.encoder import EncoderSettings
-    from evc_archive.distributed.submit import FLUSH_ROWS, FLUSH_SECONDS, SubmitConfig, SubmitSummary, _dispatch
+    from evc_archive.core.settings import EncoderSettings
+    from evc_archive.distributed.submit import FLUSH_ROWS, FLUSH_SECONDS, SubmitConfig, SubmitSummary, dispatch
     from evc_archive.distributed.worker import EncodeJob
     from evc_archive.io.manifest import compact, part_keys, read_manifest
     from evc_archive.io.store import Store
@@ -185,15 +187,16 @@ def driver_overhead(work: Path, segments: int, workers: int, gop: int) -> dict:
     store = Store(str(archive))
     store.check_writable()
     plans, plan_seconds = fake_plan(segments, gop)
-    cfg = SubmitConfig("unused", str(archive), EncoderSettings(gop=gop), workers=workers, noop=True)
-    job = EncodeJob(str(archive), cfg.settings, cfg.predictor, {}, {}, None, False, True)
+    cfg = SubmitConfig("unused", str(archive), EncoderSettings(gop=gop), PREDICTOR, workers=workers, noop=True,
+                       keyframe_codec=KEYFRAME_CODEC)
+    job = EncodeJob(str(archive), cfg.settings, cfg.predictor, noop=True, keyframe_codec=cfg.keyframe_codec)
     summary, buffer, clock = SubmitSummary(), [], Clock()
     me = psutil.Process()
     ray_start = start_ray(max(2, workers))  # logical CPUs: no-op actors need a slot each, not a core
     try:
         cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
         clock.planned_at = t0
-        _dispatch(plans, job, cfg, store, summary, clock, buffer, None)
+        dispatch(plans, job, cfg, store, summary, clock, buffer, None)
         t1, cpu1 = time.perf_counter(), sum(me.cpu_times()[:2])
     finally:
         ray.shutdown()

@@ -1,6 +1,6 @@
 """Rate-control benchmark: our target-bpp search and corpus allocation against a brute-force sweep.
 
-    python jobs/benchmark_ratecontrol.py --data ../shared/data --out docs/benchmarks
+    python -m jobs.benchmark_ratecontrol --data ../shared/data --out docs/benchmarks
 
 Corpus: the 6 held-out clips, first 30 frames each at 128x128 (short side resized, centre crop),
 one 30-frame segment per clip (--frames 60 gives 12 segments). For every segment:
@@ -18,31 +18,142 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from jobs.benchmarks_common import evaluation_clip
 
 TARGETS = (0.02, 0.03, 0.05)
 BRUTE_THRESHOLDS = tuple(round(x, 4) for x in np.linspace(0.1, 0.55, 28))
+BASELINE_CODECS = ("x264", "x265", "svtav1")
+# the paper's setting: its learned codec's 5 quality levels, copy-last, every coded frame intra
+CODEC, PREDICTOR = "hyperprior", "copy-last"
+
+
+class SearchCost:
+    """Counts what rate control's search computes (ratecontrol.SimulationCost's counters), through
+    the codec and predictor it is handed: every keyframe encode and predictor call it makes, and the
+    frames whose LPIPS it measures (one per coded frame, one per predicted frame)."""
+
+    def __init__(self, coder):
+        from evc_archive.core.segment_coding import SegmentCoder
+
+        self.keyframe_encodes = self.predictor_calls = self.lpips_frames = 0
+        cost = self
+
+        class Codec:
+            def __getattr__(self, name):
+                return getattr(coder.codec, name)
+
+            def encode(self, frame, quality):
+                cost.keyframe_encodes += 1
+                cost.lpips_frames += 1
+                return coder.codec.encode(frame, quality)
+
+        class Predictor:
+            def __getattr__(self, name):
+                return getattr(coder.predictor, name)
+
+            def hint_candidates(self, context, targets):
+                cost.predictor_calls += 1
+                cost.lpips_frames += len(targets)
+                return coder.predictor.hint_candidates(context, targets)
+
+        self.coder = SegmentCoder(Codec(), Predictor(), coder.metric, coder.fps)
+
+
+def brute_force(coder, segments, base) -> tuple[list, float]:
+    """Every (quality, threshold) of every segment as its own encode -> (RDPoint tables, seconds
+    per encode)."""
+    from dataclasses import replace
+
+    from evc_archive.core.ratecontrol import RDPoint
+    from evc_archive.core.segment_coding import encode_at
+
+    tables, seconds = [], []
+    for name, seg in segments:
+        t0 = time.perf_counter()
+        table = []
+        for q in coder.codec.qualities:
+            for thr in BRUTE_THRESHOLDS:
+                enc = encode_at(coder, seg, replace(base, lpips_threshold=thr, quality=q))
+                r = enc.result
+                table.append(RDPoint(q, thr, len(enc.data), 30, 30 * 128 * 128, float(r.lpips.mean()),
+                                     float(r.psnr.mean()), sum(r.segment.coded)))
+        seconds.append(time.perf_counter() - t0)
+        tables.append(table)
+        print(f"brute force {name}: {seconds[-1]:.1f} s", flush=True)
+    return tables, float(np.sum(seconds) / (len(segments) * len(coder.codec.qualities) * len(BRUTE_THRESHOLDS)))
+
+
+def ours_at(target: float, coder, segments, base, brute, encode_seconds: float, default_encode_seconds: float) -> dict:
+    """Search every segment near the target, allocate the corpus budget, re-encode the choices
+    (bytes checked) and set the result beside the brute-force envelope at the bpp achieved."""
+    from evc_archive.core.ratecontrol import allocate
+    from evc_archive.core.segment_coding import encode_at, search_points
+
+    t0 = time.perf_counter()
+    tables, costs = [], []
+    for _, seg in segments:
+        costs.append(SearchCost(coder))
+        tables.append(search_points(costs[-1].coder, seg, base, target))
+    alloc = allocate(tables, target)
+    search_seconds = time.perf_counter() - t0
+    coded = [encode_at(coder, seg, base, point=c.point) for (_, seg), c in zip(segments, alloc.choices)]
+    pixels, frames = sum(t[0].pixels for t in tables), sum(t[0].frames for t in tables)
+    achieved = sum(len(c.data) for c in coded) * 8 / pixels
+    ours_lpips = sum(float(c.result.lpips.sum()) for c in coded) / frames
+    env = allocate(brute, achieved)  # the sweep's envelope at the bpp we achieved
+    env_lpips = sum(c.point.lpips * c.point.frames for c in env.choices) / frames
+    return {
+        "target_bpp": target, "achieved_bpp": achieved, "within_5pct": abs(achieved - target) <= 0.05 * target,
+        "note": alloc.note, "mean_lpips": ours_lpips, "envelope_lpips_at_same_bpp": env_lpips, "envelope_bpp": env.bpp,
+        "lpips_gap": ours_lpips - env_lpips, "search_seconds_per_segment": search_seconds / len(segments),
+        "full_encode_seconds": encode_seconds, "default_encode_seconds": default_encode_seconds,
+        "encode_equivalents_per_segment": search_seconds / len(segments) / encode_seconds,
+        # each loop point of a search is one setting it simulated
+        "settings_evaluated_per_segment": float(np.mean([sum(not p.inter for p in t) for t in tables])),
+        "keyframe_encodes_per_segment": float(np.mean([c.keyframe_encodes for c in costs])),
+        "predictor_calls_per_segment": float(np.mean([c.predictor_calls for c in costs])),
+        "lpips_frames_per_segment": float(np.mean([c.lpips_frames for c in costs])),
+        "choices": [{"segment": n, "quality": c.point.quality, "threshold": c.point.threshold, "bpp": c.point.bpp,
+                     "lpips": c.point.lpips} for (n, _), c in zip(segments, alloc.choices)],
+    }
+
+
+def corpus_curves(segments, brute, metric) -> tuple[list, dict]:
+    """The plot's curves at corpus level: the sweep's envelope and the baselines' CRF sweeps."""
+    from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.ratecontrol import allocate
+    from evc_archive.io.baselines import crf_sweep
+
+    envelope = []
+    for b in np.geomspace(0.008, 0.2, 30):
+        a = allocate(brute, float(b))
+        envelope.append((a.bpp, sum(c.point.lpips * c.point.frames for c in a.choices) / sum(c.point.frames for c in a.choices)))
+    baseline_curves = {}
+    for codec_name in BASELINE_CODECS:
+        per_seg = [crf_sweep(seg.numpy(), codec_name) for _, seg in segments]
+        pts = []
+        for k in range(len(per_seg[0])):  # the same CRF on every segment
+            total_bytes = sum(s[k].bytes for s in per_seg)
+            lp = [float(lpips_frames(metric, torch.from_numpy(s[k].frames), seg).mean()) for s, (_, seg) in zip(per_seg, segments)]
+            pts.append((total_bytes * 8 / (len(segments) * 30 * 128 * 128), float(np.mean(lp))))
+        baseline_curves[codec_name] = pts
+    return envelope, baseline_curves
 
 
 def main(argv: list[str] | None = None) -> None:
     import datetime
 
-    from benchmark_codec import CODECS, evaluation_clip
-    from evc_archive.core.encoder import EncoderSettings, encode_video, lpips_frames
     from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.predictor import CopyLastFramePredictor
-    from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate
-    from evc_archive.core.registry import ModelLibrary
-    from evc_archive.io.baselines import crf_sweep
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.ratecontrol import RDPoint
+    from evc_archive.core.segment_coding import SegmentCoder, encode_at
+    from evc_archive.core.settings import EncoderSettings
     from evc_archive.training.data import held_out_clips
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,95 +165,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     lib = ModelLibrary()
-    codec, metric, predictor = lib.default_keyframe(), shared_lpips(), CopyLastFramePredictor()
-    base = EncoderSettings()
+    coder = SegmentCoder(lib.keyframe_named(CODEC), lib.predictor_named(PREDICTOR), shared_lpips())
+    base = EncoderSettings()  # the loop's plain form: intra only, no inter GOP
     segments = []
     for path in held_out_clips(args.data / "video"):
         clip = evaluation_clip(path, args.frames)
         segments += [(f"{path.stem}/{i // 30}", clip[i:i + 30]) for i in range(0, len(clip), 30)]
-
     # 1. brute force: independent encodes (or the tables of an earlier run)
     if args.reuse_brute:
         old = json.loads(args.reuse_brute.read_text())
         brute = [[RDPoint(**p) for p in t] for t in old["brute_tables"]]
         encode_seconds = old["meta"]["full_encode_seconds"]
     else:
-        brute, brute_seconds = [], []
-        for name, seg in segments:
-            t0 = time.perf_counter()
-            table = []
-            for q in codec.qualities:
-                for thr in BRUTE_THRESHOLDS:
-                    enc = encode_video([seg], Fraction(25), codec, predictor, metric, EncoderSettings(thr, q, 30, 1, base.seed))
-                    r = enc.results[0]
-                    table.append(RDPoint(q, thr, len(enc.data), 30, 30 * 128 * 128, float(r.lpips.mean()),
-                                         float(r.psnr.mean()), sum(r.segment.coded)))
-            brute_seconds.append(time.perf_counter() - t0)
-            brute.append(table)
-            print(f"brute force {name}: {brute_seconds[-1]:.1f} s", flush=True)
-        encode_seconds = float(np.sum(brute_seconds) / (len(segments) * len(codec.qualities) * len(BRUTE_THRESHOLDS)))
+        brute, encode_seconds = brute_force(coder, segments, base)
     # a quiet reference for the search cost: one full encode at the default setting, timed here
     t0 = time.perf_counter()
     for _, seg in segments:
-        encode_video([seg], Fraction(25), codec, predictor, metric, base)
+        encode_at(coder, seg, base)
     default_encode_seconds = (time.perf_counter() - t0) / len(segments)
-
     # 2. ours, per target: shared-work search near the target, corpus allocation, real re-encode
     results = []
     for target in TARGETS:
-        t0 = time.perf_counter()
-        tables, costs = [], []
-        for _, seg in segments:
-            sim = SegmentSimulator(seg, codec, predictor, metric, base)
-            tables.append(sim.sweep_near(target))
-            costs.append(sim.cost)
-        alloc = allocate(tables, target)
-        search_seconds = time.perf_counter() - t0
-        real_bytes = real_lpips_sum = 0.0
-        for (name, seg), choice in zip(segments, alloc.choices):
-            p = choice.point
-            enc = encode_video([seg], Fraction(25), codec, predictor, metric, EncoderSettings(p.threshold, p.quality, 30, 1, base.seed))
-            assert len(enc.data) == p.bytes, "simulation and real encode disagree"
-            real_bytes += len(enc.data)
-            real_lpips_sum += float(enc.results[0].lpips.sum())
-        pixels = sum(t[0].pixels for t in tables)
-        frames = sum(t[0].frames for t in tables)
-        achieved = real_bytes * 8 / pixels
-        ours_lpips = real_lpips_sum / frames
-        env = allocate(brute, achieved)  # the sweep's envelope at the bpp we achieved
-        env_lpips = sum(c.point.lpips * c.point.frames for c in env.choices) / frames
-        results.append({
-            "target_bpp": target, "achieved_bpp": achieved, "within_5pct": abs(achieved - target) <= 0.05 * target,
-            "note": alloc.note, "mean_lpips": ours_lpips, "envelope_lpips_at_same_bpp": env_lpips, "envelope_bpp": env.bpp,
-            "lpips_gap": ours_lpips - env_lpips, "search_seconds_per_segment": search_seconds / len(segments),
-            "full_encode_seconds": encode_seconds, "default_encode_seconds": default_encode_seconds,
-            "encode_equivalents_per_segment": search_seconds / len(segments) / encode_seconds,
-            "settings_evaluated_per_segment": float(np.mean([c.settings_evaluated for c in costs])),
-            "keyframe_encodes_per_segment": float(np.mean([c.keyframe_encodes for c in costs])),
-            "predictor_calls_per_segment": float(np.mean([c.predictor_calls for c in costs])),
-            "lpips_frames_per_segment": float(np.mean([c.lpips_frames for c in costs])),
-            "choices": [{"segment": n, "quality": c.point.quality, "threshold": c.point.threshold, "bpp": c.point.bpp,
-                         "lpips": c.point.lpips} for (n, _), c in zip(segments, alloc.choices)],
-        })
+        results.append(ours_at(target, coder, segments, base, brute, encode_seconds, default_encode_seconds))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "choices"}), flush=True)
-
-    # 3. curves for the plot: the sweep's envelope and the baselines, corpus level
-    grid = np.geomspace(0.008, 0.2, 30)
-    envelope = []
-    for b in grid:
-        a = allocate(brute, float(b))
-        envelope.append((a.bpp, sum(c.point.lpips * c.point.frames for c in a.choices) / sum(c.point.frames for c in a.choices)))
-    baseline_curves = {}
-    for codec_name in CODECS:
-        per_seg = [crf_sweep(seg.numpy(), codec_name) for _, seg in segments]
-        pts = []
-        for k in range(len(per_seg[0])):  # the same CRF on every segment
-            total_bytes = sum(s[k].bytes for s in per_seg)
-            lp = [float(lpips_frames(metric, torch.from_numpy(s[k].frames), seg).mean()) for s, (_, seg) in zip(per_seg, segments)]
-            pts.append((total_bytes * 8 / (len(segments) * 30 * 128 * 128), float(np.mean(lp))))
-        baseline_curves[codec_name] = pts
+    # 3. curves for the plot
+    envelope, baseline_curves = corpus_curves(segments, brute, coder.metric)
     meta = {"date": datetime.date.today().isoformat(), "segments": [n for n, _ in segments],
-            "brute_force_settings_per_segment": len(codec.qualities) * len(BRUTE_THRESHOLDS),
+            "brute_force_settings_per_segment": len(coder.codec.qualities) * len(BRUTE_THRESHOLDS),
             "full_encode_seconds": encode_seconds}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ratecontrol.json").write_text(json.dumps({

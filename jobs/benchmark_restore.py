@@ -2,7 +2,7 @@
 after restoration, per quality level, and what it does to frames that are already sharp. Used to
 pick among trained candidates and for the model card. Writes docs/benchmarks/restore.{md,json}.
 
-    python jobs/benchmark_restore.py --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt
+    python -m jobs.benchmark_restore --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt
 
 Frames: frames 0, 10 and 20 of each held-out clip (evc_archive.training.data.HELD_OUT_CLIPS, never
 trained on), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the range rate control
@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
+from jobs.benchmarks_common import evaluation_clip
 
 LEVELS = (8, 10, 12, 14, 16, 18, 20)
 FRAMES = (0, 10, 20)
 AHEAD = 2  # residual rows: the frame this far ahead, coded against the restored decode
-PACKAGED = Path(__file__).resolve().parents[1] / "evc_archive" / "models" / "restore.pt"
 
 
 def restore_each(restorer, frames: torch.Tensor) -> torch.Tensor:
@@ -81,11 +79,12 @@ def evaluate(restorer, decoded: dict, sources: torch.Tensor, metric, residual: d
 
 
 def main(argv: list[str] | None = None) -> None:
-    from evc_archive.core.keyframe_av1 import CRF_BY_QUALITY, AV1IntraCodec
+    from evc_archive.core.keyframes.av1_intra import CRF_BY_QUALITY, AV1IntraCodec
     from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.model_library import shipped_file
+    from evc_archive.core.predictors.restore_hint import WEIGHT_FILE
     from evc_archive.core.restore import Restorer
     from evc_archive.training.data import held_out_clips
-    from jobs.benchmark_codec import evaluation_clip
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ahead = torch.stack([c[i + AHEAD] for c in clips for i in FRAMES])
     n, h, w, _ = sources.shape
     decoded = {q: torch.stack([codec.decode(codec.encode(sources[i], q), q, h, w) for i in range(n)]) for q in LEVELS}
-    residual = residual_decodes(codec, Restorer.load(PACKAGED), decoded, ahead)
+    residual = residual_decodes(codec, Restorer.load(shipped_file(WEIGHT_FILE)), decoded, ahead)  # the shipped model
     results = {"frames": n, "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
     for path in args.models:
         restorer = Restorer.load(path)

@@ -1,18 +1,15 @@
 """Build the training data set file from a folder of video clips (the held-out split is left out).
 
-    python jobs/prepare_data.py ../shared/data/video --out data-cache/frames.npz
+    python -m jobs.prepare_data ../shared/data/video --out data-cache/frames.npz
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evc_archive.training.data import HELD_OUT_CLIPS, prepare_dataset, training_clips  # noqa: E402
+from evc_archive.training.data import HELD_OUT_CLIPS, prepare_dataset, training_clips
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 generated videos and a damaged file) at a target bpp, write the report, open it in headless
 Chromium (no console errors, every image decoded, nothing fetched) and save a screenshot.
 
-    python jobs/report_sample.py --out docs/report          # writes sample-report.png (and .html, .json)
+    python -m jobs.report_sample --out docs/report          # writes sample-report.png (and .html, .json)
 
 Needs Chromium and chromedriver (scripts/bootstrap.sh --browser).
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import shutil
+import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-height", type=int, default=6000, help="Screenshot height limit in pixels.")
     args = p.parse_args(argv)
 
-    from evc_archive.cli import DEFAULTS, loop_settings
+    from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
+    from evc_archive.core.settings import EncoderSettings
     from evc_archive.distributed.submit import SubmitConfig, submit
     from evc_archive.io.sample import write_sample_corpus
     from evc_archive.reports.archive_report import ReportOptions, build_report
@@ -40,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus, archive = tmp / "sample-corpus", tmp / "sample-archive"
         write_sample_corpus(corpus)
-        settings = loop_settings(DEFAULTS["lpips_threshold"], None, DEFAULTS["gop"], DEFAULTS["steps"], 0,
-                                 DEFAULTS["keyframe_codec"], DEFAULTS["residual_levels"],
-                                 inter_fallback=True)  # `evc-archive submit`'s defaults (rate control picks per segment)
-        summary = submit(SubmitConfig(str(corpus), str(archive), settings, target_bpp=args.target_bpp))
+        # `evc-archive submit`'s defaults (rate control picks per segment)
+        summary = submit(SubmitConfig(str(corpus), str(archive), EncoderSettings.product(), DEFAULT_PREDICTOR,
+                                      target_bpp=args.target_bpp, keyframe_codec=DEFAULT_KEYFRAME_CODEC))
         html = build_report(ReportOptions(str(archive)))
         page = Path(tmp, "sample-report.html")
         page.write_text(html)

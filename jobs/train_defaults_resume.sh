@@ -10,11 +10,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$RUN"
 pids=()
 for q in 1 2 3 4 5; do
-  $PY jobs/train_keyframe.py train --data "$DATA" --out "$RUN/kf_lpips" --quality $q --lpips-weight 500 \
+  $PY -m jobs.train_keyframe train --data "$DATA" --out "$RUN/kf_lpips" --quality $q --lpips-weight 500 \
     --init "$INIT/kf_lpips" --lr 1e-4 --minutes "$MIN" --steps 1000000 ${KF_ARGS:-} >"$RUN/kf_lpips_q$q.log" 2>&1 & pids+=($!)
 done
 for c in ${PRED_CHANNELS:-32 48}; do
-  $PY jobs/train_predictor.py --data "$DATA" --out "$RUN/pred$c" --init "$INIT/pred$c/predictor.pt" \
+  $PY -m jobs.train_predictor --data "$DATA" --out "$RUN/pred$c" --init "$INIT/pred$c/predictor.pt" \
     --minutes "$MIN" --steps 1000000 ${PRED_ARGS:---batch 32} >"$RUN/pred$c.log" 2>&1 & pids+=($!)
 done
 status=0

@@ -1,24 +1,21 @@
 """Train the keyframe codec (one model per quality level) and export the shipped model file.
 
 Train (CPU or GPU, unchanged; each --lambdas entry is one quality level, trained in turn):
-    python jobs/train_keyframe.py train --data data-cache/frames.npz --out runs/kf --minutes 8
+    python -m jobs.train_keyframe train --data data-cache/frames.npz --out runs/kf --minutes 8
 Data-parallel on a Ray cluster (Ray Train TorchTrainer, one worker per GPU; same loop, same files):
-    ray job submit --working-dir . -- python jobs/train_keyframe.py train --data data-cache/frames.npz \
+    ray job submit --working-dir . -- python -m jobs.train_keyframe train --data data-cache/frames.npz \
         --out /shared/runs/kf --ray-workers 8 --use-gpu --minutes 8
 Export (builds the entropy-coding tables, writes the model file and its loss-curve PNG):
-    python jobs/train_keyframe.py export runs/kf --out evc_archive/models/keyframe.pt
+    python -m jobs.train_keyframe export runs/kf --out evc_archive/models/keyframe.pt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
+import torch
 
 DEFAULT_LAMBDAS = "0.00045,0.0009,0.0018,0.0035,0.0067"
 
@@ -32,7 +29,7 @@ def train(args: argparse.Namespace) -> None:
 
 def train_levels(config: dict, workers) -> dict:
     """Train every requested quality level in turn (config: this job's options)."""
-    from evc_archive.core.keyframe import KeyframeConfig
+    from evc_archive.core.keyframes.hyperprior import KeyframeConfig
     from evc_archive.training.data import FrameDataset
     from evc_archive.training.keyframe_trainer import KeyframeTrainConfig, train_keyframe
     from evc_archive.training.log import TrainingLog
@@ -69,7 +66,7 @@ def train_levels(config: dict, workers) -> dict:
 
 
 def export(args: argparse.Namespace) -> None:
-    from evc_archive.core.keyframe import HyperpriorModel, KeyframeCodec, KeyframeConfig, load_compact_state
+    from evc_archive.core.keyframes.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig, load_compact_state
     from evc_archive.training.log import plot_loss_curves, read_log
 
     models, logs, meta = {}, {}, {}
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train quality levels")
-    t.add_argument("--data", type=Path, required=True, help="data set file from jobs/prepare_data.py")
+    t.add_argument("--data", type=Path, required=True, help="data set file from jobs.prepare_data")
     t.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     t.add_argument("--lambdas", default=DEFAULT_LAMBDAS, help="one lambda per quality level, comma-separated")
     t.add_argument("--quality", type=int, default=0, help="train only this quality (1-based); 0 = all")

@@ -1,7 +1,7 @@
 """Train the diffusion predictor (CPU or GPU, unchanged).
 
-    python jobs/train_predictor.py --data data-cache/frames.npz --out runs/pred --minutes 8
-    ray job submit --working-dir . -- python jobs/train_predictor.py --data data-cache/frames.npz \
+    python -m jobs.train_predictor --data data-cache/frames.npz --out runs/pred --minutes 8
+    ray job submit --working-dir . -- python -m jobs.train_predictor --data data-cache/frames.npz \
         --out /shared/runs/pred --ray-workers 8 --use-gpu --minutes 8     # Ray Train, one worker per GPU
 The EMA weights are written as a predictor model file (runs/pred/predictor.pt) as training goes,
 with the log (predictor.jsonl) beside it; `--plot` draws the loss curve of a finished run.
@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
+import torch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from evc_archive.training.parallel import add_ray_train_options, launch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="data set file from jobs/prepare_data.py")
+    parser.add_argument("--data", type=Path, help="data set file from jobs.prepare_data")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--context-frames", type=int, default=2)
     parser.add_argument("--frames-per-call", type=int, default=4)
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def train(config: dict, workers) -> dict:
     """The training run (config: this job's options), alone or as one data-parallel worker."""
-    from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
+    from evc_archive.core.predictors.diffusion import DiffusionConfig, DiffusionPredictor
     from evc_archive.training.data import FrameDataset
     from evc_archive.training.log import TrainingLog
     from evc_archive.training.predictor_trainer import PredictorTrainConfig, train_predictor

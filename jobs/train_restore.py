@@ -1,16 +1,16 @@
 """Train the restoration model behind the restore-hint predictor (CPU or GPU, unchanged).
 
-1. Pairs (CPU, needs the AV1 codec; reads a frame data set from jobs/prepare_data.py, which holds
+1. Pairs (CPU, needs the AV1 codec; reads a frame data set from jobs.prepare_data, which holds
    training clips only):
-    python jobs/train_restore.py prepare --frames data-cache/frames.npz --out data-cache/restore_pairs.npz
+    python -m jobs.train_restore prepare --frames data-cache/frames.npz --out data-cache/restore_pairs.npz
 2. Train (the pairs file is self-contained, so it travels to a GPU machine without a video codec):
-    python jobs/train_restore.py train --pairs data-cache/restore_pairs.npz --out runs/restore --minutes 8
-    ray job submit --working-dir . -- python jobs/train_restore.py train --pairs data-cache/restore_pairs.npz \
+    python -m jobs.train_restore train --pairs data-cache/restore_pairs.npz --out runs/restore --minutes 8
+    ray job submit --working-dir . -- python -m jobs.train_restore train --pairs data-cache/restore_pairs.npz \
         --out /shared/runs/restore --ray-workers 8 --use-gpu --minutes 8     # Ray Train, one worker per GPU
    The EMA weights are written as a model file (runs/restore/restore.pt) as training goes, with the
    log (restore.jsonl) beside it.
 3. Export: copy the model file into the package and draw its loss curve:
-    python jobs/train_restore.py export runs/restore --out evc_archive/models/restore.pt
+    python -m jobs.train_restore export runs/restore --out evc_archive/models/restore.pt
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
+import torch
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="code training crops with AV1 intra into a pairs file")
-    p.add_argument("--frames", type=Path, required=True, help="frame data set from jobs/prepare_data.py")
+    p.add_argument("--frames", type=Path, required=True, help="frame data set from jobs.prepare_data")
     p.add_argument("--out", type=Path, required=True, help="pairs file to write (.npz)")
     p.add_argument("--pairs", type=int, default=2400, help="video crops (128x128), each coded at one random level")
     p.add_argument("--sources", type=int, default=900, help="frames the crops are drawn from")

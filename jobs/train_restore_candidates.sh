@@ -3,8 +3,8 @@
 # small), each within the same wall-time budget, checkpointing into RUN_DIR/<name>/ as they go:
 #   bash jobs/train_restore_candidates.sh PAIRS.npz RUN_DIR MINUTES
 # Candidates: 48 channels x 8 blocks with LPIPS weight 1 and 2, and 64 channels x 8 blocks (weight 1).
-# Selection happens afterwards on the CPU on held-out frames (jobs/benchmark_restore.py), export
-# with `jobs/train_restore.py export`.
+# Selection happens afterwards on the CPU on held-out frames (python -m jobs.benchmark_restore), export
+# with `python -m jobs.train_restore export`.
 set -u
 PAIRS=$1; RUN=$2; MIN=$3
 PY=${PYTHON:-python3}
@@ -13,7 +13,7 @@ mkdir -p "$RUN"
 pids=()
 train() {  # name, then train options
   local name=$1; shift
-  $PY jobs/train_restore.py train --pairs "$PAIRS" --out "$RUN/$name" --minutes "$MIN" --steps 1000000 \
+  $PY -m jobs.train_restore train --pairs "$PAIRS" --out "$RUN/$name" --minutes "$MIN" --steps 1000000 \
     --batch ${BATCH:-32} "$@" >"$RUN/$name.log" 2>&1 & pids+=($!)
 }
 train c48_lp1 --channels 48 --blocks 8 --lpips-weight 1

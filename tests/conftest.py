@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from evc_archive.core.keyframe import HyperpriorModel, KeyframeCodec, KeyframeConfig
-from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
+from evc_archive.core.keyframes.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig
+from evc_archive.core.predictors.diffusion import DiffusionConfig, DiffusionPredictor
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_KEYFRAME = KeyframeConfig(channels=16, latent_channels=16)

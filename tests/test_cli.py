@@ -78,7 +78,7 @@ def test_residual_and_intra_only_options(source_video, tmp_path):
     for name, extra in (("residual", ["--residual-levels", "2"]), ("intra", ["--intra-only"])):
         outs[name] = tmp_path / f"{name}.evc"
         result = cli("encode", source_video, outs[name], "--gop", "14", "--lpips-threshold", "0.02", "--quality", "6",
-                     "--predictor", "motion-hint", *extra)
+                     "--predictor", "restore-hint", *extra)
         assert result.returncode == 0, result.stderr
     import re
 
@@ -135,38 +135,46 @@ def test_demo_runs_the_embedded_sample(tmp_path):
 
 
 def test_cli_choices_match_the_registry():
-    from evc_archive.cli import KEYFRAME_CHOICES, PREDICTOR_CHOICES
-    from evc_archive.core.registry import KEYFRAME_NAMES, PREDICTOR_NAMES
+    from typer.testing import CliRunner
 
-    assert set(PREDICTOR_CHOICES) == set(PREDICTOR_NAMES)
-    assert set(KEYFRAME_CHOICES) == set(KEYFRAME_NAMES)
+    from evc_archive.cli import app
+    from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
+
+    assert set(PREDICTORS.choices()) == {s.name for s in PREDICTORS.specs() if s.encodable}
+    assert set(KEYFRAME_CODECS.choices()) == {s.name for s in KEYFRAME_CODECS.specs()}
+    help_text = CliRunner().invoke(app, ["encode", "--help"], terminal_width=400).stdout
+    assert all(f"'{name}'" in help_text for name in PREDICTORS.choices() + KEYFRAME_CODECS.choices())
 
 
 def test_cli_default_predictor_is_the_products():
-    from evc_archive.cli import DEFAULTS
-    from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
+    from evc_archive.cli.options import DEFAULT_PREDICTOR
+    from evc_archive.core.registry import DEFAULT_PREDICTOR as CORE_DEFAULT
     from evc_archive.distributed.submit import SubmitConfig
 
-    assert DEFAULTS["predictor"] == DEFAULT_PREDICTOR_NAME == SubmitConfig("a", "b").predictor
+    assert DEFAULT_PREDICTOR == CORE_DEFAULT == SubmitConfig("a", "b").predictor
 
 
 def test_cli_residual_default_matches_the_core():
-    from evc_archive.cli import DEFAULTS, _residual
+    from evc_archive.cli.options import PRODUCT, coding_settings
     from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS
 
-    assert DEFAULTS["residual_levels"] == DEFAULT_RESIDUAL_LEVELS
-    assert _residual(3, intra_only=True) is None and _residual(3, intra_only=False) == 3
+    assert PRODUCT.residual_levels == DEFAULT_RESIDUAL_LEVELS
+    args = (0.3, None, 30, 1, 0, "restore-hint", "svtav1", 3)
+    assert coding_settings(*args, intra_only=True).residual_levels is None
+    assert coding_settings(*args, intra_only=False).residual_levels == 3
 
 
 def test_keyframe_codec_and_predictor_options_round_trip(source_video, tmp_path):
     out = tmp_path / "av1.evc"
-    result = cli("encode", source_video, out, "--gop", "7", "--keyframe-codec", "svtav1", "--predictor", "motion")
+    result = cli("encode", source_video, out, "--gop", "7", "--keyframe-codec", "svtav1", "--predictor", "copy-last")
     assert result.returncode == 0, result.stderr
     assert "keyframe-av1-intra" in cli("inspect", out).stdout
     assert cli("decode", out, tmp_path / "av1.mkv").returncode == 0
     assert probe_video(tmp_path / "av1.mkv").frame_count == 14
     bad = cli("encode", source_video, tmp_path / "x.evc", "--keyframe-codec", "jpeg")
     assert bad.returncode == 1 and "--keyframe-codec must be one of" in bad.stderr
+    decode_only = cli("encode", source_video, tmp_path / "x.evc", "--predictor", "motion")
+    assert decode_only.returncode == 1 and "--predictor must be one of" in decode_only.stderr
 
 
 def test_inter_segments_inspect_and_decode(source_video, tmp_path):
@@ -174,9 +182,10 @@ def test_inter_segments_inspect_and_decode(source_video, tmp_path):
     says so, decode gives the encoder's frames; --no-inter is documented where rate control runs."""
     import torch
 
-    from evc_archive.core.encoder import EncoderSettings, encode_video
+    from evc_archive.core.encoder import encode_video
     from evc_archive.core.metrics import shared_lpips
-    from evc_archive.core.registry import ModelLibrary
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.settings import EncoderSettings
 
     lib = ModelLibrary()
     frames = torch.from_numpy(read_frames(source_video))

@@ -11,9 +11,10 @@ import torch
 from evc_archive.core.bitstream import HASH_BYTES, RESIDUAL, Segment, Stream, StreamHeader, unpack
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
 from evc_archive.core.gop_av1 import decode_gop
-from evc_archive.core.keyframe import ImageCodec
-from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
-from evc_archive.core.registry import ModelLibrary
+from evc_archive.core.keyframes.base import ImageCodec
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.base import Predictor, derive_seed
+from evc_archive.core.registry import PREDICTORS
 from evc_archive.core.residual import apply_residual
 
 
@@ -26,17 +27,15 @@ def decode_segment(segment: Segment, header: StreamHeader, codec: ImageCodec, pr
     recon: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     payloads = iter(segment.frames)
-    hinted = uses_hints(predictor)
+    hinted = PREDICTORS.by_id(predictor.model_id).takes_hints
     hints = iter(segment.hints)
 
     def call(i: int) -> list[torch.Tensor]:
         context = torch.stack(recon[-predictor.context_frames:])
-        if hinted:
-            hint = next(hints, None)
-            if hint is None:
-                raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
-            return list(predictor.predict_hinted(context, hint))
-        return list(predictor.predict(context, derive_seed(header.seed, first_frame + i), header.sampling_steps))
+        hint = next(hints, None) if hinted else b""
+        if hint is None:
+            raise BitstreamError("segment has fewer predictor hints than predictor calls (damaged?)")
+        return list(predictor.predict(context, hint, derive_seed(header.seed, first_frame + i), header.sampling_steps))
 
     for i, coded in enumerate(segment.coded):
         if coded:

@@ -16,26 +16,14 @@ import torch.nn.functional as F
 
 from evc_archive.core.bitstream import Segment, Stream, StreamHeader, pack
 from evc_archive.core.gop_av1 import decode_gop, encode_gop
-from evc_archive.core.keyframe import ImageCodec
+from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
-from evc_archive.core.predictor import Predictor, derive_seed, uses_hints
+from evc_archive.core.predictors.base import Predictor, derive_seed
+from evc_archive.core.registry import PREDICTORS
 from evc_archive.core.residual import apply_residual, residual_image
+from evc_archive.core.settings import EncoderSettings
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """Knobs of the loop, all recorded in the stream."""
-
-    lpips_threshold: float = 0.35
-    quality: int = 4
-    gop: int = 30  # frames per segment (closed: each segment decodes on its own)
-    sampling_steps: int = 1
-    seed: int = 0
-    residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
-    inter_level: int | None = None  # set: the segment is one AV1 inter GOP at this level (core.gop_av1), not the loop
-    inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
 
 
 @dataclass(frozen=True)
@@ -69,33 +57,32 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
     """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
-    frames, their LPIPS (m,) to the targets, the chosen hint or None for an unhinted predictor).
-    A hinted predictor's candidates are all tried and the lowest mean LPIPS, plus the predictor's
-    `hint_byte_weight` (if any) per hint byte, wins (ties: the earliest).
-    The choice does not depend on the threshold, so rate control can share it between settings."""
+    frames, their LPIPS (m,) to the targets, the chosen hint or None for a kind without hints).
+    Every candidate hint is tried and the lowest mean LPIPS, plus the kind's `hint_byte_weight` per
+    hint byte, wins (ties: the earliest). The choice does not depend on the threshold, so rate
+    control can share it between settings."""
+    spec = PREDICTORS.by_id(predictor.model_id)
     m = targets.shape[0]
-    if not uses_hints(predictor):
-        generated = predictor.predict(context, seed, steps)[:m]
-        return generated, lpips_frames(metric, generated, targets[: len(generated)]), None
     best, best_cost = None, 0.0
-    byte_weight = getattr(predictor, "hint_byte_weight", 0.0)
     for hint in predictor.hint_candidates(context, targets):
-        generated = predictor.predict_hinted(context, hint)[:m]
+        generated = predictor.predict(context, hint, seed, steps)[:m]
         scores = lpips_frames(metric, generated, targets[: len(generated)])
-        cost = float(scores.mean()) + byte_weight * len(hint)
+        cost = float(scores.mean()) + spec.hint_byte_weight * len(hint)
         if best is None or cost < best_cost:
             best, best_cost = (generated, scores, hint), cost
-    assert best is not None, "a hinted predictor must offer at least one hint"
-    return best
+    if best is None:
+        raise ValueError(f"predictor {spec.name} offered no hint candidates")
+    generated, scores, hint = best
+    return generated, scores, hint if spec.takes_hints else None
 
 
 class DirectPieces:
     """loop.LoopPieces computed when asked, nothing cached (the encoder's single pass)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
-                 settings: EncoderSettings, seed: int, first_frame: int):
+                 settings: EncoderSettings, first_frame: int):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
-        self.settings, self.seed, self.first_frame = settings, seed, first_frame
+        self.settings, self.first_frame = settings, first_frame
         self.frame_count, self.context_frames = frames.shape[0], predictor.context_frames
 
     def _piece(self, payload: bytes, frame: torch.Tensor, i: int) -> CodedPiece:
@@ -115,23 +102,21 @@ class DirectPieces:
 
     def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
         generated, scores, hint = predict_call(
-            self.predictor, self.metric, context, derive_seed(self.seed, self.first_frame + i),
+            self.predictor, self.metric, context, derive_seed(self.settings.seed, self.first_frame + i),
             self.settings.sampling_steps, self.frames[i : i + self.predictor.frames_per_call])
         psnrs = psnr_frames(generated, self.frames[i : i + len(generated)])
         return PredictionPiece(tuple(generated), tuple(scores.tolist()), tuple(psnrs.tolist()), hint)
 
 
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
-                   settings: EncoderSettings, seed: int, first_frame: int = 0,
-                   quality: int | None = None) -> SegmentResult:
+                   settings: EncoderSettings, first_frame: int = 0) -> SegmentResult:
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
-    stream (it feeds the per-call seeds)."""
+    stream (with settings.seed it feeds the per-call seeds)."""
     if settings.inter_level is not None:
         return encode_inter_segment(frames, metric, settings.inter_level)
-    q = settings.quality if quality is None else quality
-    pieces = DirectPieces(frames, codec, predictor, metric, settings, seed, first_frame)
-    trace = run_loop(pieces, q, settings.lpips_threshold,
-                     residual_quality_for(codec.qualities, q, settings.residual_levels))
+    pieces = DirectPieces(frames, codec, predictor, metric, settings, first_frame)
+    trace = run_loop(pieces, settings.quality, settings.lpips_threshold,
+                     residual_quality_for(codec.qualities, settings.quality, settings.residual_levels))
     # every frame's scores were measured as the loop decided on it: no second LPIPS pass
     return SegmentResult(segment=trace.segment, reconstruction=trace.reconstruction,
                          lpips=torch.tensor(trace.lpips), psnr=torch.tensor(trace.psnr, dtype=torch.float64))
@@ -185,7 +170,7 @@ def encode_video(segments: Iterable[torch.Tensor], fps: Fraction, codec: ImageCo
     for frames in segments:
         if header is None:
             header = make_header(codec, predictor, settings, frames.shape[2], frames.shape[1], fps, first_frame)
-        result = encode_segment(frames, codec, predictor, metric, settings, settings.seed, position)
+        result = encode_segment(frames, codec, predictor, metric, settings, position)
         position += frames.shape[0]
         results.append(result)
         if on_segment:

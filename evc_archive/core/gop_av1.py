@@ -8,7 +8,7 @@ per-block motion; an AV1 inter GOP has both.
 
 Payload: the AV1 OBUs of every frame in coding order with the temporal delimiters removed (dav1d
 needs none: it splits frames by their frame headers). 4:2:0 8-bit, the same padding and the same
-integer colour conversion as the AV1 intra keyframe codec (core.keyframe_av1), so the decoded frames
+integer colour conversion as the AV1 intra keyframe codec (core.keyframes.av1_intra), so the decoded frames
 are the same bits on every machine.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.keyframe_av1 import coded_size, rgb_frame, strip_delimiter, svtav1_encoder, video_frame
+from evc_archive.core.keyframes.av1_intra import coded_size, rgb_frame, strip_delimiter, svtav1_encoder, video_frame
 
 # level -> CRF, level 1 = fewest bits (every CRF: near a target the next level up costs 5-10 % more
 # bytes); on the held-out 128x128x30 clips level 1 (CRF 63) takes 0.012-0.04 bpp

@@ -1,6 +1,8 @@
-"""Motion extrapolation predictor (kind id 2): weightless, and bit-exact on any machine.
+"""Block motion, bit-exact on any machine: the motion-extrapolation predictor's (kind id 2,
+core.predictors.motion_extrapolation) algorithms, which the hint predictors share (block matching,
+dense fields, the integer warp).
 
-From the last two decoded frames it estimates one motion vector per block (integer block matching
+From two frames the extrapolation estimates one motion vector per block (integer block matching
 on luma, with a small penalty on long vectors so that flat or noisy blocks stay still), smooths the
 vector field with a 3x3 median, interpolates it to a dense field and warps the last frame forward by
 j times that field for the j-th generated frame (constant-velocity extrapolation).
@@ -11,17 +13,14 @@ reductions, no transcendental functions), quantised to 1/16 pixel before the int
 The result is the same bits on any CPU and thread count; no model file, no randomness (the seed and
 step count are ignored).
 
-Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8. A single-frame context (segment start; the
-loop pads by repeating it) has zero motion, so the first call after a coded frame copies it.
+Frames are (H,W,3) uint8 numpy arrays.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 SUBPEL = 16  # warp precision: 1/16 pixel
 
@@ -137,26 +136,3 @@ def motion_field(prev: np.ndarray, last: np.ndarray, cfg: MotionConfig) -> np.nd
     s = analysis_factor(h, w, cfg.analysis_side)
     vectors = block_vectors(box_downscale(luma(prev), s), box_downscale(luma(last), s), cfg) * s
     return dense_field(vectors, h, w, cfg.block * s)
-
-
-@dataclass
-class MotionExtrapolationPredictor:
-    """Constant-velocity extrapolation of block motion between the last two context frames."""
-
-    frames_per_call: int = 4
-    config: MotionConfig = field(default_factory=MotionConfig)
-    model_id: int = 2
-    context_frames: int = 2
-
-    @property
-    def content_hash(self) -> bytes:
-        return hashlib.sha256(self.config.key()).digest()
-
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        frames = context.numpy()
-        last = frames[-1]
-        if frames.shape[0] < 2 or np.array_equal(frames[-2], last):
-            return context[-1:].expand(self.frames_per_call, *context.shape[1:]).clone()
-        v = motion_field(frames[-2], last, self.config)
-        out = [warp(last, v * j) for j in range(1, self.frames_per_call + 1)]
-        return torch.from_numpy(np.stack(out))

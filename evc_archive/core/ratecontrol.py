@@ -22,11 +22,12 @@ from fractions import Fraction
 import torch
 
 from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
-from evc_archive.core.encoder import DirectPieces, EncoderSettings, encode_inter_segment, make_header
+from evc_archive.core.encoder import DirectPieces, encode_inter_segment, make_header
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
-from evc_archive.core.keyframe import ImageCodec
+from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
-from evc_archive.core.predictor import Predictor
+from evc_archive.core.predictors.base import Predictor
+from evc_archive.core.settings import EncoderSettings
 
 # thresholds below 0.1 pay only with residual frames (frequent, cheap coded frames)
 DEFAULT_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.025 * i, 3) for i in range(19))  # 0.05 .. 0.55
@@ -135,8 +136,9 @@ class SegmentSimulator:
         self.settings, self.fps, self.first_frame = settings, fps, first_frame
         self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
         self.cost = SimulationCost()
-        self.pieces = CachedPieces(
-            DirectPieces(frames, codec, predictor, metric, settings, settings.seed, first_frame), self.cost)
+        # a segment object is a one-segment stream: its calls are seeded from positions 0..n-1, as the
+        # encoder and decoder seed them; first_frame is the header's (the segment's place in its source)
+        self.pieces = CachedPieces(DirectPieces(frames, codec, predictor, metric, settings, 0), self.cost)
         self.residual_choices = residual_choices or (settings.residual_levels,)
         self.inter = inter
         # per setting: its point and the highest LPIPS among its trace's frames <= threshold (next_threshold)

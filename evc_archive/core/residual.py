@@ -1,4 +1,4 @@
-"""Residual coding of a rejected frame against its prediction (issue 5, item 3: a coded frame need
+"""Residual coding of a rejected frame against its prediction (a coded frame need
 not be an intra frame).
 
 The image codec codes `residual_image(frame, prediction)` = floor((frame - prediction) / 2) + 128,

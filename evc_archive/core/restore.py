@@ -3,7 +3,7 @@ codec's decoder gives it (soft, ringing) to an estimate of the source frame.
 
 Trained (jobs/train_restore.py) on pairs of training-clip frames and their SVT-AV1 intra decodes at
 the loop's quality levels, with L1 plus LPIPS, and on clean frames mapped to themselves so that a
-frame that is already sharp passes through. The restore-hint predictor (core.restore_hint) uses it.
+frame that is already sharp passes through. The restore-hint predictor (core.predictors.restore_hint) uses it.
 
 Shapes: frames (n,H,W,3) uint8 -> (n,H,W,3) uint8. Any H, W (padded to a multiple of 2 inside).
 The output is rounded to uint8 from float32 arithmetic: the same bits wherever the same

@@ -52,6 +52,13 @@ def segment_key(video_id: str, index: int) -> str:
     return f"segments/{video_id}/{index:06d}.evc"
 
 
+def segment_ranges(frame_count: int, gop: int) -> list[tuple[int, int]]:
+    """[start, end) of each of the ceil(frame_count / gop) segments of at most `gop` frames (end exclusive)."""
+    if gop < 1:
+        raise ValueError(f"gop must be >= 1, got {gop}")
+    return [(start, min(start + gop, frame_count)) for start in range(0, frame_count, gop)]
+
+
 def plan_segments(probes: list[SourceProbe], gop: int) -> list[SegmentPlan]:
     """Split every usable source into ceil(frames / gop) segments of at most `gop` frames.
     Sources with an error or no frames give no segments (the caller records them as failed).
@@ -65,8 +72,7 @@ def plan_segments(probes: list[SourceProbe], gop: int) -> list[SegmentPlan]:
         if p.error or p.frame_count <= 0 or p.video_id in planned:
             continue
         planned.add(p.video_id)
-        for index, start in enumerate(range(0, p.frame_count, gop)):
-            end = min(start + gop, p.frame_count)  # exclusive
+        for index, (start, end) in enumerate(segment_ranges(p.frame_count, gop)):
             plans.append(SegmentPlan(f"{p.video_id}/{index:06d}", p.video_id, p.uri, index, start, end,
                                      p.width, p.height, p.fps, p.frame_count))
     return plans

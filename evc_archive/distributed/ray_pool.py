@@ -35,7 +35,7 @@ def init_ray(address: str | None) -> None:
         raise EVCError(f"cannot connect to the Ray cluster at '{address}': {one_line(exc)}") from None
 
 
-def _worker_options(cfg_workers: int | None, gpus_per_worker: float) -> tuple[int, dict[str, Any]]:
+def worker_options(cfg_workers: int | None, gpus_per_worker: float) -> tuple[int, dict[str, Any]]:
     import ray
 
     resources = ray.cluster_resources()
@@ -76,7 +76,7 @@ def probe_sources(uris: list[str], options: dict[str, Any]) -> list[SourceProbe]
     return ray.get([task.remote(u, options) for u in uris])
 
 
-class _ActorPool:
+class ActorPool:
     """Our own bounded dispatch over Ray actors: `ray.wait`, retries, replacement of dead actors.
     (Retries and idempotence are ours: Ray's ActorPool does not give fault tolerance.)"""
 
@@ -137,13 +137,13 @@ class _ActorPool:
             ray.kill(actor)
 
 
-def _decoder_actors(store: Store, archive: str, storage_options: dict[str, Any], workers: int | None,
+def decoder_actors(store: Store, archive: str, storage_options: dict[str, Any], workers: int | None,
                     n_items: int) -> tuple[list, bool]:
     """Decoder actors for restore/verify, and whether object bytes must ride with each call
     (a store that lives in the driver's process only)."""
     import ray
 
-    n_workers, options = _worker_options(workers, 1.0)
+    n_workers, options = worker_options(workers, 1.0)
     route = not store.shared_across_processes
     models = {k.split("/")[-1]: store.read_bytes(k) for k in store.list("models") if k.endswith(".pt")} if route else None
     actor_cls = ray.remote(SegmentDecoder)
@@ -152,7 +152,7 @@ def _decoder_actors(store: Store, archive: str, storage_options: dict[str, Any],
     return actors, route
 
 
-def _gather(refs: dict, actors: list, sink: Callable[[dict[str, Any]], Any]) -> None:
+def gather(refs: dict, actors: list, sink: Callable[[dict[str, Any]], Any]) -> None:
     """Hand each result to sink as it completes, then stop the actors."""
     import ray
 

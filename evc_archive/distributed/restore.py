@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evc_archive.core.errors import EVCError
-from evc_archive.distributed.ray_pool import _decoder_actors, _gather, init_ray
+from evc_archive.distributed.ray_pool import decoder_actors, gather, init_ray
 from evc_archive.io.archive import group_videos, incomplete, open_archive, output_names
 
 
@@ -44,7 +44,7 @@ def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | Non
             work.append((vid, segs))
     if work:
         init_ray(cfg.address)
-        actors, route = _decoder_actors(store, cfg.archive, cfg.storage_options, cfg.workers, len(work))
+        actors, route = decoder_actors(store, cfg.archive, cfg.storage_options, cfg.workers, len(work))
         refs = {}
         for i, (vid, segs) in enumerate(work):
             payloads = [store.read_bytes(r["object_key"]) for r in segs] if route else None
@@ -56,7 +56,7 @@ def restore(cfg: RestoreConfig, on_video: Callable[[dict[str, Any]], None] | Non
             if on_video:
                 on_video(report)
 
-        _gather(refs, actors, sink)
+        gather(refs, actors, sink)
     return sorted(reports, key=lambda r: r["video_id"])
 
 
@@ -68,7 +68,7 @@ def verify(archive: str, storage_options: dict[str, Any] | None = None, address:
     ok_rows = [r for r in rows if r["status"] == "ok"]
     results = []
     init_ray(address)
-    actors, route = _decoder_actors(store, archive, storage_options or {}, workers, len(ok_rows))
+    actors, route = decoder_actors(store, archive, storage_options or {}, workers, len(ok_rows))
 
     def sink(result: dict[str, Any]) -> None:
         results.append(result)
@@ -82,5 +82,5 @@ def verify(archive: str, storage_options: dict[str, Any] | None = None, address:
             continue
         payload = store.read_bytes(r["object_key"]) if route else None
         refs[actors[i % len(actors)].verify.remote(r, payload)] = r
-    _gather(refs, actors, sink)
+    gather(refs, actors, sink)
     return sorted(results, key=lambda r: r["segment_id"])

@@ -14,14 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
-from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
+from evc_archive.core.ratecontrol import Choice, RDPoint
+from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import SegmentPlan, SourceProbe, plan_segments
-from evc_archive.distributed.ray_pool import _ActorPool, _worker_options, init_ray, probe_sources
-from evc_archive.distributed.worker import PAYLOAD_FIELD, RETRYABLE_FIELD, EncodeJob
+from evc_archive.distributed.ray_pool import ActorPool, init_ray, probe_sources, worker_options
+from evc_archive.distributed.worker import PAYLOAD_FIELD, RETRYABLE_FIELD, EncodeJob, failed_row
 from evc_archive.io.archive import check_archive_settings, prepare_archive
-from evc_archive.io.manifest import append_rows, compact, now, read_manifest
+from evc_archive.io.manifest import ManifestRow, append_rows, compact, now, read_manifest
 from evc_archive.io.sources import list_sources
 from evc_archive.io.store import Store
 
@@ -33,8 +34,8 @@ FLUSH_ROWS = 64
 class SubmitConfig:
     source: str
     archive: str
-    settings: EncoderSettings = EncoderSettings()
-    predictor: str = DEFAULT_PREDICTOR_NAME  # a registry.PREDICTOR_NAMES key
+    settings: EncoderSettings = field(default_factory=EncoderSettings.product)
+    predictor: str = DEFAULT_PREDICTOR  # a registry.PREDICTORS name
     workers: int | None = None  # default: one per GPU, else one per CPU
     gpus_per_worker: float = 1.0  # used where the cluster has GPUs
     address: str | None = None  # Ray cluster address; None starts a local one
@@ -45,7 +46,7 @@ class SubmitConfig:
     target_bpp: float | None = None  # corpus-level target: rate control picks settings per segment
     cap_bpp: float | None = None  # optional hard cap per segment (with target_bpp)
     noop: bool = False  # benchmark: measure the driver, not the codec
-    keyframe_codec: str = "svtav1"  # "svtav1" (weightless AV1 intra; docs/benchmarks/ablation.md) | "hyperprior"
+    keyframe_codec: str = DEFAULT_KEYFRAME_CODEC  # a registry.KEYFRAME_CODECS name
 
 
 @dataclass
@@ -85,9 +86,9 @@ def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
 
 
 def _failed_probe_row(p: SourceProbe, cfg: SubmitConfig) -> dict[str, Any]:
-    return {"segment_id": f"{p.video_id}/probe", "video_id": p.video_id, "source_uri": p.uri, "segment_index": -1,
-            "start_frame": 0, "end_frame": 0, "status": "failed", "error": p.error or "no frames",
-            "target_bpp": cfg.target_bpp, "created_at": now(), "attempts": 1}
+    return ManifestRow(segment_id=f"{p.video_id}/probe", video_id=p.video_id, source_uri=p.uri, segment_index=-1,
+                       start_frame=0, end_frame=0, status="failed", error=p.error or "no frames",
+                       target_bpp=cfg.target_bpp, created_at=now(), attempts=1).as_dict()
 
 
 # -- submit -----------------------------------------------------------------------------------------
@@ -135,10 +136,10 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     job = EncodeJob(cfg.archive, cfg.settings, cfg.predictor, cfg.storage_options, cfg.source_options,
                     cfg.target_bpp, route, cfg.noop, cfg.keyframe_codec)
     if todo:
-        settings = None
+        choices = None
         if cfg.target_bpp is not None:
-            settings = _rate_control(todo, job, cfg, summary, events, stop)
-        _dispatch(todo, job, cfg, store, summary, events, buffer, stop, settings)
+            choices = _rate_control(todo, job, cfg, summary, events, stop)
+        dispatch(todo, job, cfg, store, summary, events, buffer, stop, choices)
     append_rows(store, buffer)
     compact(store)
     summary.seconds = time.perf_counter() - started
@@ -146,27 +147,24 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
 
 
 def _plan_failure(plan: SegmentPlan, error: str) -> dict[str, Any]:
-    return {"segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
-            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
-            "video_frames": plan.video_frames or None, "width": plan.width,
-            "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
-            "object_key": plan.object_key, "status": "failed", "error": error, RETRYABLE_FIELD: True, "created_at": now()}
+    """The row of a segment whose worker failed (retryable)."""
+    return failed_row(plan, error, retryable=True)
 
 
 def _rate_control(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, summary: SubmitSummary,
-                  events: Events, stop: threading.Event | None) -> dict[str, tuple[int, float, str, int | None, bool]]:
+                  events: Events, stop: threading.Event | None) -> dict[str, Choice]:
     """Pass 1: RD tables near the target on the workers; then the corpus allocation on the driver.
-    Returns {segment_id: (quality, threshold, note, residual levels, inter)}; segments whose table failed are left out
-    (their encode then fails the same way and is recorded)."""
-    from evc_archive.core.ratecontrol import RDPoint, allocate
+    Returns {segment_id: rate control's Choice (point and note)}; segments whose table failed are
+    left out (their encode then fails the same way and is recorded)."""
+    from evc_archive.core.ratecontrol import allocate
 
-    n_workers, options = _worker_options(cfg.workers, cfg.gpus_per_worker)
-    pool = _ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
+    n_workers, options = worker_options(cfg.workers, cfg.gpus_per_worker)
+    pool = ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
     tables: dict[str, list[RDPoint]] = {}
 
     def on_result(plan, result, attempts):
         if isinstance(result, list):
-            tables[plan.segment_id] = [RDPoint(**p) for p in result]
+            tables[plan.segment_id] = result
 
     events.log(f"rate control: measuring {len(todo)} segments near {cfg.target_bpp} bpp")
     try:
@@ -182,15 +180,14 @@ def _rate_control(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, su
     if alloc.note:
         events.log(f"rate control: {alloc.note}; using the closest settings")
     events.log(f"rate control: planned {alloc.bpp:.4f} bpp for target {cfg.target_bpp}")
-    return {i: (c.point.quality, c.point.threshold, c.note or alloc.note, c.point.residual_levels, c.point.inter)
-            for i, c in zip(ids, alloc.choices)}
+    return {i: Choice(c.point, c.note or alloc.note) for i, c in zip(ids, alloc.choices)}
 
 
-def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store: Store, summary: SubmitSummary,
+def dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store: Store, summary: SubmitSummary,
               events: Events, buffer: list[dict[str, Any]], stop: threading.Event | None,
-              settings: dict[str, tuple[int, float, str, int | None, bool]] | None = None) -> None:
-    n_workers, options = _worker_options(cfg.workers, cfg.gpus_per_worker)
-    pool = _ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
+              choices: dict[str, Choice] | None = None) -> None:
+    n_workers, options = worker_options(cfg.workers, cfg.gpus_per_worker)
+    pool = ActorPool(min(n_workers, len(todo)), options, job, cfg.in_flight_per_worker, events)
     last_flush = time.monotonic()
 
     def flush(force: bool = False) -> None:
@@ -217,8 +214,8 @@ def _dispatch(todo: list[SegmentPlan], job: EncodeJob, cfg: SubmitConfig, store:
         events.row(row)
 
     def call(actor, plan: SegmentPlan):
-        chosen = (settings or {}).get(plan.segment_id)
-        return actor.encode.remote(plan, *chosen) if chosen else actor.encode.remote(plan)
+        chosen = (choices or {}).get(plan.segment_id)
+        return actor.encode.remote(plan, chosen.point, chosen.note) if chosen else actor.encode.remote(plan)
 
     try:
         pool.run(todo, call, _plan_failure, record, cfg.max_retries, stop, tick=flush)

@@ -9,23 +9,25 @@ the driver writes them.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.bitstream import INTER_SEGMENT, LOOP_SEGMENT
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_segment, make_header
 from evc_archive.core.errors import EVCError
-from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.ratecontrol import RDPoint
+from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, SEGMENT_MODES
 from evc_archive.core.runtime import device_name, fingerprint, one_line
+from evc_archive.core.segment_coding import CodedSegment, SegmentCoder, encode_at, search_points
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
-from evc_archive.io.manifest import now
+from evc_archive.io.manifest import ManifestRow, now
 from evc_archive.io.sources import open_source
 from evc_archive.io.store import Store
 from evc_archive.io.video_read import read_frames
@@ -39,18 +41,33 @@ class EncodeJob:
     """What every encode worker of one job shares."""
 
     archive_url: str
-    settings: EncoderSettings = EncoderSettings()
-    predictor: str = DEFAULT_PREDICTOR_NAME  # a registry.PREDICTOR_NAMES key
+    settings: EncoderSettings = field(default_factory=EncoderSettings.product)
+    predictor: str = DEFAULT_PREDICTOR  # a registry.PREDICTORS name
     storage_options: dict[str, Any] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
     target_bpp: float | None = None
     route_through_driver: bool = False
     noop: bool = False  # benchmark only: skip reading and coding, return a row at once
-    keyframe_codec: str = "svtav1"  # a registry.KEYFRAME_NAMES key: "svtav1" | "hyperprior"
+    keyframe_codec: str = DEFAULT_KEYFRAME_CODEC  # a registry.KEYFRAME_CODECS name
+
+
+def plan_row(plan: SegmentPlan, **values: Any) -> ManifestRow:
+    """The manifest row of a planned segment, with `values` for the other columns."""
+    return ManifestRow(segment_id=plan.segment_id, video_id=plan.video_id, source_uri=plan.source_uri,
+                       segment_index=plan.index, start_frame=plan.start, end_frame=plan.end,
+                       video_frames=plan.video_frames or None, width=plan.width, height=plan.height,
+                       fps_num=plan.fps.numerator, fps_den=plan.fps.denominator, object_key=plan.object_key, **values)
+
+
+def failed_row(plan: SegmentPlan, error: str, retryable: bool, **values: Any) -> dict[str, Any]:
+    """A failed segment's row as it travels to the driver (retryable: not the input's fault)."""
+    return {**plan_row(plan, status="failed", error=error, created_at=now(), **values).as_dict(),
+            RETRYABLE_FIELD: retryable}
 
 
 class SegmentEncoder:
-    """Loads the models once; `encode(plan)` -> manifest row."""
+    """Loads the models once; `rd_table(plan, target)` -> rate control's points, `encode(plan[, point])`
+    -> manifest row (a dict, with the object's bytes where the driver writes them)."""
 
     def __init__(self, job: EncodeJob):
         self.job = job
@@ -69,55 +86,42 @@ class SegmentEncoder:
         self.verify_library.register(self.predictor)
         self.store = None if job.route_through_driver else Store(job.archive_url, job.storage_options)
 
-    def _base_row(self, plan: SegmentPlan) -> dict[str, Any]:
-        s = self.job.settings
-        return {
-            "segment_id": plan.segment_id, "video_id": plan.video_id, "source_uri": plan.source_uri,
-            "segment_index": plan.index, "start_frame": plan.start, "end_frame": plan.end,
-            "video_frames": plan.video_frames or None, "width": plan.width, "height": plan.height, "fps_num": plan.fps.numerator, "fps_den": plan.fps.denominator,
-            "object_key": plan.object_key, "lpips_threshold": s.lpips_threshold, "quality": s.quality,
-            "sampling_steps": s.sampling_steps, "predictor": self.job.predictor, "target_bpp": self.job.target_bpp,
-            "worker_host": self.host, "device": self.device,
-        }
+    def _coder(self, plan: SegmentPlan) -> SegmentCoder:
+        return SegmentCoder(self.codec, self.predictor, self.metric, plan.fps)
 
-    def rd_table(self, plan: SegmentPlan, target_bpp: float) -> list[dict[str, Any]] | dict[str, Any]:
-        """Rate control's pass 1: exact RD points of this segment near the target (shared work),
-        as plain dicts; a failed row when the segment cannot be read."""
-        from evc_archive.core.loop import residual_search
-        from evc_archive.core.ratecontrol import SegmentSimulator
+    def _settings(self, plan: SegmentPlan) -> EncoderSettings:
+        """The job's settings with this segment's seed."""
+        return replace(self.job.settings, seed=segment_seed(self.job.settings.seed, plan.segment_id))
 
+    def _job_values(self, settings: EncoderSettings) -> dict[str, Any]:
+        return {"lpips_threshold": settings.lpips_threshold, "quality": settings.quality,
+                "sampling_steps": settings.sampling_steps, "predictor": self.job.predictor,
+                "target_bpp": self.job.target_bpp, "worker_host": self.host, "device": self.device}
+
+    def rd_table(self, plan: SegmentPlan, target_bpp: float) -> list[RDPoint] | dict[str, Any]:
+        """Rate control's pass 1: exact RD points of this segment near the target (shared work);
+        a failed row when the segment cannot be read."""
         try:
-            frames = self._read(plan)
-            seed = segment_seed(self.job.settings.seed, plan.segment_id)
-            settings = dataclasses.replace(self.job.settings, seed=seed)
-            sim = SegmentSimulator(frames, self.codec, self.predictor, self.metric, settings, plan.fps, plan.start,
-                                   residual_search(settings.residual_levels), settings.inter_fallback)
-            return [dataclasses.asdict(p) for p in sim.sweep_near(target_bpp)]
+            return search_points(self._coder(plan), self._read(plan), self._settings(plan), target_bpp, plan.start)
         except Exception as exc:  # noqa: BLE001
-            row = self._base_row(plan)
-            row.update(status="failed", error=one_line(exc), created_at=now())
-            row[RETRYABLE_FIELD] = not isinstance(exc, EVCError)
-            return row
+            return failed_row(plan, one_line(exc), not isinstance(exc, EVCError), **self._job_values(self.job.settings))
 
-    def encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
-               rate_note: str = "", residual_levels: int | None = None, inter: bool = False) -> dict[str, Any]:
-        """Encode one segment (at the job's settings, or at rate control's choice of quality,
-        threshold and residual levels, or of an inter GOP's level when `inter`) -> manifest row."""
+    def encode(self, plan: SegmentPlan, point: RDPoint | None = None, rate_note: str = "") -> dict[str, Any]:
+        """Encode one segment at the job's settings, or at rate control's `point` -> manifest row."""
         started = time.perf_counter()
-        row = self._base_row(plan)
+        settings = self._settings(plan) if point is None else point.settings(self._settings(plan))
+        values = self._job_values(settings) | {"rate_note": rate_note or None}
         if self.job.noop:
-            return {**row, "status": "ok", "bytes": 0, "encode_seconds": 0.0, "created_at": now()}
-        if quality is not None:
-            row.update(quality=quality, lpips_threshold=threshold, rate_note=rate_note or None)
+            return plan_row(plan, status="ok", bytes=0, encode_seconds=0.0, created_at=now(), **values).as_dict()
         try:
-            row.update(self._encode(plan, quality, threshold, residual_levels, inter))
-            row["status"] = "ok"
+            out = self._encode(plan, point, rate_note)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed row with its reason
-            row.update(status="failed", error=one_line(exc))
-            row[RETRYABLE_FIELD] = not isinstance(exc, EVCError)
-        row["encode_seconds"] = time.perf_counter() - started
-        row["created_at"] = now()
-        return row
+            return failed_row(plan, one_line(exc), not isinstance(exc, EVCError),
+                              encode_seconds=time.perf_counter() - started, **values)
+        payload = out.pop(PAYLOAD_FIELD, None)
+        row = plan_row(plan, status="ok", encode_seconds=time.perf_counter() - started, created_at=now(),
+                       **values, **out).as_dict()
+        return row if payload is None else {**row, PAYLOAD_FIELD: payload}
 
     def _read(self, plan: SegmentPlan) -> torch.Tensor:
         """This segment's frames (seeking), all of them or an error."""
@@ -131,41 +135,33 @@ class SegmentEncoder:
             raise EVCError(f"source gave {frames.shape[0]} frames for [{plan.start}, {plan.end}) (truncated?)")
         return frames
 
-    def _encode(self, plan: SegmentPlan, quality: int | None = None, threshold: float | None = None,
-                residual_levels: int | None = None, inter: bool = False) -> dict[str, Any]:
-        # 1. read this segment's frames
-        frames = self._read(plan)
-        # 2. encode with this segment's seed (and rate control's settings, if any)
-        seed = segment_seed(self.job.settings.seed, plan.segment_id)
-        settings = dataclasses.replace(self.job.settings, seed=seed)
-        if quality is not None:
-            settings = dataclasses.replace(settings, quality=quality, lpips_threshold=threshold,
-                                           residual_levels=residual_levels, inter_level=quality if inter else None)
-        result = encode_segment(frames, self.codec, self.predictor, self.metric, settings, seed)
-        header = make_header(self.codec, self.predictor, settings, plan.width, plan.height, plan.fps, plan.start)
-        data = pack(Stream(header, (result.segment,)))
+    def _encode(self, plan: SegmentPlan, point: RDPoint | None, rate_note: str) -> dict[str, Any]:
+        # 1. read this segment's frames; 2. encode (at the point, whose bytes encode_at checks)
+        coded = encode_at(self._coder(plan), self._read(plan), self._settings(plan), plan.start, point, rate_note)
         # 3. verify-decode the bytes exactly as restore will
-        decoded = next(open_stream(data, self.verify_library).segments())
-        if not torch.equal(decoded, result.reconstruction):
+        decoded = next(open_stream(coded.data, self.verify_library).segments())
+        if not torch.equal(decoded, coded.result.reconstruction):
             raise RuntimeError("verify-decode differs from the encoder's reconstruction")
         # 4. store the object (or hand it to the driver)
-        out: dict[str, Any] = {}
+        out = self._result_values(plan, coded) | {"recon_fingerprint": fingerprint(decoded)}
         if self.store is None:
-            out[PAYLOAD_FIELD] = data
+            out[PAYLOAD_FIELD] = coded.data
         else:
-            self.store.write_bytes(plan.object_key, data)
-        n = plan.frames
-        out.update({
-            "bytes": len(data), "bpp": len(data) * 8 / (n * plan.width * plan.height),
+            self.store.write_bytes(plan.object_key, coded.data)
+        return out
+
+    def _result_values(self, plan: SegmentPlan, coded: CodedSegment) -> dict[str, Any]:
+        """The manifest columns of an encoded segment."""
+        result, n, inter = coded.result, plan.frames, coded.result.segment.inter is not None
+        return {
+            "bytes": len(coded.data), "bpp": len(coded.data) * 8 / (n * plan.width * plan.height),
             "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
-            "segment_mode": "loop" if result.segment.inter is None else "inter",
-            "residual_levels": settings.residual_levels if result.segment.inter is None else None,
+            "segment_mode": SEGMENT_MODES.by_id(INTER_SEGMENT if inter else LOOP_SEGMENT).name,
+            "residual_levels": None if inter else coded.settings.residual_levels,
             "frame_lpips": [float(v) for v in result.lpips], "frame_psnr": [float(v) for v in result.psnr],
             "frame_coded": [bool(c) for c in result.segment.coded],
-            "seed": seed, "keyframe_model_sha256": self.codec.content_hash.hex(),
+            "seed": coded.settings.seed, "keyframe_model_sha256": self.codec.content_hash.hex(),
             "predictor_model_sha256": self.predictor.content_hash.hex(),
-            "recon_fingerprint": fingerprint(decoded),
-        })
-        return out
+        }

@@ -39,7 +39,8 @@ def check_archive_settings(store: Store, params: dict[str, Any]) -> None:
 def prepare_archive(store: Store, params: dict[str, Any], keyframe_codec: str, predictor: str) -> None:
     """Create archive.json and models/ for this keyframe codec and predictor (or check they match
     these parameters); one clear error otherwise."""
-    from evc_archive.core.registry import model_files_for, shipped_model_dir
+    from evc_archive.core.model_library import shipped_model_dir
+    from evc_archive.core.registry import model_files_for
 
     models = {}
     for name in model_files_for(keyframe_codec, predictor):

@@ -14,9 +14,11 @@ import torch
 
 from evc_archive.core.bitstream import Stream, unpack
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncodedVideo, EncoderSettings, SegmentResult, encode_video
+from evc_archive.core.encoder import EncodedVideo, SegmentResult, encode_video
 from evc_archive.core.errors import EVCError, VideoError
-from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME, ModelLibrary
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.io.video_probe import VideoInfo, probe_video
 from evc_archive.io.video_read import iter_frames
 from evc_archive.io.video_write import write_video
@@ -66,9 +68,9 @@ class EncodeSummary:
 
 
 def encode_file(source: Path, out: Path, settings: EncoderSettings, library: ModelLibrary,
-                predictor_name: str = DEFAULT_PREDICTOR_NAME,
+                predictor_name: str = DEFAULT_PREDICTOR,
                 on_segment: Callable[[SegmentResult, int], None] | None = None,
-                info: VideoInfo | None = None, keyframe_codec: str = "svtav1") -> EncodeSummary:
+                info: VideoInfo | None = None, keyframe_codec: str = DEFAULT_KEYFRAME_CODEC) -> EncodeSummary:
     """Encode a video file into one .evc file of consecutive segments (`settings.gop` frames each).
     on_segment(result, frames_done) is called after each segment. `info` is the exact probe of
     the source when the caller has it (its frame rate goes into the stream)."""

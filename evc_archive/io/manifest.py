@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -22,53 +23,67 @@ from evc_archive.io.store import Store
 SCHEMA_VERSION = 3  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded; v3 segment_mode, residual_levels
 MANIFEST_PREFIX = "manifest"
 
-SCHEMA = pa.schema(
-    [
-        pa.field("segment_id", pa.string(), nullable=False),  # deterministic: source content + position
-        pa.field("video_id", pa.string(), nullable=False),
-        pa.field("source_uri", pa.string(), nullable=False),
-        pa.field("segment_index", pa.int32(), nullable=False),
-        pa.field("start_frame", pa.int64(), nullable=False),
-        pa.field("end_frame", pa.int64(), nullable=False),  # exclusive
-        pa.field("video_frames", pa.int64()),  # frames of the whole source video (completeness check)
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("fps_num", pa.int64()),
-        pa.field("fps_den", pa.int64()),
-        pa.field("object_key", pa.string()),  # segments/<video_id>/<index>.evc
-        pa.field("bytes", pa.int64()),
-        pa.field("bpp", pa.float64()),  # bytes * 8 / (frames * width * height)
-        pa.field("lpips_mean", pa.float64()),
-        pa.field("lpips_max", pa.float64()),
-        pa.field("psnr_mean", pa.float64()),
-        pa.field("psnr_min", pa.float64()),
-        pa.field("coded_frames", pa.int32()),
-        pa.field("generated_frames", pa.int32()),
-        pa.field("frame_lpips", pa.list_(pa.float32())),  # per frame, in order (v2)
-        pa.field("frame_psnr", pa.list_(pa.float32())),  # per frame, dB (v2)
-        pa.field("frame_coded", pa.list_(pa.bool_())),  # per frame: True = coded, False = generated (v2)
-        pa.field("lpips_threshold", pa.float64()),
-        pa.field("quality", pa.int16()),  # keyframe quality level (the inter GOP's level for segment_mode "inter")
-        pa.field("segment_mode", pa.string()),  # "loop" (coded + generated frames) | "inter" (one AV1 GOP) (v3)
-        pa.field("residual_levels", pa.int16()),  # loop: residual frames this many levels up; null: intra only (v3)
-        pa.field("sampling_steps", pa.int16()),
-        pa.field("seed", pa.int64()),
-        pa.field("predictor", pa.string()),
-        pa.field("keyframe_model_sha256", pa.string()),
-        pa.field("predictor_model_sha256", pa.string()),
-        pa.field("target_bpp", pa.float64()),  # null when the job set no target
-        pa.field("rate_note", pa.string()),  # rate control's message when the target could not be met
-        pa.field("recon_fingerprint", pa.string()),  # sha256 of the decoded frames (uint8 bytes)
-        pa.field("worker_host", pa.string()),
-        pa.field("device", pa.string()),
-        pa.field("encode_seconds", pa.float64()),
-        pa.field("attempts", pa.int16()),
-        pa.field("status", pa.string(), nullable=False),  # "ok" | "failed"
-        pa.field("error", pa.string()),  # one line, for failed rows
-        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    ],
-    metadata={"evc_archive.manifest_schema_version": str(SCHEMA_VERSION)},
-)
+def _column(arrow_type: pa.DataType, nullable: bool = True, default: Any = None) -> Any:
+    """A ManifestRow field and its Arrow column (required fields have no default)."""
+    meta = {"arrow": arrow_type, "nullable": nullable}
+    return field(metadata=meta) if not nullable else field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestRow:
+    """One manifest row: one segment (or one unusable source, segment_index -1). The field order is
+    the column order; manifests/v<N>.md says what each column means."""
+
+    segment_id: str = _column(pa.string(), nullable=False)  # deterministic: source content + position
+    video_id: str = _column(pa.string(), nullable=False)
+    source_uri: str = _column(pa.string(), nullable=False)
+    segment_index: int = _column(pa.int32(), nullable=False)
+    start_frame: int = _column(pa.int64(), nullable=False)
+    end_frame: int = _column(pa.int64(), nullable=False)  # exclusive
+    video_frames: int | None = _column(pa.int64())  # frames of the whole source video (completeness check)
+    width: int | None = _column(pa.int32())
+    height: int | None = _column(pa.int32())
+    fps_num: int | None = _column(pa.int64())
+    fps_den: int | None = _column(pa.int64())
+    object_key: str | None = _column(pa.string())  # segments/<video_id>/<index>.evc
+    bytes: int | None = _column(pa.int64())
+    bpp: float | None = _column(pa.float64())  # bytes * 8 / (frames * width * height)
+    lpips_mean: float | None = _column(pa.float64())
+    lpips_max: float | None = _column(pa.float64())
+    psnr_mean: float | None = _column(pa.float64())
+    psnr_min: float | None = _column(pa.float64())
+    coded_frames: int | None = _column(pa.int32())
+    generated_frames: int | None = _column(pa.int32())
+    frame_lpips: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, in order (v2)
+    frame_psnr: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, dB (v2)
+    frame_coded: list[bool] | None = _column(pa.list_(pa.bool_()))  # per frame: True = coded, False = generated (v2)
+    lpips_threshold: float | None = _column(pa.float64())
+    quality: int | None = _column(pa.int16())  # keyframe quality level (the inter GOP's level for segment_mode "inter")
+    segment_mode: str | None = _column(pa.string())  # registry.SEGMENT_MODES name: "loop" | "inter" (v3)
+    residual_levels: int | None = _column(pa.int16())  # loop: residual frames this many levels up; null: intra only (v3)
+    sampling_steps: int | None = _column(pa.int16())
+    seed: int | None = _column(pa.int64())
+    predictor: str | None = _column(pa.string())
+    keyframe_model_sha256: str | None = _column(pa.string())
+    predictor_model_sha256: str | None = _column(pa.string())
+    target_bpp: float | None = _column(pa.float64())  # null when the job set no target
+    rate_note: str | None = _column(pa.string())  # rate control's message when the target could not be met
+    recon_fingerprint: str | None = _column(pa.string())  # sha256 of the decoded frames (uint8 bytes)
+    worker_host: str | None = _column(pa.string())
+    device: str | None = _column(pa.string())
+    encode_seconds: float | None = _column(pa.float64())
+    attempts: int | None = _column(pa.int16())
+    status: str = _column(pa.string(), nullable=False)  # "ok" | "failed"
+    error: str | None = _column(pa.string())  # one line, for failed rows
+    created_at: dt.datetime = _column(pa.timestamp("us", tz="UTC"), nullable=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as the manifest stores and reads it (column name -> value)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+SCHEMA = pa.schema([pa.field(f.name, f.metadata["arrow"], nullable=f.metadata["nullable"]) for f in fields(ManifestRow)],
+                   metadata={"evc_archive.manifest_schema_version": str(SCHEMA_VERSION)})
 COLUMNS = tuple(SCHEMA.names)
 
 

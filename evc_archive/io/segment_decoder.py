@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.registry import ModelLibrary
+from evc_archive.core.model_library import ModelLibrary
 from evc_archive.core.runtime import device_name, fingerprint, one_line
 from evc_archive.io.store import Store
 from evc_archive.io.video_write import write_video

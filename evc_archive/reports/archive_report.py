@@ -89,7 +89,7 @@ WEIGHTLESS_CARDS = {("keyframe_codec", "svtav1"): ("keyframe: AV1 intra (SVT-AV1
 def _model_cards(store, digests: dict[str, str], params: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per model the archive names: sha256, size, its card (from the archive, else the
     shipped card of the same file), loss curve; then the weightless ones its settings use."""
-    from evc_archive.core.registry import file_sha256, shipped_model_dir
+    from evc_archive.core.model_library import file_sha256, shipped_model_dir
 
     @functools.cache
     def shipped() -> dict[str, Path]:  # hashed only when an archive lacks a card (archives before cards)

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from evc_archive.core.errors import EVCError
-from evc_archive.core.registry import DEFAULT_PREDICTOR_NAME
+from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
+from evc_archive.core.settings import EncoderSettings
+from evc_archive.distributed.plan import segment_ranges
 from evc_archive.reports import figures
 
 Progress = Callable[[str], None]
@@ -43,17 +45,23 @@ class CompareOptions:
     source: str  # a video, a folder, a glob or an fsspec URL (what `submit` accepts)
     out_dir: Path
     targets: tuple[float, ...] = (0.02, 0.03, 0.05)
-    gop: int = 30
+    gop: int = EncoderSettings.product().gop
     max_frames: int | None = None  # the first N frames of each video
     size: int | None = None  # short side resized to this, centre-cropped square (the benchmarks' protocol)
-    predictor: str = DEFAULT_PREDICTOR_NAME  # registry.PREDICTOR_NAMES
+    predictor: str = DEFAULT_PREDICTOR  # a registry.PREDICTORS name
     codecs: tuple[str, ...] = CODECS
     storage_options: dict[str, Any] = field(default_factory=dict)
     fps: Fraction | None = None  # code at this rate instead of the source's (x264/x265 spend bits by frame rate)
     label: str = ""  # what compare.md calls the input (default: source)
-    keyframe_codec: str = "svtav1"  # registry.KEYFRAME_NAMES
-    residual_levels: int | None = 2  # EncoderSettings.residual_levels (core.loop.DEFAULT_RESIDUAL_LEVELS)
-    inter_fallback: bool = True  # EncoderSettings.inter_fallback: a segment may be one AV1 inter GOP where that wins
+    keyframe_codec: str = DEFAULT_KEYFRAME_CODEC  # a registry.KEYFRAME_CODECS name
+    residual_levels: int | None = EncoderSettings.product().residual_levels  # None: intra only
+    inter_fallback: bool = EncoderSettings.product().inter_fallback  # a segment may be one AV1 inter GOP where that wins
+
+    @property
+    def settings(self) -> EncoderSettings:
+        """The product's settings with these options (rate control then picks quality and threshold)."""
+        return EncoderSettings.product(self.keyframe_codec, gop=self.gop, residual_levels=self.residual_levels,
+                                       inter_fallback=self.inter_fallback)
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,6 @@ class VideoComparison:
     ours_frames: dict[float, np.ndarray] = field(default_factory=dict)  # target -> reconstruction
     ours_frame_lpips: dict[float, np.ndarray] = field(default_factory=dict)
     baseline_frames: dict[tuple[str, float], tuple[np.ndarray, float]] = field(default_factory=dict)  # nearest CRF
-
-
-def _segments(n: int, gop: int) -> list[tuple[int, int]]:
-    return [(s, min(s + gop, n)) for s in range(0, n, gop)]
 
 
 def _quality(metric, rec: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,23 +124,20 @@ def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
 
 def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progress: Progress) -> None:
     """Rate control at each target over the video's segments; each segment then encoded for real."""
-    from evc_archive.core.encoder import EncoderSettings, encode_video
-    from evc_archive.core.loop import residual_search
-    from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS, SegmentSimulator, allocate
-    from evc_archive.core.registry import ModelLibrary
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS, allocate
+    from evc_archive.core.segment_coding import SegmentCoder, encode_at, search_points
 
     library = ModelLibrary()
-    codec = library.keyframe_named(opts.keyframe_codec)
-    predictor = library.predictor_named(opts.predictor)
-    settings = EncoderSettings(gop=opts.gop, residual_levels=opts.residual_levels, inter_fallback=opts.inter_fallback)
-    segs = _segments(len(video.frames), opts.gop)
-    tables, sims = [], []
+    coder = SegmentCoder(library.keyframe_named(opts.keyframe_codec), library.predictor_named(opts.predictor), metric,
+                         video.fps)
+    settings = opts.settings
+    segs = segment_ranges(len(video.frames), opts.gop)
+    tables = []
     for k, (a, b) in enumerate(segs):
         on_progress(f"{video.name}: ours, RD points of segment {k + 1}/{len(segs)}")
-        sim = SegmentSimulator(torch.from_numpy(video.frames[a:b]), codec, predictor, metric, settings, video.fps, a,
-                               residual_search(opts.residual_levels), opts.inter_fallback)
-        sims.append(sim)
-        tables.append(sim.sweep_near(max(opts.targets), thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
+        tables.append(search_points(coder, torch.from_numpy(video.frames[a:b]), settings, max(opts.targets), a,
+                                    thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
     pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
     # the RD curve: allocations on a dense grid of targets (exact simulated points, no extra encodes)
     for t in np.geomspace(min(opts.targets) / 2, max(opts.targets) * 2, 16):
@@ -148,18 +149,12 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
     for t in opts.targets:
         on_progress(f"{video.name}: ours at {t:g} bpp")
         alloc = allocate(tables, t)
-        recon, lp, ps, total = [], [], [], 0
-        for (a, b), choice, sim in zip(segs, alloc.choices, sims):
-            enc = encode_video([torch.from_numpy(video.frames[a:b])], video.fps, codec, predictor, metric,
-                               choice.point.settings(settings), a)
-            if len(enc.data) != choice.point.bytes:
-                raise RuntimeError(f"rate control simulated {choice.point.bytes} bytes, the encode gave {len(enc.data)}")
-            total += len(enc.data)
-            recon.append(enc.results[0].reconstruction.numpy())
-            lp.append(enc.results[0].lpips.numpy())
-            ps.append(enc.results[0].psnr.numpy())
-        lpf, psf = np.concatenate(lp), np.concatenate(ps)
-        video.ours_frames[t] = np.concatenate(recon)
+        coded = [encode_at(coder, torch.from_numpy(video.frames[a:b]), settings, a, choice.point)
+                 for (a, b), choice in zip(segs, alloc.choices)]
+        total = sum(len(c.data) for c in coded)
+        lpf = np.concatenate([c.result.lpips.numpy() for c in coded])
+        psf = np.concatenate([c.result.psnr.numpy() for c in coded])
+        video.ours_frames[t] = np.concatenate([c.result.reconstruction.numpy() for c in coded])
         video.ours_frame_lpips[t] = lpf
         settings_text = ";".join(c.point.label for c in alloc.choices)
         bpp = total * 8 / pixels
@@ -175,7 +170,7 @@ def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, m
 
     lo, hi = BASELINES[codec].crf_range
     n, h, w, _ = video.frames.shape
-    segs = _segments(n, opts.gop)
+    segs = segment_ranges(n, opts.gop)
     sweep: list[tuple[Point, np.ndarray]] = []
     for crf in range(lo, hi + 1, 3):
         on_progress(f"{video.name}: {codec} CRF {crf}")

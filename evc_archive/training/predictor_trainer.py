@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.ddim import add_noise
-from evc_archive.core.predictor import DiffusionConfig, DiffusionPredictor
+from evc_archive.core.predictors.diffusion import DiffusionConfig, DiffusionPredictor
 from evc_archive.core.unet import ConditionalUNet
 from evc_archive.training.data import FrameDataset, camera_path, moving_digits
 from evc_archive.training.ema import ema_copy, step_with_ema

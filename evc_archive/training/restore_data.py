@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-# Quality levels of core.keyframe_av1 (CRF 53..17) around those rate control picks for coded frames
+# Quality levels of core.keyframes.av1_intra (CRF 53..17) around those rate control picks for coded frames
 # at 0.02-0.07 bpp on 128x128 clips (levels 8-25, docs/benchmarks/ablation.json); the pairs draw
 # uniformly from them.
 DEFAULT_QUALITIES = tuple(range(6, 25))
@@ -54,7 +54,7 @@ def _decode_image(data: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
 
 def _code(job: tuple[np.ndarray, int]) -> bytes:
     """Worker: AV1 intra round trip of one crop -> lossless WebP of the decode."""
-    from evc_archive.core.keyframe_av1 import AV1IntraCodec
+    from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
 
     crop, quality = job
     codec = AV1IntraCodec()

@@ -3,8 +3,18 @@ from fractions import Fraction
 import pytest
 
 from evc_archive.core import varint
-from evc_archive.core.bitstream import (FORMAT_VERSION, INTRA, MAGIC, RESIDUAL, CodedFrame, Segment, Stream, StreamHeader, pack,
-                                        unpack)
+from evc_archive.core.bitstream import (
+    FORMAT_VERSION,
+    INTRA,
+    MAGIC,
+    RESIDUAL,
+    CodedFrame,
+    Segment,
+    Stream,
+    StreamHeader,
+    pack,
+    unpack,
+)
 from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 
 

@@ -4,7 +4,7 @@ import torch
 from evc_archive.core.encoder import psnr_frames
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL, decode_gop, encode_gop
-from evc_archive.core.keyframe_av1 import TEMPORAL_DELIMITER
+from evc_archive.core.keyframes.av1_intra import TEMPORAL_DELIMITER
 from tests.conftest import moving_square_video
 
 

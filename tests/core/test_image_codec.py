@@ -4,7 +4,7 @@ same size and dtype, and decoding the same payload twice gives the same frame.""
 import pytest
 import torch
 
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
 from tests.conftest import moving_square_video
 
 

@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.encoder import encode_video
 from evc_archive.core.errors import ModelMismatchError
-from evc_archive.core.motion import MotionConfig, MotionExtrapolationPredictor, block_vectors, luma, warp
-from evc_archive.core.predictor import CopyLastFramePredictor
-from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.motion import MotionConfig, block_vectors, luma, warp
+from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
+from evc_archive.core.predictors.motion_extrapolation import MotionExtrapolationPredictor
+from evc_archive.core.registry import PREDICTORS
+from evc_archive.core.settings import EncoderSettings
 from tests.conftest import moving_square_video
 
 
@@ -51,8 +54,8 @@ def test_follows_a_moving_square_better_than_copy_last():
     video = textured_square_video()
     motion, copy = MotionExtrapolationPredictor(frames_per_call=3), CopyLastFramePredictor(frames_per_call=3)
     target = video[4:7].double()
-    err_motion = (motion.predict(video[2:4], 0, 1).double() - target).square().mean()
-    err_copy = (copy.predict(video[2:4], 0, 1).double() - target).square().mean()
+    err_motion = (motion.predict(video[2:4], b"", 0, 1).double() - target).square().mean()
+    err_copy = (copy.predict(video[2:4], b"", 0, 1).double() - target).square().mean()
     assert err_motion < 0.5 * err_copy
 
 
@@ -61,10 +64,10 @@ def test_deterministic_and_golden():
     here changes decoded archives: bump the config key, never silently)."""
     video = textured_square_video()
     p = MotionExtrapolationPredictor(frames_per_call=4)
-    a = p.predict(video[2:4], 0, 1)
+    a = p.predict(video[2:4], b"", 0, 1)
     torch.set_num_threads(1)
     try:
-        b = p.predict(video[2:4], 99, 7)  # seed and steps are ignored
+        b = p.predict(video[2:4], b"", 99, 7)  # seed and steps are ignored
     finally:
         torch.set_num_threads(2)
     assert a.shape == (4, 64, 80, 3) and a.dtype == torch.uint8
@@ -77,12 +80,12 @@ GOLDEN = "628982c2ead08bfc"
 
 def test_single_frame_context_copies():
     video = moving_square_video(3, 32, 40)
-    out = MotionExtrapolationPredictor(frames_per_call=2).predict(video[:1], 0, 1)
+    out = MotionExtrapolationPredictor(frames_per_call=2).predict(video[:1], b"", 0, 1)
     assert torch.equal(out, video[:1].expand(2, -1, -1, -1))
 
 
 def test_registered_under_its_frozen_id():
-    assert PREDICTOR_KINDS[2] == "motion-extrapolation" and PREDICTOR_NAMES["motion"] == 2
+    assert PREDICTORS.by_id(2).label == "motion-extrapolation" and PREDICTORS.named("motion").kind_id == 2
     lib = ModelLibrary()
     p = lib.predictor_named("motion", frames_per_call=3)
     assert isinstance(p, MotionExtrapolationPredictor) and p.frames_per_call == 3

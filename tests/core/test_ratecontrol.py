@@ -3,10 +3,11 @@ from fractions import Fraction
 import pytest
 import torch
 
-from evc_archive.core.encoder import EncoderSettings, encode_video
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
-from evc_archive.core.predictor import CopyLastFramePredictor
+from evc_archive.core.encoder import encode_video
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
 from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate, choose_for_target, lower_hull
+from evc_archive.core.settings import EncoderSettings
 from tests.conftest import moving_square_video
 
 
@@ -143,7 +144,7 @@ def test_breakpoints_fill_the_gaps_of_a_coarse_grid(tiny_codec, lpips_metric):
 def test_hinted_calls_stay_exact_and_their_breakpoints_hold(lpips_metric):
     """With a hinted predictor (the encoder picks each call's hint among candidates) simulated
     points equal real encodes, hints included, and nothing changes above a breakpoint."""
-    from evc_archive.core.motion_hint import GlobalMotionPredictor
+    from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor
 
     codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
     frames = moving_square_video(10, 40, 56)
@@ -186,7 +187,7 @@ def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
     target on a static scene where the loop must code many frames."""
     from evc_archive.core.decoder import open_stream
     from evc_archive.core.gop_av1 import CRF_BY_LEVEL
-    from evc_archive.core.registry import ModelLibrary
+    from evc_archive.core.model_library import ModelLibrary
 
     codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
     frames = moving_square_video(12, 48, 64)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from evc_archive.core.errors import ModelMismatchError
-from evc_archive.core.restore import RestoreConfig, Restorer, RestoreNet, to_uint8, to_unit
+from evc_archive.core.restore import RestoreConfig, RestoreNet, Restorer, to_uint8, to_unit
 
 TINY = RestoreConfig(channels=8, blocks=2)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.runtime import fingerprint
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.submit import Events, SubmitConfig, SubmitSummary, submit
 from evc_archive.io.video_probe import probe_video
 from evc_archive.io.video_read import read_frames

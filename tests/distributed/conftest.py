@@ -1,4 +1,5 @@
-"""Fixtures of the archival tests: a moto S3 server on loopback (the Ray cluster fixture is in tests/conftest.py)."""
+"""Fixtures of the archival tests: a moto S3 server on loopback, and the shared two-video corpus archived
+once per test module (the Ray cluster fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 
 import pytest
+
+from tests.distributed.archived import archive_corpus, make_corpus
 
 S3_KEY = S3_SECRET = "testing"
 
@@ -52,3 +55,15 @@ def moto_s3():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The shared corpus (tests.distributed.archived.make_corpus)."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def archived(ray_cluster, corpus, tmp_path_factory):
+    """The corpus archived once into a local folder: (archive path, summary, events)."""
+    return archive_corpus(corpus, tmp_path_factory.mktemp("archive") / "arch")

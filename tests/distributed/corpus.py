@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-
 # Irregular frame times (ms) of the variable-frame-rate clip.
 VFR_PTS = [0, 40, 80, 100, 200, 210, 260, 400, 433, 466, 500, 600, 610, 620, 700, 800]
 

@@ -30,8 +30,8 @@ import numpy as np
 import psutil
 import pytest
 
-from evc_archive.cli import DEFAULTS
-from evc_archive.core.encoder import EncoderSettings
+from evc_archive.core.registry import DEFAULT_PREDICTOR
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import segment_key
 from evc_archive.distributed.restore import RestoreConfig, restore
 from evc_archive.distributed.submit import Events, SubmitConfig, submit
@@ -242,8 +242,8 @@ def test_driver_killed_mid_job_then_rerun_completes_each_segment_once(tmp_path):
 
     # an uninterrupted run of the same job (the CLI's settings), then restores of both
     reference = tmp_path / "reference"
-    settings = EncoderSettings(DEFAULTS["lpips_threshold"], DEFAULTS["quality"], gop, DEFAULTS["steps"], 0)
+    settings = EncoderSettings.product(gop=gop)
     with local_ray():
-        ref = submit(SubmitConfig(str(corpus), str(reference), settings, DEFAULTS["predictor"], workers=1))
+        ref = submit(SubmitConfig(str(corpus), str(reference), settings, DEFAULT_PREDICTOR, workers=1))
         assert (ref.segments_ok, ref.segments_failed) == (planned, 0)
         check_same_archive(arch, reference, tmp_path)

@@ -15,20 +15,9 @@ from evc_archive.distributed.restore import RestoreConfig, restore, verify
 from evc_archive.io.archive import group_videos
 from evc_archive.io.manifest import append_rows, read_manifest
 from evc_archive.io.store import Store
-from tests.distributed.archived import NAMES, N, archive_corpus, check_restored, copy_archive, make_corpus, video_ids
+from tests.distributed.archived import NAMES, N, check_restored, copy_archive, video_ids
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def archived(ray_cluster, corpus, tmp_path_factory):
-    """The corpus archived once into a local folder: (archive path, summary, events)."""
-    return archive_corpus(corpus, tmp_path_factory.mktemp("archive") / "arch")
 
 
 def test_restore_one_video_per_source(archived, corpus, tmp_path):

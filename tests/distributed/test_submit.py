@@ -18,9 +18,9 @@ import pytest
 
 import evc_archive.distributed.restore as restore_module
 import evc_archive.distributed.submit as submit_module
-from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import segment_seed
 from evc_archive.distributed.restore import RestoreConfig, restore, verify
 from evc_archive.distributed.submit import SubmitConfig, submit
@@ -28,22 +28,22 @@ from evc_archive.io.archive import ARCHIVE_FORMAT, list_archive
 from evc_archive.io.manifest import part_keys, read_all_rows, read_manifest
 from evc_archive.io.store import Store, StoreError
 from evc_archive.io.video_probe import probe_video
-from tests.distributed.archived import (GOP, NAMES, SETTINGS, H, N, Recorder, W, archive_corpus, check_restored,
-                                        copy_archive, files, make_corpus, video_ids)
+from tests.distributed.archived import (
+    GOP,
+    NAMES,
+    SETTINGS,
+    H,
+    N,
+    Recorder,
+    W,
+    check_restored,
+    copy_archive,
+    files,
+    video_ids,
+)
 from tests.distributed.corpus import make_bad_corpus
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def archived(ray_cluster, corpus, tmp_path_factory):
-    """The corpus archived once into a local folder: (archive path, summary, events)."""
-    return archive_corpus(corpus, tmp_path_factory.mktemp("archive") / "arch")
 
 
 # -- a local archive ----------------------------------------------------------------------------------

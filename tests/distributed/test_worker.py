@@ -7,13 +7,13 @@ from fractions import Fraction
 
 import pytest
 
-from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.loop import RESIDUAL_SEARCH
-from evc_archive.core.ratecontrol import RDPoint, choose_for_target
+from evc_archive.core.ratecontrol import choose_for_target
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import SegmentPlan
 from evc_archive.distributed.worker import RETRYABLE_FIELD, EncodeJob, SegmentEncoder
-from evc_archive.io.segment_decoder import SegmentDecoder
 from evc_archive.io.manifest import COLUMNS
+from evc_archive.io.segment_decoder import SegmentDecoder
 from tests.distributed.corpus import encode_video, smooth_frames
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def setup(tmp_path_factory):
     plan = SegmentPlan("clip-x/000000", "clip-x", str(source), 0, 0, N, W, H, Fraction(25), N)
     settings = EncoderSettings(gop=N, residual_levels=2, inter_fallback=True)
     encoder = SegmentEncoder(EncodeJob(str(root / "arch"), settings, predictor="copy-last", target_bpp=TARGET))
-    table = [RDPoint(**p) for p in encoder.rd_table(plan, TARGET)]  # rate control's pass 1, as a worker runs it
+    table = encoder.rd_table(plan, TARGET)  # rate control's pass 1, as a worker runs it
     return plan, encoder, SegmentDecoder(str(root / "arch"), model_files={}), table
 
 
@@ -44,7 +44,7 @@ def test_rd_table_holds_loop_and_inter_points(setup):
 def test_encode_at_a_chosen_point_stores_what_its_row_says(setup, inter):
     plan, encoder, decoder, table = setup
     point = choose_for_target([p for p in table if p.inter == inter], TARGET).point
-    row = encoder.encode(plan, point.quality, point.threshold, "", point.residual_levels, point.inter)
+    row = encoder.encode(plan, point)
     assert row["status"] == "ok", row.get("error")
     assert set(row) <= set(COLUMNS) | {RETRYABLE_FIELD}
     assert row["bytes"] == point.bytes and abs(row["lpips_mean"] - point.lpips) < 1e-6

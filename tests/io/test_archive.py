@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from evc_archive.core.encoder import EncoderSettings
-from evc_archive.core.registry import DEFAULT_KEYFRAME_FILE, shipped_model_dir
+from evc_archive.core.model_library import shipped_model_dir
+from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.submit import SubmitConfig, _archive_params
 from evc_archive.io.archive import group_videos, incomplete, output_names, prepare_archive
 from evc_archive.io.store import Store
@@ -22,14 +23,13 @@ SETTINGS = EncoderSettings(gop=8)
                                                      ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"}),
                                                      ("svtav1", "restore-hint", {"restore"})])
 def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
-    from evc_archive.core.registry import DEFAULT_PREDICTOR_FILE, DEFAULT_RESTORE_FILE
-
     store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
     cfg = SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec)
     prepare_archive(store, _archive_params(cfg), cfg.keyframe_codec, cfg.predictor)
     meta = store.read_json("archive.json")
     assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
-    names = {"keyframe": DEFAULT_KEYFRAME_FILE, "predictor": DEFAULT_PREDICTOR_FILE, "restore": DEFAULT_RESTORE_FILE}
+    names = {"keyframe": KEYFRAME_CODECS.named("hyperprior").weight_file, "predictor": PREDICTORS.named("diffusion").weight_file,
+             "restore": PREDICTORS.named("restore-hint").weight_file}
     for kind in files:
         data = (shipped_model_dir() / names[kind]).read_bytes()
         assert meta["models"][kind] == hashlib.sha256(data).hexdigest()

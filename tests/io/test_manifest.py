@@ -11,8 +11,18 @@ import pytest
 
 from evc_archive.core.errors import EVCError
 from evc_archive.io import manifest
-from evc_archive.io.manifest import (COLUMNS, SCHEMA, SCHEMA_VERSION, append_rows, compact, latest_rows, part_keys,
-                                     read_all_rows, read_manifest, rows_to_table)
+from evc_archive.io.manifest import (
+    COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    append_rows,
+    compact,
+    latest_rows,
+    part_keys,
+    read_all_rows,
+    read_manifest,
+    rows_to_table,
+)
 from evc_archive.io.store import Store
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

@@ -10,7 +10,7 @@ import pytest
 
 from evc_archive.io.video_probe import VideoInfo, probe_video
 from evc_archive.io.video_read import read_frames
-from tests.io.synthetic_videos import CASES, N, VFR_PTS, synthetic
+from tests.io.synthetic_videos import CASES, VFR_PTS, N, synthetic
 
 
 @pytest.mark.parametrize("key", list(CASES))

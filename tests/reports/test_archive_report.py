@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evc_archive.core.encoder import EncoderSettings
 from evc_archive.core.errors import EVCError
+from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.submit import SubmitConfig, submit
 from evc_archive.io.manifest import read_manifest
 from evc_archive.io.sample import write_sample_video

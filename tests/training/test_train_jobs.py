@@ -30,7 +30,7 @@ def frames_npz(tmp_path_factory) -> Path:
 
 
 def test_keyframe_job_trains_and_exports_a_working_codec(frames_npz, tmp_path):
-    from evc_archive.core.keyframe import KeyframeCodec
+    from evc_archive.core.keyframes.hyperprior import KeyframeCodec
 
     run = tmp_path / "kf"
     train_keyframe.main(["train", "--data", str(frames_npz), "--out", str(run), *TINY_KF])
@@ -62,13 +62,13 @@ def test_keyframe_job_on_two_ray_train_workers(frames_npz, tmp_path, capsys):
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_predictor_job_alone_and_on_two_ray_train_workers(frames_npz, tmp_path):
-    from evc_archive.core.predictor import DiffusionPredictor
+    from evc_archive.core.predictors.diffusion import DiffusionPredictor
 
     alone = tmp_path / "pred"
     train_predictor.main(["--data", str(frames_npz), "--out", str(alone), *TINY_PRED])
     pred = DiffusionPredictor.from_bytes((alone / "predictor.pt").read_bytes())
     assert pred.config.frames_per_call == 2 and pred.config.channel_mults == (1, 2)
-    out = pred.predict(torch.zeros((2, 32, 32, 3), dtype=torch.uint8), seed=1, steps=1)
+    out = pred.predict(torch.zeros((2, 32, 32, 3), dtype=torch.uint8), b"", seed=1, steps=1)
     assert out.shape == (2, 32, 32, 3)
 
     parallel = tmp_path / "pred-ray"

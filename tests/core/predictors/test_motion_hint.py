@@ -7,14 +7,22 @@ import torch
 
 from evc_archive.core.bitstream import Stream, pack, unpack
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.encoder import encode_video
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
-from evc_archive.core.motion_hint import (GlobalMotionPredictor, global_shift, pack_velocity, unpack_velocity,
-                                          unzigzag, zigzag)
-from evc_archive.core.predictor import CopyLastFramePredictor
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
+from evc_archive.core.predictors.motion_hint import (
+    GlobalMotionPredictor,
+    global_shift,
+    pack_velocity,
+    unpack_velocity,
+    unzigzag,
+    zigzag,
+)
 from evc_archive.core.ratecontrol import SegmentSimulator
-from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary
+from evc_archive.core.registry import PREDICTORS
+from evc_archive.core.settings import EncoderSettings
 
 
 def panning_video(n: int = 12, h: int = 48, w: int = 64, step: float = 1.5) -> torch.Tensor:
@@ -70,9 +78,9 @@ def test_fitting_every_target_offers_more_velocities():
 def test_still_hint_is_copy_last_and_prediction_is_deterministic():
     video = panning_video()
     p = GlobalMotionPredictor(frames_per_call=3)
-    assert torch.equal(p.predict_hinted(video[:1], b""), CopyLastFramePredictor(frames_per_call=3).predict(video[:1], 0, 1))
-    a = p.predict_hinted(video[:1], pack_velocity(1, -6))
-    assert torch.equal(a, p.predict_hinted(video[:1], pack_velocity(1, -6)))
+    assert torch.equal(p.predict(video[:1], b"", 0, 1), CopyLastFramePredictor(frames_per_call=3).predict(video[:1], b"", 0, 1))
+    a = p.predict(video[:1], pack_velocity(1, -6), 0, 1)
+    assert torch.equal(a, p.predict(video[:1], pack_velocity(1, -6), 0, 1))
     assert a.shape == (3, 48, 64, 3) and a.dtype == torch.uint8
 
 
@@ -87,8 +95,8 @@ def test_hints_beat_copy_last_on_a_pan_and_round_trip(lpips_metric):
     seg = hinted.stream.segments[0]
     assert sum(seg.coded) < sum(copy.stream.segments[0].coded)
     assert seg.hints and hinted.data[4] == 2 and copy.data[4] == 1
-    assert hinted.stream.header.predictor_model_id == 3 == PREDICTOR_NAMES["motion-hint"]
-    assert PREDICTOR_KINDS[3] == "global-motion-hint"
+    assert hinted.stream.header.predictor_model_id == 3 == PREDICTORS.named("motion-hint").kind_id
+    assert PREDICTORS.by_id(3).label == "global-motion-hint"
     decoded = next(open_stream(hinted.data, ModelLibrary()).segments())
     assert torch.equal(decoded, hinted.results[0].reconstruction)
     sim = SegmentSimulator(video, codec, GlobalMotionPredictor(), lpips_metric, settings)

@@ -9,16 +9,25 @@ import pytest
 import torch
 
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.encoder import encode_video
 from evc_archive.core.errors import ModelMismatchError
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
-from evc_archive.core.motion_hint import GlobalMotionPredictor, pack_velocity
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor, pack_velocity
+from evc_archive.core.predictors.restore_hint import (
+    AS_DECODED,
+    HALFWAY,
+    KINDS,
+    RESTORED,
+    RestoreHintPredictor,
+    pack_hint,
+    unpack_hint,
+)
 from evc_archive.core.ratecontrol import SegmentSimulator
-from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary, model_files_for
-from evc_archive.core.restore import Restorer, RestoreNet
-from evc_archive.core.restore_hint import (AS_DECODED, HALFWAY, KINDS, RESTORED, RestoreHintPredictor, pack_hint,
-                                           unpack_hint)
-from tests.core.test_motion_hint import panning_video
+from evc_archive.core.registry import PREDICTORS, model_files_for
+from evc_archive.core.restore import RestoreNet, Restorer
+from evc_archive.core.settings import EncoderSettings
+from tests.core.predictors.test_motion_hint import panning_video
 from tests.core.test_restore import TINY, random_restorer
 
 
@@ -30,7 +39,7 @@ def test_hint_coding():
             assert unpack_hint(pack_hint(mode, motion)) == (mode, motion)
     with pytest.raises(Exception, match="unknown"):
         unpack_hint(b"\x03")
-    with pytest.raises(Exception, match="unknown"):  # the first version had no halfway mode
+    with pytest.raises(Exception, match="unknown"):  # kind 5 has no halfway mode
         unpack_hint(b"\x02", KINDS[5].modes)
 
 
@@ -42,7 +51,7 @@ def test_identity_restorer_gives_motion_hint_exactly(tmp_path, kind, interpolati
     video = panning_video()
     for motion in (b"", pack_velocity(2, -5)):
         for mode in KINDS[kind].modes:
-            assert torch.equal(p.predict_hinted(video[:2], pack_hint(mode, motion)), m.predict_hinted(video[:2], motion))
+            assert torch.equal(p.predict(video[:2], pack_hint(mode, motion), 0, 1), m.predict(video[:2], motion, 0, 1))
     motion = m.hint_candidates(video[:1], video[1:4])
     assert len(motion) > 1
     assert p.hint_candidates(video[:1], video[1:4]) == [pack_hint(mode, h) for mode in KINDS[kind].modes
@@ -53,21 +62,21 @@ def test_prediction_moves_the_restored_frame(tmp_path):
     restorer = random_restorer(tmp_path / "r.pt")
     p = RestoreHintPredictor(restorer, frames_per_call=2)
     video = panning_video()
-    still = p.predict(video[:1], seed=0, steps=1)
+    still = p.predict(video[:1], b"", seed=0, steps=1)
     assert torch.equal(still[0], restorer(video[:1])[0]) and torch.equal(still[1], still[0])
     motion = GlobalMotionPredictor(frames_per_call=2, interpolation="lanczos3")
-    moved = p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 8)))
-    assert torch.equal(moved, motion.predict_hinted(restorer(video[:1]), pack_velocity(0, 8)))
-    plain = p.predict_hinted(video[:1], pack_hint(AS_DECODED, pack_velocity(0, 8)))
-    assert torch.equal(plain, motion.predict_hinted(video[:1], pack_velocity(0, 8)))
-    half = p.predict_hinted(video[:1], pack_hint(HALFWAY, b""))[0].to(torch.int16)
+    moved = p.predict(video[:1], pack_hint(RESTORED, pack_velocity(0, 8)), 0, 1)
+    assert torch.equal(moved, motion.predict(restorer(video[:1]), pack_velocity(0, 8), 0, 1))
+    plain = p.predict(video[:1], pack_hint(AS_DECODED, pack_velocity(0, 8)), 0, 1)
+    assert torch.equal(plain, motion.predict(video[:1], pack_velocity(0, 8), 0, 1))
+    half = p.predict(video[:1], pack_hint(HALFWAY, b""), 0, 1)[0].to(torch.int16)
     assert torch.equal(half, (restorer(video[:1])[0].to(torch.int16) + video[0] + 1) // 2)
-    # the first version (kind 5) moves bilinearly: same whole-pixel frames, other quarter-pixel ones
+    # kind 5 moves bilinearly: same whole-pixel frames, other quarter-pixel ones
     first = RestoreHintPredictor(restorer, frames_per_call=2, model_id=5)
-    assert torch.equal(first.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 4))),
-                       p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(0, 4))))
-    assert not torch.equal(first.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(1, 3))),
-                           p.predict_hinted(video[:1], pack_hint(RESTORED, pack_velocity(1, 3))))
+    assert torch.equal(first.predict(video[:1], pack_hint(RESTORED, pack_velocity(0, 4)), 0, 1),
+                       p.predict(video[:1], pack_hint(RESTORED, pack_velocity(0, 4)), 0, 1))
+    assert not torch.equal(first.predict(video[:1], pack_hint(RESTORED, pack_velocity(1, 3)), 0, 1),
+                           p.predict(video[:1], pack_hint(RESTORED, pack_velocity(1, 3)), 0, 1))
     with pytest.raises(ValueError, match="unknown"):
         RestoreHintPredictor(restorer, model_id=3)
 
@@ -93,7 +102,7 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
 
 @pytest.mark.parametrize("kind", [6, 5])
 def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric, kind):
-    """Both kinds: today's default (6) and the first version (5), whose archives must still decode."""
+    """Both kinds: the default (6) and the decode-only kind 5, whose archives must still decode."""
     models = tmp_path / "models"
     models.mkdir()
     restorer = random_restorer(models / "restore-tiny.pt")
@@ -104,8 +113,8 @@ def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric
     enc = encode_video([video], Fraction(25), codec, predictor, lpips_metric, settings)
     header = enc.stream.header
     assert header.predictor_model_id == kind
-    assert PREDICTOR_NAMES["restore-hint"] == 6 and PREDICTOR_KINDS[6] == "restore-motion-hint-lanczos"
-    assert PREDICTOR_NAMES["restore-hint-bilinear"] == 5 and PREDICTOR_KINDS[5] == "restore-motion-hint"
+    assert PREDICTORS.named("restore-hint").kind_id == 6 and PREDICTORS.by_id(6).label == "restore-motion-hint-lanczos"
+    assert PREDICTORS.named("restore-hint-bilinear").kind_id == 5 and PREDICTORS.by_id(5).label == "restore-motion-hint"
     assert header.predictor_hash == restorer.content_hash[:len(header.predictor_hash)]
     decoded = next(open_stream(enc.data, ModelLibrary(extra_dirs=(models,))).segments())
     assert torch.equal(decoded, enc.results[0].reconstruction)

@@ -4,14 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from evc_archive.core.block_hint import (BlockMotionHintPredictor, grid_shape, pack_field, pack_global,
-                                         unpack_hint)
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_video
+from evc_archive.core.encoder import encode_video
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.keyframe_av1 import AV1IntraCodec
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.block_hint import (
+    BlockMotionHintPredictor,
+    grid_shape,
+    pack_field,
+    pack_global,
+    unpack_hint,
+)
 from evc_archive.core.ratecontrol import SegmentSimulator
-from evc_archive.core.registry import PREDICTOR_KINDS, PREDICTOR_NAMES, ModelLibrary
+from evc_archive.core.registry import PREDICTORS
+from evc_archive.core.settings import EncoderSettings
 
 
 def sprite_video(n: int = 12, h: int = 64, w: int = 64) -> torch.Tensor:
@@ -55,7 +62,7 @@ def test_a_block_field_follows_local_motion_and_round_trips(lpips_metric):
     context, targets = video[:1], video[1:5]
     candidates = predictor.hint_candidates(context, targets)
     assert any(c[:1] == b"\x02" for c in candidates)
-    scores = {c: float(lpips_metric.uint8(predictor.predict_hinted(context, c), targets).mean()) for c in candidates}
+    scores = {c: float(lpips_metric.uint8(predictor.predict(context, c, 0, 1), targets).mean()) for c in candidates}
     best = min(scores, key=scores.get)
     assert best[:1] == b"\x02" and scores[best] < 0.8 * scores[b""]
     codec = AV1IntraCodec()
@@ -63,7 +70,7 @@ def test_a_block_field_follows_local_motion_and_round_trips(lpips_metric):
     enc = encode_video([video], Fraction(25), codec, predictor, lpips_metric, settings)
     copy = encode_video([video], Fraction(25), codec, ModelLibrary().predictor_named("copy-last"), lpips_metric, settings)
     assert sum(enc.stream.segments[0].coded) < sum(copy.stream.segments[0].coded)
-    assert PREDICTOR_NAMES["block-hint"] == 4 and PREDICTOR_KINDS[4] == "block-motion-hint"
+    assert PREDICTORS.named("block-hint").kind_id == 4 and PREDICTORS.by_id(4).label == "block-motion-hint"
     decoded = next(open_stream(enc.data, ModelLibrary()).segments())
     assert torch.equal(decoded, enc.results[0].reconstruction)
     sim = SegmentSimulator(video, codec, predictor, lpips_metric, settings)

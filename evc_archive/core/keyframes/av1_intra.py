@@ -9,11 +9,11 @@ Determinism: AV1 decoding is integer-exact by specification, so the YUV planes d
 the same bits everywhere. The colour conversion is ours, not swscale's (whose SIMD paths round
 differently between CPUs): full-range BT.601 in 16-bit fixed point, chroma averaged over 2x2 at
 encode and upsampled with the (9,3,3,1)/16 centre-sited filter at decode, all numpy integers.
-The encoder's reconstruction is the decode of the exact payload bytes (keyframe.ImageCodec contract).
+The encoder's reconstruction is the decode of the exact payload bytes (keyframes.base.ImageCodec).
 
 Quality levels map to SVT-AV1 CRF values (one intra frame): level 1 = fewest bits. Preset 1 with the
 subjective tune and still-picture mode: on 12 held-out 128x128 frames 7-10 % lower LPIPS at the same
-bytes than preset 4 (PSNR tune), for ~3x the encode time (session-4 probe, docs/benchmarks/ablation.md).
+bytes than preset 4 (PSNR tune), for ~3x the encode time (docs/benchmarks/ablation.md).
 The CRF table, preset and tuning matter only to the encoder; the decoder needs none of them, so none
 is in the hash, which names the payload format.
 """
@@ -28,12 +28,13 @@ import numpy as np
 import torch
 
 from evc_archive.core.errors import BitstreamError
+from evc_archive.core.registry import register_keyframe_codec
 
 # level -> CRF. On 12 held-out 128x128 frames: 87 .. 1680 bytes a frame (0.04 .. 0.82 bpp), the range
-# a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames. Every 2 CRF (25 levels; 13
-# levels every 4 CRF until session 5): rate control uses the budget more fully
-# (docs/benchmarks/keyframe_levels*.md). The level is informational in a stream (the decoder needs no
-# CRF), so streams written with the 13-level table decode unchanged.
+# a 30-frame segment at 0.02 .. 0.1 bpp can spend on its few coded frames. Every 2 CRF (25 levels),
+# which rate control uses more fully than 13 levels every 4 CRF (docs/benchmarks/keyframe_levels*.md).
+# The level is informational in a stream (the decoder needs no CRF), so streams written with the
+# 13-level table decode unchanged.
 CRF_BY_QUALITY: dict[int, int] = {q: 63 - 2 * (q - 1) for q in range(1, 26)}  # 63, 61, ..., 15
 PRESET = 1
 # encoder-only tuning (the decoder needs none of it): subjective tune, still-picture mode
@@ -132,7 +133,7 @@ def svtav1_encoder(width: int, height: int, gop: int, preset: int, crf: int, par
 
 
 class AV1IntraCodec:
-    """A keyframe.ImageCodec: qualities, encode, decode, content_hash; weightless."""
+    """A keyframes.base.ImageCodec: qualities, encode, decode, content_hash; weightless."""
 
     model_id = 2
     content_hash = hashlib.sha256(FORMAT_KEY).digest()
@@ -173,3 +174,9 @@ class AV1IntraCodec:
         if len(frames) != 1 or (frames[0].height, frames[0].width) != (ch, cw) or frames[0].format.name != "yuv420p":
             raise BitstreamError("AV1 keyframe payload is not one 4:2:0 8-bit frame of the stream's size (damaged)")
         return torch.from_numpy(rgb_frame(frames[0], height, width))
+
+
+@register_keyframe_codec(2, "svtav1", "keyframe-av1-intra", default_quality=15,
+                         summary="AV1 intra frames through SVT-AV1 / dav1d, qualities 1-25 (the default)")
+def build(weights: str | None, device: str) -> AV1IntraCodec:
+    return AV1IntraCodec(device=device)

@@ -1,5 +1,5 @@
-"""Block-motion-hint predictor (kind id 4): copy-last-frame moved by a coarse motion field the
-encoder measures on the source and sends as side information (issue 5, item 3: "sparse motion").
+"""Block-motion-hint predictor (kind id 4, decode-only): copy-last-frame moved by a coarse motion
+field the encoder measures on the source and sends as side information.
 
 Per predictor call the stream carries one hint (bitstream version >= 2):
     empty          still (exactly copy-last-frame)
@@ -30,10 +30,17 @@ import torch
 
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.motion import (MotionConfig, analysis_factor, block_vectors, box_downscale, dense_field, luma,
-                                     warp)
-from evc_archive.core.motion_hint import (QUARTER, GlobalMotionPredictor, pack_velocity, unzigzag, velocity_hint,
-                                          zigzag)
+from evc_archive.core.motion import MotionConfig, analysis_factor, block_vectors, box_downscale, dense_field, luma, warp
+from evc_archive.core.predictors.base import repeat_last
+from evc_archive.core.predictors.motion_hint import (
+    QUARTER,
+    GlobalMotionPredictor,
+    pack_velocity,
+    unzigzag,
+    velocity_hint,
+    zigzag,
+)
+from evc_archive.core.registry import register_predictor
 
 GRID = 4  # blocks along the long side
 ANALYSIS_SIDE = 160
@@ -115,8 +122,6 @@ class BlockMotionHintPredictor:
     search: int = 8  # encoder's search range per frame of distance, analysis pixels
     model_id: int = 4
     context_frames: int = 1
-    uses_hints: bool = True
-    hint_byte_weight: float = HINT_BYTE_WEIGHT
     content_hash: bytes = hashlib.sha256(FORMAT_KEY).digest()
 
     def _field_candidate(self, last: np.ndarray, target: np.ndarray, distance: int) -> bytes:
@@ -136,17 +141,20 @@ class BlockMotionHintPredictor:
                     out.append(hint)
         return out
 
-    def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
+    def predict(self, context: torch.Tensor, hint: bytes, seed: int, steps: int) -> torch.Tensor:
+        """The last frame warped by the hint's field (empty hint: still, copy-last-frame)."""
         last = context[-1]
         h, w, _ = last.shape
         s, b, nby, nbx = grid_shape(h, w)
         velocities = unpack_hint(hint, nby, nbx)
         if not velocities.any():
-            return last[None].expand(self.frames_per_call, *last.shape).clone()
+            return repeat_last(context, self.frames_per_call)
         per_frame = dense_field(velocities, h, w, b * s) / QUARTER  # exact: quarter-pixel multiples, then bilinear
         frame = last.numpy()
         return torch.from_numpy(np.stack([warp(frame, per_frame * j) for j in range(1, self.frames_per_call + 1)]))
 
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        """Without a hint: still (copy-last-frame)."""
-        return self.predict_hinted(context, b"")
+
+@register_predictor(4, "block-hint", "block-motion-hint", takes_hints=True, hint_byte_weight=HINT_BYTE_WEIGHT,
+                    summary="motion-hint with a coarse block motion field where it pays for its bytes")
+def build(weights: str | None, frames_per_call: int, device: str) -> BlockMotionHintPredictor:
+    return BlockMotionHintPredictor(frames_per_call=frames_per_call)

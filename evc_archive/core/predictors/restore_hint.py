@@ -1,12 +1,13 @@
-"""Restore-hint predictor (kind id 6; kind 5 before session 9): the global-motion hint predictor
-(core.motion_hint) applied to a learned restoration of the last decoded frame (core.restore).
+"""Restore-hint predictor (kind id 6, the product's default): the global-motion hint predictor
+(core.predictors.motion_hint) applied to a learned restoration of the last decoded frame
+(core.restore).
 
 The decoder's last frame is soft: the keyframe codec's blur and ringing at 0.02-0.07 bpp. Copying
 it (copy-last, motion-hint) carries that blur into every generated frame, while the source's next
 frames are sharp. This predictor first estimates the sharp frame (a small CNN trained on AV1 intra
 decodes of training clips), then moves it by the encoder-chosen global velocity exactly as
 motion-hint does, with a sharp sub-pixel filter (core.subpel, Lanczos-3: kind 6) or bilinear as
-motion-hint (kind 5, the first version; streams that name it still decode). Where restoration does
+motion-hint (kind 5, restore-hint-bilinear: decode-only). Where restoration does
 not pay in full (frames coded at high quality, which it slightly over-sharpens, and residual-coded
 frames), the encoder turns it off or to half strength for that call. The restoration model file is
 the predictor's weights: the stream names it by hash like any model file.
@@ -26,15 +27,21 @@ Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.motion_hint import GlobalMotionPredictor
+from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor
+from evc_archive.core.registry import register_predictor
 from evc_archive.core.restore import Restorer
 
 RESTORED, AS_DECODED, HALFWAY = 0, 1, 2
+
+
+WEIGHT_FILE = "restore.pt"  # the shipped restoration model (evc_archive/models/restore.md)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class RestoreHintKind:
     fit_every_target: bool
 
 
+# the algorithm's parameters per kind id (their specs: register_predictor below and in restore_hint_bilinear)
 KINDS = {5: RestoreHintKind("bilinear", (RESTORED, AS_DECODED), fit_every_target=False),
          6: RestoreHintKind("lanczos3", (RESTORED, AS_DECODED, HALFWAY), fit_every_target=True)}
 
@@ -67,11 +75,10 @@ def unpack_hint(hint: bytes, modes: tuple[int, ...] = KINDS[6].modes) -> tuple[i
 
 
 class RestoreHintPredictor:
-    """A HintedPredictor: motion-hint over restore(last decoded frame). model_id 6 (Lanczos-3 moves,
-    the default) or 5 (bilinear, the first version)."""
+    """Motion-hint over restore(last decoded frame). model_id 6 (Lanczos-3 moves, the default) or 5
+    (bilinear moves)."""
 
     context_frames = 1
-    uses_hints = True
 
     def __init__(self, restorer: Restorer, frames_per_call: int = 4, model_id: int = 6):
         if model_id not in KINDS:
@@ -107,10 +114,26 @@ class RestoreHintPredictor:
             return restored
         return ((restored.to(torch.int16) + context[-1:].to(torch.int16) + 1) // 2).to(torch.uint8)
 
-    def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
+    def predict(self, context: torch.Tensor, hint: bytes, seed: int, steps: int) -> torch.Tensor:
+        """The hint's base frame (empty hint: the restored last frame) moved by its velocity."""
         mode, motion_hint = unpack_hint(hint, self.kind.modes)
-        return self.motion.predict_hinted(self.base_frame(context, mode), motion_hint)
+        return self.motion.predict(self.base_frame(context, mode), motion_hint, seed, steps)
 
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        """Without a hint: the restored last frame, still."""
-        return self.predict_hinted(context, b"")
+
+@lru_cache(maxsize=None)
+def load_restorer(path: str, device: str) -> Restorer:
+    """A restoration model file, loaded once per process and device."""
+    return Restorer.load(Path(path), device)
+
+
+def build_kind(kind_id: int, weights: str | None, frames_per_call: int, device: str) -> RestoreHintPredictor:
+    if weights is None:
+        raise ValueError("the restore-hint predictors need their restoration model file")
+    return RestoreHintPredictor(load_restorer(weights, device), frames_per_call, kind_id)
+
+
+@register_predictor(6, "restore-hint", "restore-motion-hint-lanczos", weight_file=WEIGHT_FILE, takes_hints=True,
+                    encodable=True, summary="motion-hint over the shipped learned restoration of the last decoded "
+                    "frame, moved with a sharp Lanczos-3 filter (the default)")
+def build(weights: str | None, frames_per_call: int, device: str) -> RestoreHintPredictor:
+    return build_kind(6, weights, frames_per_call, device)

@@ -1,7 +1,7 @@
 """`evc-archive compare` on held-out clips, for docs/compare/: the CSV, RD plots and frame grids,
 plus a check that its numbers agree with the codec benchmark (docs/benchmarks/codec.json).
 
-    python jobs/compare_heldout.py --data ../shared/data --out docs/compare
+    python -m jobs.benchmark_compare_heldout --data ../shared/data --out docs/compare
 
 Protocol: the codec benchmark's (first 30 frames, short side resized to 128, centre crop 128x128,
 coded at 25 fps, one segment per clip), so the same encoder runs give the same bytes:
@@ -21,7 +21,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jobs.benchmarks_common import ABLATION_CURVE_TARGETS, ABLATION_THRESHOLDS, combo_name
 
 DEFAULT_CLIPS = ("sam2_02_cups", "carnd_highway_dashcam")
 
@@ -65,7 +65,6 @@ def _max_diff(rows: list[dict], a: str, b: str) -> tuple[float, int]:
 
 def write_agreement(path: Path, agree: dict, combo: str) -> None:
     from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS
-    from jobs.benchmark_ablation import CURVE_TARGETS, THRESHOLDS
 
     def grid(thresholds: tuple[float, ...]) -> str:
         return f"{len(thresholds)} thresholds {min(thresholds):g}-{max(thresholds):g}"
@@ -85,7 +84,7 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
              f"difference {d_ess:.2e} bpp, {d_el:.2e} LPIPS.", "",
              f"Ours ({combo}) at each target: compare (rate control: `sweep_near` for the highest target over "
              f"{grid(DEFAULT_THRESHOLDS)} plus the loop's breakpoints in large gaps, Lagrangian allocation) vs the "
-             f"ablation benchmark (`sweep_near` for {max(CURVE_TARGETS):g} bpp over {grid(THRESHOLDS)} plus "
+             f"ablation benchmark (`sweep_near` for {max(ABLATION_CURVE_TARGETS):g} bpp over {grid(ABLATION_THRESHOLDS)} plus "
              "breakpoints, best point within the budget); the two search different grids, so they "
              "may pick different settings:", "",
              "| clip | target | compare bpp | compare LPIPS | compare setting | ablation bpp | ablation LPIPS | ablation setting |",
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = CompareOptions(str(listing), args.out, targets, gop=30, max_frames=30, size=128, fps=Fraction(25),
                               label=f"held-out clips {', '.join(names)} (first 30 frames, 128x128, 25 fps)")
         results = run_compare(opts, lambda m: print(m, file=sys.stderr, flush=True))
-    combo = f"{opts.keyframe_codec}+{opts.predictor}" + ("" if opts.residual_levels is None else "+residual") + (
-        "+inter" if opts.inter_fallback else "")
+    combo = combo_name(opts.keyframe_codec, opts.predictor, opts.residual_levels, opts.inter_fallback)
     agree = agreement(results, json.loads(args.codec_benchmark.read_text()), json.loads(args.ablation.read_text()),
                       targets, combo)
     (args.out / "agreement.json").write_text(json.dumps(agree, indent=1) + "\n")

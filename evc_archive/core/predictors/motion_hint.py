@@ -1,5 +1,6 @@
-"""Global-motion predictor (kind id 3): copy-last-frame steered by side information the encoder
-chooses (issue 5, item 3: "a few bytes per generated frame, chosen by the same threshold loop").
+"""Global-motion-hint predictor (kind id 3, decode-only): copy-last-frame steered by a few bytes
+of side information per call that the encoder chooses. Restore-hint (kind 6) moves frames the same
+way and beats it (docs/benchmarks/ablation.md).
 
 Per predictor call the stream carries one hint (bitstream version 2): empty = still (exactly
 copy-last-frame), else a global velocity (dy, dx) in quarter pixels per frame as two zigzag
@@ -24,7 +25,10 @@ import torch
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.motion import analysis_factor, box_downscale, luma, warp
+from evc_archive.core.predictors.base import repeat_last
+from evc_archive.core.registry import register_predictor
 from evc_archive.core.subpel import QUARTER, shift_frame  # QUARTER: velocity units per pixel
+
 FORMAT_KEY = b"evc-archive/global-motion-hint/1:zigzag-quarter-pel-velocity:warp-1/16-bilinear-clamp"
 
 
@@ -90,7 +94,7 @@ def velocity_hint(last: np.ndarray, target: np.ndarray, distance: int, search: i
 
 @dataclass
 class GlobalMotionPredictor:
-    """Copy-last-frame plus an encoder-chosen global velocity per call (a HintedPredictor)."""
+    """Copy-last-frame plus an encoder-chosen global velocity per call."""
 
     frames_per_call: int = 4
     search: int = 12  # encoder's search range, pixels (per target distance)
@@ -98,7 +102,6 @@ class GlobalMotionPredictor:
     fit_every_target: bool = False  # encoder only: more candidates per call (restore-hint uses them)
     model_id: int = 3
     context_frames: int = 1
-    uses_hints: bool = True
     content_hash: bytes = hashlib.sha256(FORMAT_KEY).digest()
 
     def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
@@ -117,12 +120,12 @@ class GlobalMotionPredictor:
                 out.append(hint)
         return out
 
-    def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
+    def predict(self, context: torch.Tensor, hint: bytes, seed: int, steps: int) -> torch.Tensor:
+        """The last frame moved by the hint's velocity (empty hint: still, copy-last-frame)."""
         vy, vx = unpack_velocity(hint)
-        last = context[-1]
         if vy == vx == 0:
-            return last[None].expand(self.frames_per_call, *last.shape).clone()
-        frame = last.numpy()
+            return repeat_last(context, self.frames_per_call)
+        frame = context[-1].numpy()
         if self.interpolation == "lanczos3":
             return torch.from_numpy(np.stack([shift_frame(frame, j * vy, j * vx)
                                               for j in range(1, self.frames_per_call + 1)]))
@@ -134,6 +137,8 @@ class GlobalMotionPredictor:
             out.append(warp(frame, d))
         return torch.from_numpy(np.stack(out))
 
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        """Without a hint: still (copy-last-frame)."""
-        return self.predict_hinted(context, b"")
+
+@register_predictor(3, "motion-hint", "global-motion-hint", takes_hints=True,
+                    summary="copy-last moved by a global velocity the encoder picks and stores (0-4 bytes a call)")
+def build(weights: str | None, frames_per_call: int, device: str) -> GlobalMotionPredictor:
+    return GlobalMotionPredictor(frames_per_call=frames_per_call)

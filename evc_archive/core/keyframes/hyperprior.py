@@ -1,4 +1,5 @@
-"""Keyframe codec: a compressai scale-hyperprior model whose entropy-coding path is bit-exact.
+"""Hyperprior keyframe codec (kind id 1): a compressai scale-hyperprior model whose entropy-coding
+path is bit-exact. Its weights ship as evc_archive/models/keyframe.pt (model card keyframe.md).
 
 Architecture (Balle et al. 2018, "scale hyperprior", at a size that runs at video rate on 2 CPU cores):
     x (N,3,H,W) -> g_a -> y (N,M,H/16,W/16) -> h_a(|y|) -> z (N,C,H/64,W/64)
@@ -20,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -33,32 +34,15 @@ from torch import nn
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.model_file import read_model_blob
+from evc_archive.core.registry import register_keyframe_codec
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16, h_a by 4 more
 MODEL_FORMAT = "evc-keyframe/1"
+WEIGHT_FILE = "keyframe.pt"
 # Scale table of the Gaussian conditional. compressai's default reaches 256, whose CDF rows make
 # 0.6 MB of tables per quality level; at our rates scales stay far below 64 (larger ones are coded
 # with the widest table, whose tails compressai codes by escape, so any value still round-trips).
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64
-
-
-class ImageCodec(Protocol):
-    """What the encoder and decoder need of a keyframe codec (this module's hyperprior, id 1;
-    keyframe_av1.AV1IntraCodec, id 2). decode(encode(frame)) is the reconstruction both sides use."""
-
-    model_id: int  # frozen numeric id (see registry.KEYFRAME_KINDS)
-    content_hash: bytes  # sha256 of the model file (of the format description, for weightless codecs)
-
-    @property
-    def qualities(self) -> tuple[int, ...]: ...
-
-    def encode(self, frame: torch.Tensor, quality: int) -> bytes:
-        """frame (H,W,3) uint8 -> payload bytes."""
-        ...
-
-    def decode(self, payload: bytes, quality: int, height: int, width: int) -> torch.Tensor:
-        """payload -> frame (height,width,3) uint8 on the CPU."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -232,7 +216,7 @@ class KeyframeCodec:
     Frames are uint8 RGB tensors (H,W,3); payloads are the bytes stored in the bitstream.
     """
 
-    model_id = 1  # registry.KEYFRAME_KINDS
+    model_id = 1  # registry.KEYFRAME_CODECS
 
     def __init__(self, config: KeyframeConfig, models: dict[int, HyperpriorModel],
                  content_hash: bytes, device: str = "cpu"):
@@ -300,3 +284,17 @@ class KeyframeCodec:
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> "KeyframeCodec":
         return cls.from_bytes(Path(path).read_bytes(), device)
+
+
+@lru_cache(maxsize=None)
+def load_keyframe_codec(path: str, device: str) -> KeyframeCodec:
+    """A model file, loaded once per process and device."""
+    return KeyframeCodec.load(Path(path), device)
+
+
+@register_keyframe_codec(1, "hyperprior", "keyframe-hyperprior", weight_file=WEIGHT_FILE, default_quality=4,
+                         summary="the shipped learned codec, qualities 1-5")
+def build(weights: str | None, device: str) -> KeyframeCodec:
+    if weights is None:
+        raise ValueError("the hyperprior keyframe codec needs its model file")
+    return load_keyframe_codec(weights, device)

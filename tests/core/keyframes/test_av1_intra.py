@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import EncoderSettings, encode_video, psnr_frames
+from evc_archive.core.encoder import encode_video, psnr_frames
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
-from evc_archive.core.keyframe_av1 import AV1IntraCodec, rgb_to_yuv420, yuv420_to_rgb
-from evc_archive.core.motion import MotionExtrapolationPredictor
-from evc_archive.core.registry import KEYFRAME_KINDS, KEYFRAME_NAMES, ModelLibrary
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, rgb_to_yuv420, yuv420_to_rgb
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.motion_extrapolation import MotionExtrapolationPredictor
+from evc_archive.core.registry import KEYFRAME_CODECS
+from evc_archive.core.settings import EncoderSettings
 from tests.conftest import moving_square_video
 
 CODEC = AV1IntraCodec()
@@ -58,7 +60,7 @@ def test_damaged_payload_is_refused():
 
 
 def test_registry_resolves_the_weightless_codec():
-    assert KEYFRAME_KINDS[2] == "keyframe-av1-intra" and KEYFRAME_NAMES["svtav1"] == 2
+    assert KEYFRAME_CODECS.by_id(2).label == "keyframe-av1-intra" and KEYFRAME_CODECS.named("svtav1").kind_id == 2
     lib = ModelLibrary()
     assert isinstance(lib.keyframe_named("svtav1"), AV1IntraCodec)
     assert lib.keyframe(2, CODEC.content_hash[:8]).content_hash == CODEC.content_hash

@@ -1,11 +1,8 @@
-"""Predictors: K decoded frames in, the next F frames out. Pluggable behind one small interface.
+"""Diffusion predictor (kind id 1, the paper's method): MCVD-style conditional diffusion (a small
+UNet), sampled with deterministic DDIM from noise seeded by the stream, predicting the residual
+against the last context frame. No hints: the stream's seed and step count steer it.
 
-- `CopyLastFramePredictor`: repeats the last frame (the trivial baseline and the test double).
-- `DiffusionPredictor`: MCVD-style conditional diffusion (a small UNet), sampled with deterministic
-  DDIM from noise seeded by the stream, predicting the residual against the last context frame.
-
-Frames are uint8 RGB tensors (H,W,3). A context shorter than K (segment start) is left-padded by
-repeating its first frame, so a segment needs only one coded frame before prediction starts.
+Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8.
 """
 
 from __future__ import annotations
@@ -13,78 +10,20 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from evc_archive.core.ddim import DDIMSampler
 from evc_archive.core.model_file import read_model_blob
+from evc_archive.core.predictors.base import NO_HINT, take_context
+from evc_archive.core.registry import register_predictor
 from evc_archive.core.unet import ConditionalUNet
 
 MODEL_FORMAT = "evc-predictor/1"
-
-
-def derive_seed(base_seed: int, frame_index: int) -> int:
-    """Platform-independent per-call seed from the stream seed and the first predicted frame index."""
-    digest = hashlib.blake2b(f"{base_seed}:{frame_index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-class Predictor(Protocol):
-    """What the encoder and decoder need of a predictor."""
-
-    model_id: int  # frozen numeric id (see registry)
-    content_hash: bytes  # sha256 of the weights file (of the name, for weightless predictors)
-    context_frames: int  # K
-    frames_per_call: int  # F
-
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        """context (k,H,W,3) uint8 with 1 <= k -> (F,H,W,3) uint8."""
-        ...
-
-
-class HintedPredictor(Predictor, Protocol):
-    """A predictor steered by a few bytes of side information per call (a "hint"), which the encoder
-    chooses while it sees the source and the stream carries (bitstream version 2). The decoder
-    regenerates the frames from the decoded context and the hint alone."""
-
-    uses_hints: bool  # True
-
-    def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
-        """Encoder only: context (k,H,W,3), the source's next frames targets (m,H,W,3) -> hints to try."""
-        ...
-
-    def predict_hinted(self, context: torch.Tensor, hint: bytes) -> torch.Tensor:
-        """context (k,H,W,3) uint8, hint -> (F,H,W,3) uint8; deterministic."""
-        ...
-
-
-def uses_hints(predictor: Predictor) -> bool:
-    return bool(getattr(predictor, "uses_hints", False))
-
-
-def take_context(context: torch.Tensor, k: int) -> torch.Tensor:
-    """Last k frames of (n,H,W,3), left-padded with the first frame when n < k -> (k,H,W,3)."""
-    context = context[-k:]
-    if context.shape[0] < k:
-        pad = context[:1].expand(k - context.shape[0], *context.shape[1:])
-        context = torch.cat([pad, context], dim=0)
-    return context
-
-
-@dataclass
-class CopyLastFramePredictor:
-    """Predicts that nothing moves."""
-
-    frames_per_call: int = 4
-    model_id: int = 0
-    context_frames: int = 1
-    content_hash: bytes = hashlib.sha256(b"evc-archive/copy-last-frame").digest()
-
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
-        return context[-1:].expand(self.frames_per_call, *context.shape[1:]).clone()
+WEIGHT_FILE = "predictor.pt"  # the shipped model (evc_archive/models/predictor.md)
 
 
 @dataclass(frozen=True)
@@ -133,8 +72,11 @@ class DiffusionPredictor:
         return ConditionalUNet(config.context_frames, config.frames_per_call,
                                config.base_channels, config.channel_mults)
 
+    def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
+        return list(NO_HINT)
+
     @torch.no_grad()
-    def predict(self, context: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
+    def predict(self, context: torch.Tensor, hint: bytes, seed: int, steps: int) -> torch.Tensor:
         # 1. inputs: the last K frames, padded to the UNet's size multiple
         cfg = self.config
         context = take_context(context, cfg.context_frames)
@@ -178,3 +120,18 @@ class DiffusionPredictor:
         unet = cls.build_unet(config)
         unet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
         return cls(config, unet, hashlib.sha256(data).digest(), model_id, device)
+
+
+@lru_cache(maxsize=None)
+def load_diffusion(path: str, device: str) -> DiffusionPredictor:
+    """A model file, loaded once per process and device."""
+    return DiffusionPredictor.from_bytes(Path(path).read_bytes(), 1, device)
+
+
+@register_predictor(1, "diffusion", "diffusion-unet", weight_file=WEIGHT_FILE, encodable=True,
+                    summary="the shipped conditional video diffusion model (the paper's method)")
+def build(weights: str | None, frames_per_call: int, device: str) -> DiffusionPredictor:
+    """F comes from the model file."""
+    if weights is None:
+        raise ValueError("the diffusion predictor needs its model file")
+    return load_diffusion(weights, device)

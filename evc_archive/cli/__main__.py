@@ -1,0 +1,3 @@
+from evc_archive.cli.app import main
+
+main()

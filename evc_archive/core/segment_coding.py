@@ -1,0 +1,87 @@
+"""One segment to a target, the way every caller does it: search -> choose -> encode -> check bytes.
+
+- `search_points`: rate control's exact RD points of the segment near a target (ratecontrol's
+  SegmentSimulator over the residual choices and, where the settings allow it, the inter GOP).
+- `encode_at`: the segment encoded for real at fixed settings or at a chosen RDPoint, packed as the
+  one-segment stream the archive stores; at a point, its bytes must be the ones rate control measured.
+- `encode_to_target`: the three for one segment on its own (the per-segment choice,
+  ratecontrol.choose_for_target). A corpus instead allocates its budget over all segments' points
+  (ratecontrol.allocate) between `search_points` and `encode_at`.
+
+Seeds: a segment object is a one-segment stream, so predictor calls are seeded from the segment's
+own frame positions (0..n-1) and settings.seed; `first_frame` only records where the segment sits
+in its source (the header's first frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
+from evc_archive.core.keyframes.base import ImageCodec
+from evc_archive.core.loop import residual_search
+from evc_archive.core.predictors.base import Predictor
+from evc_archive.core.ratecontrol import SEARCH_THRESHOLDS, RDPoint, SegmentSimulator, choose_for_target
+from evc_archive.core.settings import EncoderSettings
+
+
+@dataclass(frozen=True)
+class SegmentCoder:
+    """The models and fixed inputs every call on one segment shares."""
+
+    codec: ImageCodec
+    predictor: Predictor
+    metric: object  # core.metrics LPIPS
+    fps: Fraction = Fraction(25)
+
+
+@dataclass(frozen=True)
+class CodedSegment:
+    """A segment encoded for real: the object's bytes, what the decoder rebuilds, the settings the
+    encoder ran, and rate control's point and note (None / "" at fixed settings)."""
+
+    data: bytes
+    result: SegmentResult
+    settings: EncoderSettings
+    point: RDPoint | None = None
+    note: str = ""
+
+    @property
+    def bpp(self) -> float:
+        n, h, w = self.result.reconstruction.shape[:3]
+        return len(self.data) * 8 / (n * h * w)
+
+
+def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, target_bpp: float,
+                  first_frame: int = 0, thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
+    """frames (n,H,W,3) uint8 -> the exact RD points a target near `target_bpp` can use."""
+    simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
+                                 residual_search(settings.residual_levels), settings.inter_fallback)
+    return simulator.sweep_near(target_bpp, thresholds=thresholds)
+
+
+def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, first_frame: int = 0,
+              point: RDPoint | None = None, note: str = "") -> CodedSegment:
+    """frames (n,H,W,3) uint8 -> CodedSegment at `settings`, or at `point` (its setting over
+    `settings`), whose bytes must then be exactly the point's."""
+    chosen = settings if point is None else point.settings(settings)
+    result = encode_segment(frames, coder.codec, coder.predictor, coder.metric, chosen)
+    n, h, w, _ = frames.shape
+    header = make_header(coder.codec, coder.predictor, chosen, w, h, coder.fps, first_frame)
+    data = pack(Stream(header, (result.segment,)))
+    if point is not None and len(data) != point.bytes:
+        raise RuntimeError(f"the encode gave {len(data)} bytes where rate control measured {point.bytes} "
+                           f"({point.label}): encoder and rate control disagree")
+    return CodedSegment(data, result, chosen, point, note)
+
+
+def encode_to_target(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, target_bpp: float,
+                     first_frame: int = 0, thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> CodedSegment:
+    """frames (n,H,W,3) uint8 -> the lowest-LPIPS CodedSegment within `target_bpp` (the cheapest,
+    with a note, when none fits)."""
+    choice = choose_for_target(search_points(coder, frames, settings, target_bpp, first_frame, thresholds), target_bpp)
+    return encode_at(coder, frames, settings, first_frame, choice.point, choice.note)

@@ -1,0 +1,45 @@
+"""The loop's settings, and the product's defaults: the one place that says what `encode`,
+`submit`, `compare`, the Ray jobs and the benchmarks do when a user gives no option.
+
+The defaults are the combination that wins the ablation (docs/benchmarks/ablation.md, held-out
+clips, 128x128x30, rate control per clip): SVT-AV1 intra keyframes, the restore-hint predictor,
+rejected frames coded as residuals where that pays, and, under a bpp target, an AV1 inter GOP for
+a segment where conventional coding beats the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS
+from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS
+
+DEFAULT_THRESHOLD = 0.3  # fixed settings (no bpp target)
+DEFAULT_GOP = 30
+DEFAULT_STEPS = 1
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Knobs of the loop, all recorded in the stream. The field defaults are the loop's plain form
+    (intra only, no inter fallback); `EncoderSettings.product()` gives the product's defaults."""
+
+    lpips_threshold: float = 0.35
+    quality: int = 4
+    gop: int = 30  # frames per segment (closed: each segment decodes on its own)
+    sampling_steps: int = 1
+    seed: int = 0
+    residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
+    inter_level: int | None = None  # set: the segment is one AV1 inter GOP at this level (core.gop_av1), not the loop
+    inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
+
+    @classmethod
+    def product(cls, keyframe_codec: str = DEFAULT_KEYFRAME_CODEC, **changes) -> "EncoderSettings":
+        """The product's defaults for this keyframe codec (its default quality level), with
+        `changes` (field=value; quality=None keeps the codec's default)."""
+        if changes.get("quality", 0) is None:
+            del changes["quality"]
+        base = cls(lpips_threshold=DEFAULT_THRESHOLD, quality=KEYFRAME_CODECS.named(keyframe_codec).default_quality,
+                   gop=DEFAULT_GOP, sampling_steps=DEFAULT_STEPS, seed=0, residual_levels=DEFAULT_RESIDUAL_LEVELS,
+                   inter_fallback=True)
+        return replace(base, **changes)

@@ -1,0 +1,56 @@
+"""The one registry: frozen ids, names, encodable kinds, and the lookups' errors."""
+
+import pytest
+
+from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.registry import (
+    DEFAULT_KEYFRAME_CODEC,
+    DEFAULT_PREDICTOR,
+    KEYFRAME_CODECS,
+    PREDICTORS,
+    SEGMENT_MODES,
+    Registry,
+    SegmentModeSpec,
+    model_files_for,
+)
+
+
+def test_ids_are_frozen():
+    """A stream written today names the same kind forever: these ids never change."""
+    assert {s.kind_id: s.name for s in PREDICTORS.specs()} == {
+        0: "copy-last", 1: "diffusion", 2: "motion", 3: "motion-hint", 4: "block-hint", 5: "restore-hint-bilinear",
+        6: "restore-hint"}
+    assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1"}
+    assert {s.kind_id: s.name for s in SEGMENT_MODES.specs()} == {0: "loop", 1: "inter"}
+
+
+def test_encodable_kinds_and_defaults():
+    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint")
+    assert KEYFRAME_CODECS.choices() == ("hyperprior", "svtav1")
+    assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
+    hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}
+    assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint"}
+
+
+def test_lookups_give_clear_errors():
+    with pytest.raises(ModelMismatchError, match="predictor id 99, unknown to this build"):
+        PREDICTORS.by_id(99)
+    with pytest.raises(ValueError, match='Invalid predictor "optical-flow": choose one of copy-last, diffusion'):
+        PREDICTORS.named("optical-flow")
+    assert PREDICTORS.named("motion").kind_id == 2  # decode-only kinds stay constructible by name
+
+
+def test_an_id_or_name_cannot_be_taken_twice():
+    family = Registry("mode")
+    family.register(SegmentModeSpec(0, "loop", "x"))
+    family.register(SegmentModeSpec(0, "loop", "x"))  # the same spec again (a module imported twice) is fine
+    with pytest.raises(ValueError, match="id 0 is taken"):
+        family.register(SegmentModeSpec(0, "other", "y"))
+    with pytest.raises(ValueError, match="name 'loop' is taken"):
+        family.register(SegmentModeSpec(1, "loop", "y"))
+
+
+def test_model_files_derive_from_the_specs():
+    assert model_files_for("svtav1", "restore-hint") == ["restore.pt"]
+    assert model_files_for("svtav1", "copy-last") == []
+    assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]

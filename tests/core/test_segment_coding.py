@@ -1,0 +1,57 @@
+"""A segment to a target: search, choose, encode, check bytes (core.segment_coding)."""
+
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+import torch
+
+from evc_archive.core.bitstream import unpack
+from evc_archive.core.decoder import open_stream
+from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.model_library import ModelLibrary
+from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
+from evc_archive.core.segment_coding import SegmentCoder, encode_at, encode_to_target, search_points
+from evc_archive.core.settings import EncoderSettings
+from tests.conftest import moving_square_video
+
+TARGET = 0.3
+
+
+@pytest.fixture(scope="module")
+def coder(lpips_metric):
+    return SegmentCoder(AV1IntraCodec(), CopyLastFramePredictor(frames_per_call=3), lpips_metric, Fraction(25))
+
+
+def _library(coder: SegmentCoder) -> ModelLibrary:
+    library = ModelLibrary()
+    library.register(coder.codec)
+    library.register(coder.predictor)
+    return library
+
+
+def test_encode_to_target_meets_it_and_decodes(coder):
+    frames = moving_square_video(8, 32, 48)
+    coded = encode_to_target(coder, frames, EncoderSettings.product(gop=8), TARGET, first_frame=16)
+    assert coded.point is not None and coded.note == "" and coded.bpp <= TARGET
+    assert len(coded.data) == coded.point.bytes and coded.settings == coded.point.settings(EncoderSettings.product(gop=8))
+    assert unpack(coded.data).header.first_frame == 16
+    decoded = next(open_stream(coded.data, _library(coder)).segments())
+    assert torch.equal(decoded, coded.result.reconstruction)
+
+
+def test_every_searched_point_encodes_to_its_bytes(coder):
+    frames = moving_square_video(8, 32, 48)
+    settings = EncoderSettings.product(gop=8)
+    points = search_points(coder, frames, settings, TARGET, first_frame=8)
+    assert {p.inter for p in points} == {False, True}
+    for point in points[:: max(1, len(points) // 4)]:
+        assert len(encode_at(coder, frames, settings, 8, point).data) == point.bytes
+
+
+def test_a_point_that_does_not_match_the_encode_is_refused(coder):
+    frames = moving_square_video(8, 32, 48)
+    settings = EncoderSettings.product(gop=8)
+    point = search_points(coder, frames, settings, TARGET)[0]
+    with pytest.raises(RuntimeError, match="rate control measured"):
+        encode_at(coder, frames, settings, 0, replace(point, bytes=point.bytes + 1))

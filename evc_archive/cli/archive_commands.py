@@ -10,23 +10,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from evc_archive.cli.app import app, console, fail, job_progress, stdout
-from evc_archive.cli.options import (
-    DEFAULT_KEYFRAME_CODEC,
-    DEFAULT_PREDICTOR,
-    PRODUCT,
-    Gop,
-    IntraOnly,
-    KeyframeCodec,
-    NoInter,
-    Predictor,
-    Quality,
-    ResidualLevels,
-    Seed,
-    Steps,
-    StorageOptions,
-    Threshold,
-    coding_settings,
-)
+from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, Gop, IntraOnly,
+                                     KeyframeCodec, NoInter, Predictor, Quality, ResidualLevels, Seed, Steps,
+                                     StorageOptions, Threshold, coding_settings)
 from evc_archive.cli.options import storage_options as parse_storage_options
 
 

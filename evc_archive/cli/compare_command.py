@@ -9,17 +9,8 @@ import typer
 from rich.table import Table
 
 from evc_archive.cli.app import app, fail, job_progress, stdout
-from evc_archive.cli.options import (
-    DEFAULT_KEYFRAME_CODEC,
-    DEFAULT_PREDICTOR,
-    PRODUCT,
-    IntraOnly,
-    KeyframeCodec,
-    NoInter,
-    Predictor,
-    ResidualLevels,
-    check_choice,
-)
+from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, IntraOnly, KeyframeCodec,
+                                     NoInter, Predictor, ResidualLevels, check_choice)
 from evc_archive.cli.options import storage_options as storage_options_of
 from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
 

@@ -10,21 +10,9 @@ import typer
 from rich.table import Table
 
 from evc_archive.cli.app import app, fail, new_progress, stdout
-from evc_archive.cli.options import (
-    DEFAULT_KEYFRAME_CODEC,
-    DEFAULT_PREDICTOR,
-    PRODUCT,
-    Gop,
-    IntraOnly,
-    KeyframeCodec,
-    Predictor,
-    Quality,
-    ResidualLevels,
-    Seed,
-    Steps,
-    Threshold,
-    coding_settings,
-)
+from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, Gop, IntraOnly,
+                                     KeyframeCodec, Predictor, Quality, ResidualLevels, Seed, Steps, Threshold,
+                                     coding_settings)
 
 
 def _library(models: Optional[Path]):

@@ -29,7 +29,7 @@ def train(args: argparse.Namespace) -> None:
 
 def train_levels(config: dict, workers) -> dict:
     """Train every requested quality level in turn (config: this job's options)."""
-    from evc_archive.core.keyframes.hyperprior import KeyframeConfig
+    from evc_archive.core.hyperprior import KeyframeConfig
     from evc_archive.training.data import FrameDataset
     from evc_archive.training.keyframe_trainer import KeyframeTrainConfig, train_keyframe
     from evc_archive.training.log import TrainingLog
@@ -66,7 +66,7 @@ def train_levels(config: dict, workers) -> dict:
 
 
 def export(args: argparse.Namespace) -> None:
-    from evc_archive.core.keyframes.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig, load_compact_state
+    from evc_archive.core.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig, load_compact_state
     from evc_archive.training.log import plot_loss_curves, read_log
 
     models, logs, meta = {}, {}, {}

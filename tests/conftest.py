@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from evc_archive.core.keyframes.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig
+from evc_archive.core.hyperprior import HyperpriorModel, KeyframeCodec, KeyframeConfig
 from evc_archive.core.predictors.diffusion import DiffusionConfig, DiffusionPredictor
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

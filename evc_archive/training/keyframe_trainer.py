@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from evc_archive.core.keyframes.hyperprior import HyperpriorModel, KeyframeConfig, compact_state, load_compact_state
+from evc_archive.core.hyperprior import HyperpriorModel, KeyframeConfig, compact_state, load_compact_state
 from evc_archive.training.data import FrameDataset
 from evc_archive.training.log import CheckpointClock, TrainingLog
 from evc_archive.training.parallel import Workers, local_workers

@@ -30,7 +30,7 @@ def frames_npz(tmp_path_factory) -> Path:
 
 
 def test_keyframe_job_trains_and_exports_a_working_codec(frames_npz, tmp_path):
-    from evc_archive.core.keyframes.hyperprior import KeyframeCodec
+    from evc_archive.core.hyperprior import KeyframeCodec
 
     run = tmp_path / "kf"
     train_keyframe.main(["train", "--data", str(frames_npz), "--out", str(run), *TINY_KF])

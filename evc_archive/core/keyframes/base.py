@@ -8,8 +8,9 @@ import torch
 
 
 class ImageCodec(Protocol):
-    """What the encoder and decoder need of a keyframe codec (keyframes.hyperprior, id 1;
-    keyframes.av1_intra, id 2). decode(encode(frame)) is the reconstruction both sides use."""
+    """What the encoder and decoder need of a keyframe codec (keyframes.hyperprior, id 1, whose model
+    is core.hyperprior; keyframes.av1_intra, id 2). decode(encode(frame)) is the reconstruction both
+    sides use."""
 
     model_id: int  # the codec's frozen id (registry.KEYFRAME_CODECS)
     content_hash: bytes  # sha256 of the model file (of the format description, for weightless codecs)

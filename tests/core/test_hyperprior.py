@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
-from evc_archive.core.keyframes.hyperprior import IntegerHyperSynthesis, KeyframeCodec, KeyframeConfig, padded_size
+from evc_archive.core.hyperprior import IntegerHyperSynthesis, KeyframeCodec, KeyframeConfig, padded_size
 from tests.conftest import moving_square_video
 
 
@@ -52,7 +52,7 @@ def test_payload_length_field_is_checked(tiny_codec):
 _SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(int(sys.argv[2]))
-    from evc_archive.core.keyframes.hyperprior import KeyframeCodec
+    from evc_archive.core.hyperprior import KeyframeCodec
     codec = KeyframeCodec.load(sys.argv[3])
     model = codec.models[1]
     if sys.argv[1] == "encode":
@@ -61,13 +61,13 @@ _SCRIPT = textwrap.dedent("""
         for f in frames:
             payloads.append(codec.encode(f, 1))
             x = f.permute(2, 0, 1)[None].float() / 255.0
-            from evc_archive.core.keyframes.hyperprior import _pad
+            from evc_archive.core.hyperprior import _pad
             symbols.append(torch.round(model.g_a(_pad(x))))
         torch.save({"payloads": payloads, "symbols": symbols}, sys.argv[5])
     else:
         enc = torch.load(sys.argv[4])
         from evc_archive.core import varint
-        from evc_archive.core.keyframes.hyperprior import padded_size
+        from evc_archive.core.hyperprior import padded_size
         out = []
         for p, f in zip(enc["payloads"], range(len(enc["payloads"]))):
             n, pos = varint.decode(p, 0)

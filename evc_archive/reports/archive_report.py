@@ -44,6 +44,7 @@ class Totals:
     pixels: int
     lpips_mean: float | None
     psnr_mean: float | None
+    lpips_vgg_mean: float | None = None  # None unless every ok segment has it (manifest v4 on)
 
     @property
     def bpp(self) -> float | None:
@@ -53,6 +54,11 @@ class Totals:
 def _weighted_mean(values: list[float | None], weights: list[int]) -> float | None:
     pairs = [(v, w) for v, w in zip(values, weights) if v is not None]
     return float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
+
+
+def _weighted_mean_of_all(values: list[float | None], weights: list[int]) -> float | None:
+    """The weighted mean, or None where any value is missing (no mean of a subset)."""
+    return None if None in values else _weighted_mean(values, weights)
 
 
 def segment_frames(row: dict[str, Any]) -> int:
@@ -69,7 +75,8 @@ def totals(rows: list[dict[str, Any]]) -> Totals:
         segments_failed=sum(1 for r in rows if r["status"] != "ok"), frames=frames,
         bytes=sum(r["bytes"] or 0 for r in ok), pixels=sum(segment_frames(r) * r["width"] * r["height"] for r in ok),
         lpips_mean=_weighted_mean([r["lpips_mean"] for r in ok], sizes),  # per frame
-        psnr_mean=_weighted_mean([r["psnr_mean"] for r in ok], sizes))
+        psnr_mean=_weighted_mean([r["psnr_mean"] for r in ok], sizes),
+        lpips_vgg_mean=_weighted_mean_of_all([r.get("lpips_vgg_mean") for r in ok], sizes))
 
 
 def _read_json(store, key: str) -> dict[str, Any]:

@@ -89,3 +89,24 @@ def test_grouping_filters_and_names():
     assert list(group_videos(rows, "b-*")) == ["b-2"]
     names = output_names(videos, ".mkv")
     assert names == {"a-1": "clip.a-1.mkv", "b-2": "clip.b-2.mkv"}  # same source name: made unique
+
+
+def test_list_archive_means_lpips_vgg_only_where_every_segment_has_it(tmp_path):
+    import datetime as dt
+
+    from evc_archive.io.archive import list_archive
+    from evc_archive.io.manifest import append_rows
+
+    store = Store(str(tmp_path))
+    store.write_bytes("archive.json", b"{}")
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+    def row(vid, index, vgg):
+        return {**_row(vid, index, index * 8, index * 8 + 8, total=16), "error": None, "width": 4, "height": 4,
+                "bytes": 10, "lpips_mean": 0.1, "lpips_vgg_mean": vgg, "created_at": t0}
+
+    append_rows(store, [row("new", 0, 0.2), row("new", 1, 0.4), row("mixed", 0, 0.3), row("mixed", 1, None)])
+    listed = {v["video_id"]: v for v in list_archive(str(tmp_path))}
+    assert listed["new"]["lpips_vgg_mean"] == pytest.approx(0.3)
+    assert listed["mixed"]["lpips_vgg_mean"] is None  # a v3 segment among them: no mean of a subset
+    assert listed["new"]["lpips_mean"] == pytest.approx(0.1)

@@ -1,7 +1,12 @@
-"""`evc-archive compare` on held-out clips, for docs/compare/: the CSV, RD plots and frame grids,
+"""`evc-archive compare` on two evaluation clips, for docs/compare/: the CSV, RD plots and frame grids,
 plus a check that its numbers agree with the codec benchmark (docs/benchmarks/codec.json).
 
     python -m jobs.benchmark_compare_heldout --data ../shared/data --out docs/compare
+    python -m jobs.benchmark_compare_heldout --data ../shared/data --split test --out docs/compare/test \
+        --codec-benchmark docs/benchmarks/test/codec.json --ablation docs/benchmarks/test/ablation.json
+
+--split validation (the default; tuning) or test (the README's headline only): the clips come from that
+split (evc_archive.training.splits); by default a static camera and a moving camera of it.
 
 Protocol: the codec benchmark's (first 30 frames, short side resized to 128, centre crop 128x128,
 coded at 25 fps, one segment per clip), so the same encoder runs give the same bytes:
@@ -21,9 +26,12 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+from evc_archive.training.splits import add_split_option, clips_in, split_note
 from jobs.benchmarks_common import ABLATION_CURVE_TARGETS, ABLATION_THRESHOLDS, combo_name
 
-DEFAULT_CLIPS = ("sam2_02_cups", "carnd_highway_dashcam")
+# per split: a static camera and a moving one (chosen by content, SOURCES.md)
+DEFAULT_CLIPS = {"validation": ("sam2_02_cups", "carnd_highway_dashcam"),
+                 "test": ("bgslibrary_road_cam", "mmaction2_basketball_gym")}
 
 
 def agreement(results, codec_bench: dict, ablation: dict, targets: tuple[float, ...], combo: str) -> dict:
@@ -63,7 +71,7 @@ def _max_diff(rows: list[dict], a: str, b: str) -> tuple[float, int]:
     return (max(abs(x - y) for x, y in pairs) if pairs else float("nan")), len(pairs)
 
 
-def write_agreement(path: Path, agree: dict, combo: str) -> None:
+def write_agreement(path: Path, agree: dict, combo: str, split_line: str) -> None:
     from evc_archive.core.ratecontrol import DEFAULT_THRESHOLDS
 
     def grid(thresholds: tuple[float, ...]) -> str:
@@ -75,7 +83,7 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
     d_ess, n_ess = _max_diff(base, "bpp", "ablation_bpp")
     d_el, _ = _max_diff(base, "lpips", "ablation_lpips")
     fmt = (lambda v, d: "n/a" if v is None else f"{v:.{d}f}")
-    lines = ["# compare vs the benchmarks", "",
+    lines = ["# compare vs the benchmarks", "", split_line, "",
              "Baselines: compare's CRF sweep points looked up in the benchmarks' sweeps of the same clips "
              "(same protocol: 30 frames, 128x128, 25 fps, one closed GOP).",
              f"- vs docs/benchmarks/codec.json (SEI bytes counted; compare's bytes + sei_bytes): {n_raw} points, "
@@ -95,36 +103,45 @@ def write_agreement(path: Path, agree: dict, combo: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def load_benchmark(path: Path, split: str) -> dict:
+    """A benchmark's JSON, checked to be of `split` (files written before the splits existed: validation)."""
+    data = json.loads(path.read_text())
+    measured = data.get("split", "validation")
+    if measured != split:
+        raise SystemExit(f"{path} measured the {measured} split, not {split}: pass that split's run")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--out", type=Path, default=Path("docs/compare"))
-    p.add_argument("--clips", default=",".join(DEFAULT_CLIPS), help="Held-out clip names, comma-separated.")
+    p.add_argument("--clips", default=None, help="clip names of the split, comma-separated (default: two per split)")
     p.add_argument("--bpp", default="0.02,0.03,0.05,0.07")
     p.add_argument("--codec-benchmark", type=Path, default=Path("docs/benchmarks/codec.json"))
     p.add_argument("--ablation", type=Path, default=Path("docs/benchmarks/ablation.json"))
+    add_split_option(p)
     args = p.parse_args(argv)
 
     from evc_archive.reports.compare import CompareOptions, run_compare
-    from evc_archive.training.data import HELD_OUT_CLIPS, held_out_clips
 
-    names = [c.strip() for c in args.clips.split(",") if c.strip()]
-    unknown = [n for n in names if n not in HELD_OUT_CLIPS]
+    names = [c.strip() for c in args.clips.split(",") if c.strip()] if args.clips else list(DEFAULT_CLIPS[args.split])
+    paths = {q.stem: q for q in clips_in(args.data / "video", args.split)}
+    unknown = [n for n in names if n not in paths]
     if unknown:
-        raise SystemExit(f"not held-out clips: {unknown} (choose from {sorted(HELD_OUT_CLIPS)})")
-    paths = {q.stem: q for q in held_out_clips(args.data / "video")}
+        raise SystemExit(f"not {args.split} clips here: {unknown} (choose from {sorted(paths)})")
+    codec_bench, ablation = load_benchmark(args.codec_benchmark, args.split), load_benchmark(args.ablation, args.split)
     targets = tuple(float(v) for v in args.bpp.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp, "clips.csv")  # an input manifest: exactly these clips, in this order
         listing.write_text("uri\n" + "".join(f"{paths[n].resolve()}\n" for n in names))
         opts = CompareOptions(str(listing), args.out, targets, gop=30, max_frames=30, size=128, fps=Fraction(25),
-                              label=f"held-out clips {', '.join(names)} (first 30 frames, 128x128, 25 fps)")
+                              label=f"{args.split} clips {', '.join(names)} (first 30 frames, 128x128, 25 fps)")
         results = run_compare(opts, lambda m: print(m, file=sys.stderr, flush=True))
     combo = combo_name(opts.keyframe_codec, opts.predictor, opts.residual_levels, opts.inter_fallback)
-    agree = agreement(results, json.loads(args.codec_benchmark.read_text()), json.loads(args.ablation.read_text()),
-                      targets, combo)
+    agree = agreement(results, codec_bench, ablation, targets, combo)
     (args.out / "agreement.json").write_text(json.dumps(agree, indent=1) + "\n")
-    write_agreement(args.out / "agreement.md", agree, combo)
+    write_agreement(args.out / "agreement.md", agree, combo, split_note(args.split, names))
     print((args.out / "agreement.md").read_text())
     return 0
 

@@ -1,8 +1,9 @@
 """Rate-control benchmark: our target-bpp search and corpus allocation against a brute-force sweep.
 
-    python -m jobs.benchmark_ratecontrol --data ../shared/data --out docs/benchmarks
+    python -m jobs.benchmark_ratecontrol --data ../shared/data --out docs/benchmarks [--split validation|test]
 
-Corpus: the 6 held-out clips, first 30 frames each at 128x128 (short side resized, centre crop),
+Corpus: the clips of one split (evc_archive.training.splits; the 6 validation clips unless --split test),
+first 30 frames each at 128x128 (short side resized, centre crop),
 one 30-frame segment per clip (--frames 60 gives 12 segments). For every segment:
 - brute force: 28 thresholds (0.1 .. 0.55) x all 5 keyframe qualities = 140 independent full
   encodes (no shared work), a superset of the paper's 56-setting sweep; its envelope is the best
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     from evc_archive.core.ratecontrol import RDPoint
     from evc_archive.core.segment_coding import SegmentCoder, encode_at
     from evc_archive.core.settings import EncoderSettings
-    from evc_archive.training.data import held_out_clips
+    from evc_archive.training.splits import add_split_option, clips_in
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -162,18 +163,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=30, help="frames per clip (30 = one segment per clip)")
     parser.add_argument("--reuse-brute", type=Path, default=None,
                         help="ratecontrol.json of an earlier run: reuse its brute-force tables (same clips)")
+    add_split_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     lib = ModelLibrary()
     coder = SegmentCoder(lib.keyframe_named(CODEC), lib.predictor_named(PREDICTOR), shared_lpips())
     base = EncoderSettings()  # the loop's plain form: intra only, no inter GOP
     segments = []
-    for path in held_out_clips(args.data / "video"):
+    clips = clips_in(args.data / "video", args.split)
+    for path in clips:
         clip = evaluation_clip(path, args.frames)
         segments += [(f"{path.stem}/{i // 30}", clip[i:i + 30]) for i in range(0, len(clip), 30)]
     # 1. brute force: independent encodes (or the tables of an earlier run)
     if args.reuse_brute:
         old = json.loads(args.reuse_brute.read_text())
+        if old["meta"]["segments"] != [n for n, _ in segments]:
+            raise SystemExit(f"{args.reuse_brute} holds other segments than --split {args.split} gives")
         brute = [[RDPoint(**p) for p in t] for t in old["brute_tables"]]
         encode_seconds = old["meta"]["full_encode_seconds"]
     else:
@@ -190,18 +195,19 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: v for k, v in results[-1].items() if k != "choices"}), flush=True)
     # 3. curves for the plot
     envelope, baseline_curves = corpus_curves(segments, brute, coder.metric)
-    meta = {"date": datetime.date.today().isoformat(), "segments": [n for n, _ in segments],
+    meta = {"date": datetime.date.today().isoformat(), "split": args.split, "clips": [p.stem for p in clips],
+            "segments": [n for n, _ in segments],
             "brute_force_settings_per_segment": len(coder.codec.qualities) * len(BRUTE_THRESHOLDS),
             "full_encode_seconds": encode_seconds}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ratecontrol.json").write_text(json.dumps({
         "meta": meta, "results": results, "envelope": envelope, "baselines": baseline_curves,
         "brute_tables": [[dataclasses.asdict(p) for p in t] for t in brute]}, indent=1))
-    _plot(results, envelope, baseline_curves, args.out / "ratecontrol.png")
+    _plot(results, envelope, baseline_curves, meta, args.out / "ratecontrol.png")
     _report(results, meta, args.out / "ratecontrol.md")
 
 
-def _plot(results, envelope, baselines, path: Path) -> None:
+def _plot(results, envelope, baselines, meta, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +225,7 @@ def _plot(results, envelope, baselines, path: Path) -> None:
     ax.set_xlim(0.007, 0.25)
     ax.set_xlabel("corpus bpp")
     ax.set_ylabel("mean LPIPS (lower is better)")
-    ax.set_title(f"held-out clips, {len(results[0]['choices'])} segments of 128x128x30")
+    ax.set_title(f"{meta['split']} clips, {len(results[0]['choices'])} segments of 128x128x30")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -228,7 +234,10 @@ def _plot(results, envelope, baselines, path: Path) -> None:
 
 
 def _report(results, meta, path: Path) -> None:
+    from evc_archive.training.splits import split_note
+
     lines = ["# Rate control benchmark", "", f"`jobs/benchmark_ratecontrol.py`, {meta['date']}, 2 CPU cores.", "",
+             split_note(meta["split"], meta["clips"]), "",
              __doc__.split("\n\n", 2)[2].strip(), "",
              "| target bpp | achieved bpp | within 5 % | mean LPIPS | sweep envelope LPIPS at same bpp | gap | settings simulated / segment | keyframe encodes / segment | search time / segment | in full-encode equivalents | note |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,11 +1,12 @@
-"""The restoration model alone, on held-out frames: LPIPS / PSNR of SVT-AV1 intra decodes before and
-after restoration, per quality level, and what it does to frames that are already sharp. Used to
-pick among trained candidates and for the model card. Writes docs/benchmarks/restore.{md,json}.
+"""The restoration model alone, on frames of evaluation clips: LPIPS / PSNR of SVT-AV1 intra decodes
+before and after restoration, per quality level, and what it does to frames that are already sharp.
+Used to pick among trained candidates and for the model card. Writes docs/benchmarks/restore.{md,json}.
 
-    python -m jobs.benchmark_restore --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt
+    python -m jobs.benchmark_restore --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt \
+        [--split validation|test]
 
-Frames: frames 0, 10 and 20 of each held-out clip (evc_archive.training.data.HELD_OUT_CLIPS, never
-trained on), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the range rate control
+Frames: frames 0, 10 and 20 of each clip of one split (evc_archive.training.splits; validation unless
+--split test), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the range rate control
 picks for coded frames at 0.02-0.07 bpp. "Sharp input": the source frame itself, restored (LPIPS
 to the source; 0 would be a perfect pass-through). "Twice": restoring the restored decode again, as
 happens when the restore-hint predictor's context is one of its own generated frames.
@@ -84,22 +85,24 @@ def main(argv: list[str] | None = None) -> None:
     from evc_archive.core.model_library import shipped_file
     from evc_archive.core.predictors.restore_hint import WEIGHT_FILE
     from evc_archive.core.restore import Restorer
-    from evc_archive.training.data import held_out_clips
+    from evc_archive.training.splits import add_split_option, clips_in
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="restoration model files to compare")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    add_split_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     metric, codec = shared_lpips(), AV1IntraCodec()
-    clips = [evaluation_clip(p) for p in held_out_clips(args.data / "video")]
+    paths = clips_in(args.data / "video", args.split)
+    clips = [evaluation_clip(p) for p in paths]
     sources = torch.stack([c[i] for c in clips for i in FRAMES])
     ahead = torch.stack([c[i + AHEAD] for c in clips for i in FRAMES])
     n, h, w, _ = sources.shape
     decoded = {q: torch.stack([codec.decode(codec.encode(sources[i], q), q, h, w) for i in range(n)]) for q in LEVELS}
     residual = residual_decodes(codec, Restorer.load(shipped_file(WEIGHT_FILE)), decoded, ahead)  # the shipped model
-    results = {"frames": n, "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
+    results = {"frames": n, "split": args.split, "clips": [p.stem for p in paths], "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
     for path in args.models:
         restorer = Restorer.load(path)
         name = str(path.parent.name if path.name == "restore.pt" and path.parent.name != "models" else path.name)
@@ -114,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_report(results: dict, out: Path) -> None:
-    lines = ["# Restoration model alone, on held-out frames", "",
-             f"{results['frames']} frames (frames 0, 10, 20 of the 6 held-out clips, 128x128), SVT-AV1 intra decodes; "
+    from evc_archive.training.splits import split_note
+
+    lines = [f"# Restoration model alone, on {results['split']} frames", "", split_note(results["split"], results["clips"]), "",
+             f"{results['frames']} frames (frames 0, 10, 20 of the {len(results['clips'])} {results['split']} clips, "
+             "128x128), SVT-AV1 intra decodes; "
              "mean LPIPS (lower is better) and PSNR to the source. \"Residual\": frames "
              f"{', '.join(str(i + AHEAD) for i in FRAMES)} coded at the same level as residuals against the "
              "shipped model's restoration of those decodes (what the loop's residual frames look like), before and "

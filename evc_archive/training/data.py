@@ -9,7 +9,8 @@ frames travel in tens of MB:
                         (short side 256, every 6th frame)
     clip_names (c,) str
 Training samples crops and sequences from it on any device, and mixes in synthetic video: moving
-digits and stills moved along synthetic camera paths.
+digits and stills moved along synthetic camera paths. Only train-split clips go in or come out
+(evc_archive.training.splits): building or loading a data set with a validation or test clip fails.
 """
 
 from __future__ import annotations
@@ -25,37 +26,17 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from evc_archive.io.clip import resize_short_side
-
-# Clips never trained on: the evaluation split (by clip, not by frame). Names are file stems of
-# the shared/data/video/ clips.
-HELD_OUT_CLIPS = (
-    "carnd_highway_dashcam",
-    "bgslibrary_highway_cam",
-    "sam2_02_cups",
-    "mmaction2_pool_cleaning",
-    "decord_flipping_a_pancake",
-    "sam2_05_juggle",
-)
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m")
-
-
-def training_clips(video_dir: Path) -> list[Path]:
-    """Every clip under video_dir except the held-out split, sorted."""
-    return sorted(p for p in Path(video_dir).iterdir()
-                  if p.suffix.lower() in VIDEO_SUFFIXES and p.stem not in HELD_OUT_CLIPS)
-
-
-def held_out_clips(video_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(video_dir).iterdir()
-                  if p.suffix.lower() in VIDEO_SUFFIXES and p.stem in HELD_OUT_CLIPS)
+from evc_archive.training.splits import check_train_only
 
 
 def prepare_dataset(clips: list[Path], out_path: Path, *, short_side: int = 128,
                     max_frames: int = 240, still_short_side: int = 256, still_every: int = 6,
                     jpeg_quality: int = 92, progress=None) -> dict:
-    """Decode clips, downscale, JPEG-code and write the data set file. Returns a summary."""
+    """Decode clips, downscale, JPEG-code and write the data set file. Returns a summary.
+    Refuses validation and test clips (evc_archive.training.splits)."""
     from evc_archive.io.video_read import read_frames
 
+    check_train_only((p.stem for p in clips), "the clip list")
     blobs, clip_ids, groups = [], [], []
     for ci, path in enumerate(clips):
         frames = read_frames(path, 0, max_frames)
@@ -94,6 +75,7 @@ class FrameDataset:
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> "FrameDataset":
         data = np.load(path, allow_pickle=False)
+        check_train_only(data["clip_names"], f"frame data set {path}")
         jpeg, offsets, clip, group = data["jpeg"], data["offsets"], data["clip"], data["group"]
         per_clip: dict[int, list[torch.Tensor]] = {}
         stills = []

@@ -11,8 +11,9 @@ no video codec:
                                                           (source then indexes the digit frames)
     quality (n,) int16                                    the AV1 intra quality level it was coded at
     decoded_webp (C,) uint8, decoded_offsets (n+1,) int64  the decodes, lossless WebP
-Only frames of the training clips are in a frame data set (jobs/prepare_data.py leaves the
-held-out split out), so the pairs never see held-out clips.
+    clip_names (c,) str                                   the frame data set's clips
+Only train-split clips are in a frame data set (evc_archive.training.splits); making or loading
+pairs whose clips include a validation or test clip fails, as does a pairs file without clip_names.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from evc_archive.training.splits import check_train_only
 
 # Quality levels of core.keyframes.av1_intra (CRF 53..17) around those rate control picks for coded frames
 # at 0.02-0.07 bpp on 128x128 clips (levels 8-25, docs/benchmarks/ablation.json); the pairs draw
@@ -72,6 +75,7 @@ def prepare_restore_pairs(frames_path: Path, out_path: Path, *, pairs: int = 240
 
     rng = np.random.default_rng(seed)
     data = np.load(frames_path, allow_pickle=False)
+    check_train_only(data["clip_names"], f"frame data set {frames_path}")
     jpeg, offsets = data["jpeg"], data["offsets"]
     chosen = np.sort(rng.choice(len(offsets) - 1, size=min(sources, len(offsets) - 1), replace=False))
     src_blobs = [jpeg[offsets[i]:offsets[i + 1]].tobytes() for i in chosen]
@@ -104,7 +108,7 @@ def prepare_restore_pairs(frames_path: Path, out_path: Path, *, pairs: int = 240
     np.savez(out_path, source_jpeg=src_data, source_offsets=src_offsets, digits_png=dig_data,
              digits_offsets=dig_offsets, kind=m[:, 0].astype(np.int8), source=m[:, 1].astype(np.int32),
              y=m[:, 2].astype(np.int32), x=m[:, 3].astype(np.int32), quality=m[:, 4].astype(np.int16),
-             decoded_webp=dec_data, decoded_offsets=dec_offsets)
+             decoded_webp=dec_data, decoded_offsets=dec_offsets, clip_names=data["clip_names"])
     return {"pairs": len(meta), "video_pairs": pairs, "digit_pairs": len(digit_frames), "sources": len(src_blobs),
             "bytes": int(Path(out_path).stat().st_size)}
 
@@ -122,6 +126,10 @@ class RestorePairs:
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> "RestorePairs":
         z = np.load(path, allow_pickle=False)
+        if "clip_names" not in z:
+            raise ValueError(f"pairs file {path} does not list its clips: "
+                             "remake it with `python -m jobs.train_restore prepare`")
+        check_train_only(z["clip_names"], f"pairs file {path}")
         sources = [_decode_image(z["source_jpeg"], z["source_offsets"], i) for i in range(len(z["source_offsets"]) - 1)]
         digits = [_decode_image(z["digits_png"], z["digits_offsets"], i) for i in range(len(z["digits_offsets"]) - 1)]
         clean, decoded, quality = {}, {}, {}

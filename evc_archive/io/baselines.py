@@ -1,48 +1,86 @@
-"""Conventional codecs through PyAV, for fair comparisons: x264, x265 and SVT-AV1.
+"""Conventional codecs through PyAV, for fair comparisons: the strongest anchors we know.
 
-Each clip is coded as one closed GOP (an intra frame, then inter frames) at the codec's best
-practical preset, and only the raw packet bytes are counted (no container). Matched-bpp
-comparisons sweep the codec's CRF and interpolate quality at the wanted bpp.
+Each clip is coded as one closed GOP (an intra frame, then inter frames), 4:2:0 8-bit, and only the
+raw packet bytes are counted (no container; `BaselineResult.sei_bytes` says how many of them are
+the SEI settings text x264 and x265 write, which a decoder ignores). Matched-bpp comparisons sweep
+the codec's CRF down to its floor (its lowest-rate setting: CRF 51 for x264/x265, CRF 63 for
+SVT-AV1) and interpolate quality at the wanted bpp.
 
-Presets (documented choice: slowest that is still practical on 2 cores):
-    x264 veryslow, x265 veryslow, SVT-AV1 preset 4; 4:2:0 8-bit, which is what they are used at.
+Anchors (`BASELINES`): x264 veryslow, x265 veryslow, SVT-AV1 preset 4 (its default tune),
+SVT-AV1 at the setting our inter GOP fallback codes with (core.gop_av1: preset 2, tune=0), and each
+of them at half resolution (`NAME-half`): the clip shrunk to half its size (area filter), coded,
+decoded and upscaled back to the source size (Lanczos-3); the upscale is a decoder-side step, the
+stream carries the half-size picture only, and bpp is per source pixel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
+from PIL import Image
+
+from evc_archive.core import gop_av1
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration per encoder at its default level
+
+PARAMS_OPTION = {"libx264": "x264-params", "libx265": "x265-params", "libsvtav1": "svtav1-params"}
 
 
 @dataclass(frozen=True)
 class BaselineCodec:
+    """One anchor: an encoder at one preset and parameters, coded at full or half size."""
+
     name: str
     encoder: str
     decoder: str
     preset_options: tuple[tuple[str, str], ...]
-    crf_range: tuple[int, int]
+    crf_range: tuple[int, int]  # (best quality swept, the floor: the codec's lowest-rate CRF)
+    params: str = ""  # encoder parameters (x264-params / x265-params / svtav1-params), after keyint
+    scale: int = 1  # 2: coded at half size, upscaled to the source size after decoding
+    about: str = ""  # the setting, for --help
+    sweep_s: float = 0.0  # its cost: seconds for a sweep of one 128x128x30 GOP, 2 CPU cores (2026-12-02)
+
+    @property
+    def floor(self) -> int:
+        """The lowest-rate CRF: every sweep codes it."""
+        return self.crf_range[1]
+
+    def coded_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) the codec codes for a source of that size (before even padding)."""
+        return max(1, -(-height // self.scale)), max(1, -(-width // self.scale))
 
 
-BASELINES: dict[str, BaselineCodec] = {
-    "x264": BaselineCodec("x264", "libx264", "h264", (("preset", "veryslow"),), (18, 51)),
-    "x265": BaselineCodec("x265", "libx265", "hevc", (("preset", "veryslow"), ("x265-params", "log-level=error")), (18, 51)),
-    "svtav1": BaselineCodec("svtav1", "libsvtav1", "libdav1d", (("preset", "4"),), (20, 63)),
-}
+def _half(spec: BaselineCodec, sweep_s: float) -> BaselineCodec:
+    return dataclasses.replace(spec, name=f"{spec.name}-half", scale=2, sweep_s=sweep_s,
+                               about=f"{spec.about} at half size, Lanczos-upscaled after decoding")
+
+
+_FULL_SIZE = (
+    BaselineCodec("x264", "libx264", "h264", (("preset", "veryslow"),), (18, 51), about="x264 veryslow", sweep_s=7),
+    BaselineCodec("x265", "libx265", "hevc", (("preset", "veryslow"),), (18, 51), "log-level=error",
+                  about="x265 veryslow", sweep_s=22),
+    BaselineCodec("svtav1", "libsvtav1", "libdav1d", (("preset", "4"),), (20, 63), about="SVT-AV1 preset 4",
+                  sweep_s=2.5),
+    BaselineCodec("svtav1-p2", "libsvtav1", "libdav1d", (("preset", str(gop_av1.PRESET)),), (20, 63),
+                  gop_av1.SVT_PARAMS, about=f"SVT-AV1 preset {gop_av1.PRESET} {gop_av1.SVT_PARAMS} (the inter GOP "
+                                            "fallback's setting)", sweep_s=5),
+)
+BASELINES: dict[str, BaselineCodec] = {s.name: s for s in (*_FULL_SIZE, *map(_half, _FULL_SIZE, (0.7, 2.6, 1.4, 2.7)))}
 
 
 @dataclass(frozen=True)
 class BaselineResult:
     codec: str
     crf: int
-    bytes: int
-    frames: np.ndarray  # (n,H,W,3) uint8, decoded
+    bytes: int  # every raw packet byte (SEI included)
+    frames: np.ndarray  # (n,H,W,3) uint8, decoded (and upscaled to the source size for a half-size anchor)
     sei_bytes: int = 0  # H.264/HEVC SEI NAL units (x264's and x265's settings text): not needed to decode
+    coded_size: tuple[int, int] | None = None  # (height, width) the codec coded, before even padding
 
     def bpp(self, width: int, height: int) -> float:
         return self.bytes * 8 / (len(self.frames) * width * height)
@@ -78,50 +116,66 @@ def _even_pad(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def encode_baseline(frames: np.ndarray, codec: str, crf: int, fps: Fraction = Fraction(25)) -> BaselineResult:
-    """frames (n,H,W,3) uint8 -> one closed GOP at `crf`; returns raw packet bytes and the decode."""
-    spec = BASELINES[codec]
+def _resize(frames: np.ndarray, height: int, width: int, resample: int) -> np.ndarray:
+    """(n,h,w,3) uint8 -> (n,height,width,3) uint8, per frame with PIL's `resample` filter."""
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample)) for f in frames])
+
+
+def _encoder_options(spec: BaselineCodec, crf: int, gop: int) -> dict[str, str]:
+    """The encoder's options: preset, CRF, one closed GOP of `gop` frames (no scene cuts), params."""
+    keyint = f"keyint={gop}" if spec.encoder == "libsvtav1" else f"keyint={gop}:min-keyint={gop}:scenecut=0"
+    return {**dict(spec.preset_options), "crf": str(crf),
+            PARAMS_OPTION[spec.encoder]: ":".join(p for p in (keyint, spec.params) if p)}
+
+
+def _code(frames: np.ndarray, spec: BaselineCodec, crf: int, fps: Fraction) -> tuple[list, np.ndarray]:
+    """frames (n,h,w,3) uint8 -> (packets, decoded (n,h,w,3) uint8): one closed GOP."""
     n, h, w, _ = frames.shape
     padded = _even_pad(frames)
-    ph, pw = padded.shape[1:3]
     enc = av.CodecContext.create(spec.encoder, "w")
-    enc.width, enc.height, enc.pix_fmt = pw, ph, "yuv420p"
+    enc.height, enc.width = padded.shape[1:3]
+    enc.pix_fmt = "yuv420p"
     enc.time_base = 1 / Fraction(fps)
     enc.framerate = Fraction(fps)
     enc.gop_size = max(n, 1)
-    opts = dict(spec.preset_options)
-    opts["crf"] = str(crf)
-    if spec.encoder == "libx264":
-        opts["x264-params"] = "keyint=%d:min-keyint=%d:scenecut=0" % (max(n, 1), max(n, 1))
-    elif spec.encoder == "libx265":
-        opts["x265-params"] += ":keyint=%d:min-keyint=%d:scenecut=0" % (max(n, 1), max(n, 1))
-    elif spec.encoder == "libsvtav1":
-        opts["svtav1-params"] = "keyint=%d" % max(n, 1)
-    enc.options = opts
+    enc.options = _encoder_options(spec, crf, max(n, 1))
     packets = []
     for i, rgb in enumerate(padded):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
         frame.pts = i
         packets.extend(enc.encode(frame))
     packets.extend(enc.encode(None))
-    total = sum(p.size for p in packets)
-    sei = sum(sei_bytes(bytes(p), codec) for p in packets)
     dec = av.CodecContext.create(spec.decoder, "r")
-    decoded = []
-    for p in packets:
-        decoded.extend(dec.decode(p))
-    decoded.extend(dec.decode(None))
-    out = np.stack([f.to_ndarray(format="rgb24")[:h, :w] for f in decoded])
-    if len(out) != n:
-        raise RuntimeError(f"{codec} returned {len(out)} frames for {n}")
-    return BaselineResult(codec, crf, total, out, sei)
+    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    if len(decoded) != n:
+        raise RuntimeError(f"{spec.name} returned {len(decoded)} frames for {n}")
+    return packets, np.stack([f.to_ndarray(format="rgb24")[:h, :w] for f in decoded])
+
+
+def encode_baseline(frames: np.ndarray, codec: str, crf: int, fps: Fraction = Fraction(25)) -> BaselineResult:
+    """frames (n,H,W,3) uint8 -> one closed GOP at `crf`; returns raw packet bytes and the decode at
+    (n,H,W,3) (a half-size anchor: area-shrunk before coding, Lanczos-upscaled after decoding)."""
+    spec = BASELINES[codec]
+    _, h, w, _ = frames.shape
+    ch, cw = spec.coded_size(h, w)
+    coded = frames if (ch, cw) == (h, w) else _resize(frames, ch, cw, Image.BOX)
+    packets, decoded = _code(coded, spec, crf, fps)
+    out = decoded if (ch, cw) == (h, w) else _resize(decoded, h, w, Image.LANCZOS)
+    family = {"libx264": "x264", "libx265": "x265"}.get(spec.encoder, "av1")
+    sei = sum(sei_bytes(bytes(p), family) for p in packets)
+    return BaselineResult(codec, crf, sum(p.size for p in packets), out, sei, (ch, cw))
+
+
+def sweep_crfs(codec: str, step: int = 3) -> list[int]:
+    """The CRFs a sweep codes, ascending: every `step`-th down from the codec's floor (so the floor,
+    the lowest rate it has, is always coded) and the best-quality end of its range."""
+    lo, hi = BASELINES[codec].crf_range
+    return sorted(set(range(hi, lo - 1, -step)) | {lo})
 
 
 def crf_sweep(frames: np.ndarray, codec: str, crfs: list[int] | None = None) -> list[BaselineResult]:
-    """Results at several CRFs (default: every 3rd CRF over the codec's range)."""
-    spec = BASELINES[codec]
-    crfs = crfs or list(range(spec.crf_range[0], spec.crf_range[1] + 1, 3))
-    return [encode_baseline(frames, codec, c) for c in crfs]
+    """Results at several CRFs (default: sweep_crfs)."""
+    return [encode_baseline(frames, codec, c) for c in crfs or sweep_crfs(codec)]
 
 
 def interpolate_at(bpps: list[float], values: list[float], target: float) -> float | None:

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 CODED_COLOUR = (31, 119, 180)  # frames the keyframe codec coded
 GENERATED_COLOUR = (255, 127, 14)  # frames the predictor generated
-CODEC_COLOURS = {"ours": "#d62728", "x264": "#1f77b4", "x265": "#2ca02c", "svtav1": "#9467bd"}
+CODEC_COLOURS = {"ours": "#d62728", "x264": "#1f77b4", "x265": "#2ca02c", "svtav1": "#9467bd", "svtav1-p2": "#8c564b"}
 
 
 def _pyplot():
@@ -109,7 +109,9 @@ def rd_png(curves: dict[str, list[tuple[float, float]]], targets: Sequence[float
         if not pts:
             continue
         xs, ys = zip(*sorted(pts))
-        ax.plot(xs, ys, marker="o", ms=3.5, lw=1.4, color=CODEC_COLOURS.get(name), label=name)
+        half = name.endswith("-half")  # a baseline at half size: its full-size colour, dashed
+        ax.plot(xs, ys, marker="o", ms=3.5, lw=1.4, color=CODEC_COLOURS.get(name.removesuffix("-half")),
+                ls="--" if half else "-", label=name)
     for t in targets:
         ax.axvline(t, color="#999999", lw=0.8, ls=":")
     ax.set_xscale("log")

@@ -1,4 +1,12 @@
-from evc_archive.io.baselines import encode_baseline, sei_bytes
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from evc_archive.core import gop_av1
+from evc_archive.io.baselines import BASELINES, crf_sweep, encode_baseline, sei_bytes, sweep_crfs
 from tests.conftest import moving_square_video
 
 
@@ -19,3 +27,58 @@ def test_sei_parser_on_a_hand_made_stream():
     hevc_sei = b"\x00\x00\x01" + bytes([39 << 1, 1]) + bytes(6)
     assert sei_bytes(b"\x00\x00\x01\x40\x01" + bytes(4) + hevc_sei, "x265") == len(hevc_sei)
     assert sei_bytes(sps + sei, "svtav1") == 0
+
+
+def test_the_anchors_are_the_strongest_settings_at_full_and_half_size():
+    full = {"x264", "x265", "svtav1", "svtav1-p2"}
+    assert set(BASELINES) == full | {f"{n}-half" for n in full}
+    p2 = BASELINES["svtav1-p2"]
+    assert dict(p2.preset_options)["preset"] == str(gop_av1.PRESET) and p2.params == gop_av1.SVT_PARAMS == "tune=0"
+    assert all(BASELINES[f"{n}-half"].scale == 2 and BASELINES[n].scale == 1 for n in full)
+
+
+def test_every_sweep_of_every_anchor_codes_its_floor():
+    """The floor is CRF 51 (x264/x265) or 63 (SVT-AV1) and every sweep codes it and its other end."""
+    for name, spec in BASELINES.items():
+        crfs = sweep_crfs(name)
+        assert spec.floor == (63 if spec.encoder == "libsvtav1" else 51)
+        assert crfs[-1] == spec.floor and crfs[0] == spec.crf_range[0] and crfs == sorted(set(crfs))
+        assert max(b - a for a, b in zip(crfs, crfs[1:])) <= 3
+    assert sweep_crfs("svtav1")[-2:] == [60, 63]
+
+
+def test_the_floor_is_the_lowest_rate_setting():
+    """Above the floor the encoder refuses the CRF or codes the floor's bytes (x264 clamps)."""
+    clip = moving_square_video(4, 64, 64).numpy()
+    assert encode_baseline(clip, "x264", 52).bytes == pytest.approx(encode_baseline(clip, "x264", 51).bytes, rel=0.03)
+    for codec in ("x265", "svtav1"):
+        with pytest.raises((av.error.FFmpegError, OverflowError, ValueError)):
+            encode_baseline(clip, codec, BASELINES[codec].floor + 1)
+
+
+def test_half_size_codes_the_area_shrunk_clip_and_upscales_after_decoding():
+    """svtav1-half = the area-shrunk clip coded by svtav1 (same bytes: SVT-AV1 is deterministic),
+    decoded, Lanczos-upscaled to the source size; bpp per source pixel, below full size's."""
+    clip = moving_square_video(4, 48, 64).numpy()
+    half = encode_baseline(clip, "svtav1-half", 50)
+    small = np.stack([np.asarray(Image.fromarray(f).resize((32, 24), Image.BOX)) for f in clip])
+    direct = encode_baseline(small, "svtav1", 50)
+    assert half.coded_size == (24, 32) and half.frames.shape == clip.shape
+    assert half.bytes == direct.bytes
+    up = np.stack([np.asarray(Image.fromarray(f).resize((64, 48), Image.LANCZOS)) for f in direct.frames])
+    assert np.array_equal(half.frames, up)
+    assert half.bpp(64, 48) < encode_baseline(clip, "svtav1", 50).bpp(64, 48)
+
+
+def test_odd_sizes_and_every_anchor_decode_to_the_source_size():
+    clip = moving_square_video(3, 33, 35).numpy()
+    for name in ("x264", "x264-half", "svtav1-p2", "svtav1-p2-half"):
+        r = encode_baseline(clip, name, BASELINES[name].floor, Fraction(25))
+        assert r.frames.shape == clip.shape and r.bytes > 0
+    assert encode_baseline(clip, "x264-half", 40).coded_size == (17, 18)
+
+
+def test_preset_2_tune_0_is_a_different_encode_than_preset_4():
+    clip = moving_square_video(6, 64, 64).numpy()
+    p2, p4 = crf_sweep(clip, "svtav1-p2", [45]), crf_sweep(clip, "svtav1", [45])
+    assert p2[0].bytes != p4[0].bytes

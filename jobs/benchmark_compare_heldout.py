@@ -10,9 +10,11 @@ split (evc_archive.training.splits); by default a static camera and a moving cam
 
 Protocol: the codec benchmark's (first 30 frames, short side resized to 128, centre crop 128x128,
 coded at 25 fps, one segment per clip), so the same encoder runs give the same bytes:
-- baselines: every CRF point of compare's sweep is looked up in the benchmarks' sweeps of the same
-  clip (codec.json counts SEI bytes, ablation.json and compare leave them out); bpp and LPIPS must
-  agree (x264/x265/SVT-AV1 are deterministic for the same input);
+- baselines (compare's default anchors, io.baselines): every CRF point of compare's sweep is looked
+  up in the benchmarks' sweeps of the same clip (codec.json counts SEI bytes and has x264, x265 and
+  svtav1 only; ablation.json and compare leave SEI out and sweep every anchor on the same CRFs,
+  io.baselines.sweep_crfs); bpp and LPIPS must agree (the encoders are deterministic for the same
+  input);
 - ours (the defaults: SVT-AV1 intra + restore-hint, residual frames allowed, inter GOP fallback): compare's rate control at each target beside
   the ablation benchmark's choice for the same combination and clip.
 """

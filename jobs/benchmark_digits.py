@@ -1,11 +1,13 @@
-"""Moving digits (64x64): ours beside x264 / x265 / SVT-AV1 at matched bpp, through `compare`.
+"""Moving digits (64x64): ours beside the conventional anchors at matched bpp, through `compare`.
 
     python -m jobs.benchmark_digits --out docs/benchmarks/digits
 
 Clips: `--clips` synthetic moving-digit videos (evc_archive.training.data.moving_digits: two
 digits bouncing off the walls, white on black), 30 frames at 64x64, fixed seeds, stored lossless
 (FFV1) and run through `evc-archive compare` (its protocol: ours rate-controlled, every byte of the
-segment objects; baselines one closed GOP, raw packets without SEI, CRF sweep interpolated).
+segment objects; baselines, compare's default anchors (io.baselines: x264, x265, SVT-AV1 preset 4
+and preset 2 tune=0, each also at half size), one closed GOP, raw packets without SEI, CRF sweep to
+each codec's floor, interpolated).
 Writes compare's outputs into --out plus digits.md, the mean over clips per codec and target, of
 LPIPS and of LPIPS-VGG (reported only: nothing in the encoder optimises it).
 """
@@ -19,7 +21,9 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-CODECS = ("ours", "x264", "x265", "svtav1")
+from evc_archive.io.baselines import BASELINES
+
+CODECS = ("ours", *BASELINES)  # compare's default anchors: full and half size
 
 
 def mean_table(rows: list[dict], targets: tuple[float, ...], key: str) -> list[str]:

@@ -52,6 +52,10 @@ MEANINGS = {
                       "like `lpips_mean`). Reported only: frame acceptance, hint choice, rate control and training "
                       "use LPIPS-AlexNet, never this. Since v4; null in older parts.",
     "lpips_vgg_max": "Worst (highest) per-frame LPIPS-VGG of the segment. Since v4; null in older parts.",
+    "dists_mean": "Mean over the segment's frames of DISTS (Ding et al. 2020; VGG16 structure and texture similarity, "
+                  "0 = identical) between the decoded and the source frame, measured with LPIPS-VGG and, like it, "
+                  "reported only. Since v4; null in older parts.",
+    "dists_max": "Worst (highest) per-frame DISTS of the segment. Since v4; null in older parts.",
     "psnr_mean": "Mean per-frame PSNR in dB (RGB, peak 255), each frame capped at 100 dB.",
     "psnr_min": "Worst (lowest) per-frame PSNR in dB.",
     "coded_frames": "Frames coded with the keyframe (image) codec.",
@@ -60,6 +64,7 @@ MEANINGS = {
                    "`evc-archive report` plots. Since v2; null in v1 parts.",
     "frame_lpips_vgg": "LPIPS-VGG of every frame of the segment, in order (`lpips_vgg_mean`/`lpips_vgg_max` "
                        "summarise it). Since v4; null in older parts.",
+    "frame_dists": "DISTS of every frame of the segment, in order. Since v4; null in older parts.",
     "frame_psnr": "PSNR (dB) of every frame of the segment, in order. Since v2; null in v1 parts.",
     "frame_coded": "Per frame, in order: true = coded by the keyframe codec (where the bits went), false = generated "
                    "by the predictor. Since v2; null in v1 parts.",

@@ -186,15 +186,16 @@ def ls_archive(
     archive: Annotated[str, typer.Argument(help="Archive location (fsspec URL or folder).")],
     storage_options: StorageOptions = None,
 ) -> None:
-    """List an archive's videos: segments, frames, bytes, bpp, mean LPIPS and LPIPS-VGG, failures."""
+    """List an archive's videos: segments, frames, bytes, bpp, mean LPIPS, LPIPS-VGG and DISTS, failures."""
     from evc_archive.io.archive import list_archive
 
     rows = list_archive(archive, parse_storage_options(storage_options))
-    table = Table("video", "segments ok", "failed", "frames", "bytes", "bpp", "LPIPS", "LPIPS-VGG", "source")
+    table = Table("video", "segments ok", "failed", "frames", "bytes", "bpp", "LPIPS", "LPIPS-VGG", "DISTS", "source")
     fmt = lambda x, spec: "" if x is None else format(x, spec)  # noqa: E731
     for v in rows:
         table.add_row(v["video_id"], str(v["segments_ok"]), str(v["segments_failed"]), str(v["frames"]), str(v["bytes"]),
-                      fmt(v["bpp"], ".4f"), fmt(v["lpips_mean"], ".3f"), fmt(v["lpips_vgg_mean"], ".3f"), v["source_uri"])
+                      fmt(v["bpp"], ".4f"), fmt(v["lpips_mean"], ".3f"), fmt(v["lpips_vgg_mean"], ".3f"),
+                      fmt(v["dists_mean"], ".3f"), v["source_uri"])
     stdout.print(table)
     for v in rows:
         for err in v["errors"][:3]:

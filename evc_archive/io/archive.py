@@ -121,16 +121,19 @@ def incomplete(segs: list[dict[str, Any]]) -> str:
     return ""
 
 
-def list_archive(archive: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One summary per video: segments ok/failed, frames, bytes, bpp, mean LPIPS and LPIPS-VGG (no Ray).
+REPORTED_MEANS = ("lpips_vgg_mean", "dists_mean")  # manifest columns of the metrics nothing optimises (v4)
 
-    lpips_vgg_mean is None unless every ok segment has one (segments from manifest v4 on)."""
+
+def list_archive(archive: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One summary per video: segments ok/failed, frames, bytes, bpp, mean LPIPS, LPIPS-VGG and DISTS (no Ray).
+
+    lpips_vgg_mean and dists_mean are None unless every ok segment has one (manifest v4 on)."""
     _, rows = open_archive(archive, storage_options or {})
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         v = out.setdefault(r["video_id"], {"video_id": r["video_id"], "source_uri": r["source_uri"], "segments_ok": 0,
                                            "segments_failed": 0, "frames": 0, "bytes": 0, "pixels": 0, "lpips": [],
-                                           "lpips_vgg": [], "errors": []})
+                                           "lpips_vgg_mean": [], "dists_mean": [], "errors": []})
         if r["status"] == "ok":
             v["segments_ok"] += 1
             n = r["end_frame"] - r["start_frame"]
@@ -138,14 +141,16 @@ def list_archive(archive: str, storage_options: dict[str, Any] | None = None) ->
             v["bytes"] += r["bytes"]
             v["pixels"] += n * r["width"] * r["height"]
             v["lpips"].append(r["lpips_mean"])
-            v["lpips_vgg"].append(r.get("lpips_vgg_mean"))
+            for key in REPORTED_MEANS:
+                v[key].append(r.get(key))
         else:
             v["segments_failed"] += 1
             v["errors"].append(r["error"])
     for v in out.values():
         v["bpp"] = v["bytes"] * 8 / v["pixels"] if v["pixels"] else None
         v["lpips_mean"] = sum(v["lpips"]) / len(v["lpips"]) if v["lpips"] else None
-        vgg = v.pop("lpips_vgg")
-        v["lpips_vgg_mean"] = sum(vgg) / len(vgg) if vgg and None not in vgg else None
+        for key in REPORTED_MEANS:
+            values = v[key]
+            v[key] = sum(values) / len(values) if values and None not in values else None
         del v["lpips"]
     return sorted(out.values(), key=lambda v: v["video_id"])

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from evc_archive.io.store import Store
 
 SCHEMA_VERSION = 4  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded; v3 segment_mode, residual_levels;
-# v4 lpips_vgg_mean, lpips_vgg_max, frame_lpips_vgg
+# v4 lpips_vgg_mean, lpips_vgg_max, dists_mean, dists_max, frame_lpips_vgg, frame_dists
 MANIFEST_PREFIX = "manifest"
 
 def _column(arrow_type: pa.DataType, nullable: bool = True, default: Any = None) -> Any:
@@ -53,12 +53,15 @@ class ManifestRow:
     lpips_max: float | None = _column(pa.float64())
     lpips_vgg_mean: float | None = _column(pa.float64())  # LPIPS-VGG: reported only, nothing optimises it (v4)
     lpips_vgg_max: float | None = _column(pa.float64())  # (v4)
+    dists_mean: float | None = _column(pa.float64())  # DISTS: reported only, nothing optimises it (v4)
+    dists_max: float | None = _column(pa.float64())  # (v4)
     psnr_mean: float | None = _column(pa.float64())
     psnr_min: float | None = _column(pa.float64())
     coded_frames: int | None = _column(pa.int32())
     generated_frames: int | None = _column(pa.int32())
     frame_lpips: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, in order (v2)
     frame_lpips_vgg: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, in order (v4)
+    frame_dists: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, in order (v4)
     frame_psnr: list[float] | None = _column(pa.list_(pa.float32()))  # per frame, dB (v2)
     frame_coded: list[bool] | None = _column(pa.list_(pa.bool_()))  # per frame: True = coded, False = generated (v2)
     lpips_threshold: float | None = _column(pa.float64())

@@ -45,6 +45,7 @@ class Totals:
     lpips_mean: float | None
     psnr_mean: float | None
     lpips_vgg_mean: float | None = None  # None unless every ok segment has it (manifest v4 on)
+    dists_mean: float | None = None  # the same
 
     @property
     def bpp(self) -> float | None:
@@ -76,7 +77,8 @@ def totals(rows: list[dict[str, Any]]) -> Totals:
         bytes=sum(r["bytes"] or 0 for r in ok), pixels=sum(segment_frames(r) * r["width"] * r["height"] for r in ok),
         lpips_mean=_weighted_mean([r["lpips_mean"] for r in ok], sizes),  # per frame
         psnr_mean=_weighted_mean([r["psnr_mean"] for r in ok], sizes),
-        lpips_vgg_mean=_weighted_mean_of_all([r.get("lpips_vgg_mean") for r in ok], sizes))
+        lpips_vgg_mean=_weighted_mean_of_all([r.get("lpips_vgg_mean") for r in ok], sizes),
+        dists_mean=_weighted_mean_of_all([r.get("dists_mean") for r in ok], sizes))
 
 
 def _read_json(store, key: str) -> dict[str, Any]:

@@ -59,11 +59,12 @@ def test_submit_ls_verify_restore(corpus, tmp_path):
     assert listing.returncode == 0, listing.stderr
     for r in rows:
         assert r["video_id"] in listing.stdout
-    assert "LPIPS-VGG" in listing.stdout
-    for vid in {r["video_id"] for r in rows}:  # each video's line shows its mean LPIPS-VGG
-        vgg = [r["lpips_vgg_mean"] for r in rows if r["video_id"] == vid]
+    assert "LPIPS-VGG" in listing.stdout and "DISTS" in listing.stdout
+    for vid in {r["video_id"] for r in rows}:  # each video's line shows its mean LPIPS-VGG and DISTS
         line = next(line for line in listing.stdout.splitlines() if vid in line)
-        assert f"{sum(vgg) / len(vgg):.3f}" in line, line
+        for key in ("lpips_vgg_mean", "dists_mean"):
+            values = [r[key] for r in rows if r["video_id"] == vid]
+            assert f"{sum(values) / len(values):.3f}" in line, (key, line)
 
     # damage one segment of alpha: verify names it and exits 1
     victim = next(r for r in rows if r["video_id"].startswith("alpha") and r["segment_index"] == 1)

@@ -9,6 +9,7 @@ import pytest
 
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.loop import RESIDUAL_SEARCH
+from evc_archive.core.dists import dists_frames, shared_dists
 from evc_archive.core.lpips_vgg import lpips_vgg_frames, shared_lpips_vgg
 from evc_archive.core.ratecontrol import choose_for_target
 from evc_archive.core.settings import EncoderSettings
@@ -56,8 +57,13 @@ def test_encode_at_a_chosen_point_stores_what_its_row_says(setup, inter):
     assert decoder.verify(row)["status"] == "ok"  # the stored object decodes to the fingerprint
     # LPIPS-VGG of the stored object's reconstruction against the source, one value per frame
     decoded = next(open_stream(encoder.store.read_bytes(plan.object_key), encoder.verify_library).segments())
-    expected = lpips_vgg_frames(shared_lpips_vgg(), decoded, encoder._read(plan))
+    source = encoder._read(plan)
+    expected = lpips_vgg_frames(shared_lpips_vgg(), decoded, source)
     assert row["frame_lpips_vgg"] == pytest.approx(expected.tolist(), abs=1e-5) and len(expected) == N
     assert row["lpips_vgg_mean"] == pytest.approx(float(expected.mean()), abs=1e-6)
     assert row["lpips_vgg_max"] == pytest.approx(float(expected.max()), abs=1e-6)
     assert row["lpips_vgg_mean"] != pytest.approx(row["lpips_mean"], abs=1e-4)  # not AlexNet's value
+    dists = dists_frames(shared_dists(), decoded, source)
+    assert row["frame_dists"] == pytest.approx(dists.tolist(), abs=1e-5)
+    assert row["dists_mean"] == pytest.approx(float(dists.mean()), abs=1e-6)
+    assert row["dists_max"] == pytest.approx(float(dists.max()), abs=1e-6)

@@ -103,10 +103,11 @@ def test_list_archive_means_lpips_vgg_only_where_every_segment_has_it(tmp_path):
 
     def row(vid, index, vgg):
         return {**_row(vid, index, index * 8, index * 8 + 8, total=16), "error": None, "width": 4, "height": 4,
-                "bytes": 10, "lpips_mean": 0.1, "lpips_vgg_mean": vgg, "created_at": t0}
+                "bytes": 10, "lpips_mean": 0.1, "lpips_vgg_mean": vgg, "dists_mean": vgg and vgg / 2, "created_at": t0}
 
     append_rows(store, [row("new", 0, 0.2), row("new", 1, 0.4), row("mixed", 0, 0.3), row("mixed", 1, None)])
     listed = {v["video_id"]: v for v in list_archive(str(tmp_path))}
-    assert listed["new"]["lpips_vgg_mean"] == pytest.approx(0.3)
+    assert listed["new"]["lpips_vgg_mean"] == pytest.approx(0.3) and listed["new"]["dists_mean"] == pytest.approx(0.15)
     assert listed["mixed"]["lpips_vgg_mean"] is None  # a v3 segment among them: no mean of a subset
+    assert listed["mixed"]["dists_mean"] is None
     assert listed["new"]["lpips_mean"] == pytest.approx(0.1)

@@ -159,9 +159,9 @@ def test_v1_parts_without_per_frame_columns_still_read(store):
     assert len(part_keys(store)) == 1 and len(read_manifest(store)) == 2
 
 
-def test_v3_parts_without_lpips_vgg_columns_still_read(store):
-    """An archive written before v4 (no LPIPS-VGG columns) reads with them null beside v4 rows."""
-    vgg_columns = ("lpips_vgg_mean", "lpips_vgg_max", "frame_lpips_vgg")
+def test_v3_parts_without_reported_metric_columns_still_read(store):
+    """An archive written before v4 (no LPIPS-VGG or DISTS columns) reads with them null beside v4 rows."""
+    vgg_columns = ("lpips_vgg_mean", "lpips_vgg_max", "frame_lpips_vgg", "dists_mean", "dists_max", "frame_dists")
     assert set(vgg_columns) <= set(COLUMNS)
     old = rows_to_table([row("a", 0, lpips_vgg_mean=0.5)]).select([c for c in COLUMNS if c not in vgg_columns])
     old = old.replace_schema_metadata({"evc_archive.manifest_schema_version": "3"})

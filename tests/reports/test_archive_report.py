@@ -66,6 +66,7 @@ def test_manifest_rows_carry_per_frame_values(archive):
         assert sum(r["frame_lpips"]) / n == pytest.approx(r["lpips_mean"], abs=1e-5)
         assert len(r["frame_lpips_vgg"]) == n and max(r["frame_lpips_vgg"]) == pytest.approx(r["lpips_vgg_max"], abs=1e-6)
         assert sum(r["frame_lpips_vgg"]) / n == pytest.approx(r["lpips_vgg_mean"], abs=1e-5)
+        assert len(r["frame_dists"]) == n and sum(r["frame_dists"]) / n == pytest.approx(r["dists_mean"], abs=1e-5)
 
 
 def test_report_is_self_contained_and_holds_the_archive(report_html, archive):
@@ -79,9 +80,10 @@ def test_report_is_self_contained_and_holds_the_archive(report_html, archive):
     bpp = total * 8 / sum((r["end_frame"] - r["start_frame"]) * r["width"] * r["height"] for r in ok)
     assert f"{bpp:.4f}" in html
     frames = [r["end_frame"] - r["start_frame"] for r in ok]
-    vgg = sum(r["lpips_vgg_mean"] * n for r, n in zip(ok, frames)) / sum(frames)
-    assert f"<b>{vgg:.3f}</b><span>mean LPIPS-VGG" in html  # the corpus mean, per frame
-    assert all(f"<td>{r['lpips_vgg_mean']:.3f}</td>" in html for r in ok)  # every segment's
+    for key, label in (("lpips_vgg_mean", "LPIPS-VGG"), ("dists_mean", "DISTS")):
+        mean = sum(r[key] * n for r, n in zip(ok, frames)) / sum(frames)
+        assert f"<b>{mean:.3f}</b><span>mean {label}" in html  # the corpus mean, per frame
+        assert all(f"<td>{r[key]:.3f}</td>" in html for r in ok)  # every segment's
     for name in ("meadow.mkv", "river.mkv", "broken.mp4"):
         assert name in html
     failed = next(r for r in rows if r["status"] != "ok")
@@ -190,12 +192,14 @@ def test_browser_check_catches_a_broken_page(tmp_path):
     assert not result.ok
 
 
-def test_totals_give_no_lpips_vgg_mean_of_a_subset():
+def test_totals_give_no_reported_mean_of_a_subset():
     from evc_archive.reports.archive_report import totals
 
     def row(vgg, n):
         return {"video_id": "v", "status": "ok", "start_frame": 0, "end_frame": n, "width": 4, "height": 4,
-                "bytes": 1, "lpips_mean": 0.1, "psnr_mean": 30.0, "lpips_vgg_mean": vgg}
+                "bytes": 1, "lpips_mean": 0.1, "psnr_mean": 30.0, "lpips_vgg_mean": vgg, "dists_mean": vgg}
 
-    assert totals([row(0.2, 10), row(0.5, 30)]).lpips_vgg_mean == pytest.approx(0.425)  # per frame
-    assert totals([row(0.2, 10), row(None, 30)]).lpips_vgg_mean is None  # a v3 segment among them
+    both = totals([row(0.2, 10), row(0.5, 30)])
+    assert both.lpips_vgg_mean == pytest.approx(0.425) and both.dists_mean == pytest.approx(0.425)  # per frame
+    mixed = totals([row(0.2, 10), row(None, 30)])  # a v3 segment among them
+    assert mixed.lpips_vgg_mean is None and mixed.dists_mean is None

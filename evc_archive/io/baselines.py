@@ -51,7 +51,7 @@ class BaselineCodec:
         return self.crf_range[1]
 
     def coded_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) the codec codes for a source of that size (before even padding)."""
+        """(height, width) the codec codes for a source of that size (before padding)."""
         return max(1, -(-height // self.scale)), max(1, -(-width // self.scale))
 
 
@@ -80,7 +80,7 @@ class BaselineResult:
     bytes: int  # every raw packet byte (SEI included)
     frames: np.ndarray  # (n,H,W,3) uint8, decoded (and upscaled to the source size for a half-size anchor)
     sei_bytes: int = 0  # H.264/HEVC SEI NAL units (x264's and x265's settings text): not needed to decode
-    coded_size: tuple[int, int] | None = None  # (height, width) the codec coded, before even padding
+    coded_size: tuple[int, int] | None = None  # (height, width) the codec coded, before padding
 
     def bpp(self, width: int, height: int) -> float:
         return self.bytes * 8 / (len(self.frames) * width * height)
@@ -111,9 +111,17 @@ def sei_bytes(data: bytes, codec: str) -> int:
     return total
 
 
-def _even_pad(frames: np.ndarray) -> np.ndarray:
-    n, h, w, _ = frames.shape
-    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+# even widths where the bundled libx265 (veryslow) corrupts its heap and aborts the process
+# (measured 2026-12-02: 34-48 abort, 32 and 50-128 do not; the height does not matter)
+X265_UNSAFE_WIDTHS = range(34, 49, 2)
+
+
+def _pad(frames: np.ndarray, encoder: str) -> np.ndarray:
+    """Edge-pad to even sides (4:2:0), and x265 pictures of an unsafe width to 64 columns."""
+    _, h, w, _ = frames.shape
+    w_even = w + w % 2
+    right = 64 - w if encoder == "libx265" and w_even in X265_UNSAFE_WIDTHS else w % 2
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, right), (0, 0)), mode="edge")
 
 
 def _resize(frames: np.ndarray, height: int, width: int, resample: int) -> np.ndarray:
@@ -131,7 +139,7 @@ def _encoder_options(spec: BaselineCodec, crf: int, gop: int) -> dict[str, str]:
 def _code(frames: np.ndarray, spec: BaselineCodec, crf: int, fps: Fraction) -> tuple[list, np.ndarray]:
     """frames (n,h,w,3) uint8 -> (packets, decoded (n,h,w,3) uint8): one closed GOP."""
     n, h, w, _ = frames.shape
-    padded = _even_pad(frames)
+    padded = _pad(frames, spec.encoder)
     enc = av.CodecContext.create(spec.encoder, "w")
     enc.height, enc.width = padded.shape[1:3]
     enc.pix_fmt = "yuv420p"

@@ -9,11 +9,13 @@ import numpy as np
 
 from evc_archive.core.loop import RESIDUAL_SEARCH
 from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
+from evc_archive.io.baselines import BASELINES as ANCHORS
 from jobs.benchmarks_common import ABLATION_CURVE_TARGETS as CURVE_TARGETS
 from jobs.benchmarks_common import ABLATION_TARGETS as TARGETS
 from jobs.benchmarks_common import matched, parse_combo
 
-BASELINES = ("x264", "x265", "svtav1")
+REPORTED = ("lpips_vgg", "dists")  # metrics nothing in the encoder optimises, reported beside LPIPS
+BASELINES = tuple(ANCHORS)  # every anchor of io.baselines: x264, x265, svtav1, svtav1-p2, each also -half
 
 
 def _fmt(x, nd=3):
@@ -30,8 +32,13 @@ def baseline_at(results: dict, clip: str, target: float) -> dict:
     psnrs = {c: matched(results["baselines"][clip][c], target, "psnr") for c in BASELINES}
     reach = {c: v for c, v in cells.items() if v is not None}
     best = min(reach, key=reach.get) if reach else None
-    return {"lpips": cells, "psnr": psnrs, "best": best,
-            "best_lpips": reach[best] if best else None, "best_psnr": psnrs[best] if best else None}
+    out = {"lpips": cells, "psnr": psnrs, "best": best,
+           "best_lpips": reach[best] if best else None, "best_psnr": psnrs[best] if best else None}
+    for key in REPORTED:  # the best anchor on each reported metric itself; older caches lack them
+        curves = results["baselines"][clip]
+        values = [matched(curves[c], target, key) for c in BASELINES if all(key in p for p in curves[c])]
+        out[f"best_{key}"] = min((v for v in values if v is not None), default=None)
+    return out
 
 
 def finished(results: dict) -> dict:
@@ -50,6 +57,7 @@ def summary_rows(results: dict) -> list[dict]:
             rows.append({"combo": combo, "keyframe": kf, "predictor": pred, "target": t,
                          "loop": ("residual" if residual else "intra") + (" + inter GOP fallback" if inter else ""),
                          "inter_segments": sum(bool(c.get("inter")) for c in cells), **means,
+                         **{k: _mean([c.get(k) for c in cells])[0] for k in REPORTED},  # real encodes only
                          "over": sum(c["over"] for c in cells),
                          "search_s": _mean([per_clip[c]["search_seconds"] for c in results["clips"]])[0],
                          "search": "/".join(sorted({per_clip[c].get("search", "grid") for c in results["clips"]}))})
@@ -58,42 +66,52 @@ def summary_rows(results: dict) -> list[dict]:
 
 def loop_table(results: dict, summary: list[dict]) -> list[str]:
     machine = results["meta"]["machine"]
-    lines = [f"## Closed loop on {len(results['clips'])} held-out clips (128x128, 30 frames), matched bpp", "",
+    lines = [f"## Closed loop on {len(results['clips'])} {results['split']} clips (128x128, 30 frames), matched bpp", "",
              "Means over clips. over = clips where even the cheapest setting exceeds the target (its "
              f"cheapest point is used). coded as: intra = every coded frame on its own (the paper's loop); "
              f"residual = a rejected frame may be coded against its prediction (core.residual), "
              f"levels above the first frame's tried: {RESIDUAL_SEARCH}; + inter GOP fallback = rate control may "
              f"instead code the clip as one AV1 inter GOP (core.gop_av1), inter = clips where it did. fps: "
              f"{machine}, the chosen setting's single encode / decode.", "",
-             "| keyframe codec | predictor | coded as | target bpp | bpp | over | inter | coded frames (residual) | LPIPS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip | search |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| keyframe codec | predictor | coded as | target bpp | bpp | over | inter | coded frames (residual) | LPIPS | LPIPS-VGG | DISTS | PSNR dB | encode fps | decode fps | rate-control sweep s/clip | search |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(summary, key=lambda r: (r["target"], r["keyframe"], r["loop"], r["predictor"])):
         lines.append(f"| {r['keyframe']} | {r['predictor']} | {r['loop']} | {r['target']} | {_fmt(r['bpp'], 4)} | {r['over']} | {r['inter_segments']} | "
-                     f"{_fmt(r['coded'], 1)} ({_fmt(r['residual_frames'], 1)}) | {_fmt(r['lpips'])} | {_fmt(r['psnr'], 2)} | "
-                     f"{_fmt(r['encode_fps'], 1)} | {_fmt(r['decode_fps'], 1)} | {_fmt(r['search_s'], 1)} | {r['search']} |")
+                     f"{_fmt(r['coded'], 1)} ({_fmt(r['residual_frames'], 1)}) | {_fmt(r['lpips'])} | {_fmt(r['lpips_vgg'])} | {_fmt(r['dists'])} | "
+                     f"{_fmt(r['psnr'], 2)} | {_fmt(r['encode_fps'], 1)} | {_fmt(r['decode_fps'], 1)} | {_fmt(r['search_s'], 1)} | {r['search']} |")
     return lines
 
 
 def baseline_tables(results: dict, summary: list[dict]) -> list[str]:
     lines = ["", "### Baselines at the same targets (same clips)", "",
-             "| target bpp | " + " | ".join(f"{c} LPIPS (n)" for c in BASELINES) + " | best-of LPIPS (n) | best-of PSNR dB | "
+             "| target bpp | " + " | ".join(f"{c} LPIPS (n)" for c in BASELINES) + " | best-of LPIPS (n) | best-of LPIPS-VGG | best-of DISTS | best-of PSNR dB | "
              + " | ".join(f"{c} PSNR dB" for c in BASELINES) + " |",
-             "|---|" + "---|" * (2 * len(BASELINES) + 2)]
+             "|---|" + "---|" * (2 * len(BASELINES) + 4)]
     for t in TARGETS:
         at = [baseline_at(results, c, t) for c in results["clips"]]
         cells = [f"{_fmt(_mean([a['lpips'][c] for a in at])[0])} ({_mean([a['lpips'][c] for a in at])[1]})" for c in BASELINES]
         best = _mean([a["best_lpips"] for a in at])
         pcells = [_fmt(_mean([a["psnr"][c] for a in at])[0], 2) for c in BASELINES]
         lines.append(f"| {t} | " + " | ".join(cells) + f" | {_fmt(best[0])} ({best[1]}) | "
+                     f"{_fmt(_mean([a['best_lpips_vgg'] for a in at])[0])} | {_fmt(_mean([a['best_dists'] for a in at])[0])} | "
                      f"{_fmt(_mean([a['best_psnr'] for a in at])[0], 2)} | " + " | ".join(pcells) + " |")
     lines += ["", "### Head to head: best combination vs best-of baselines, on the clips the baselines reach", "",
-              "| target bpp | best combination | its LPIPS on those clips | best-of baselines LPIPS | clips |", "|---|---|---|---|---|"]
+              "LPIPS-VGG and DISTS are reported only (nothing in the encoder optimises them); best-of on each "
+              "metric separately.", "",
+              "| target bpp | best combination | its LPIPS on those clips | best-of baselines LPIPS | "
+              "its LPIPS-VGG | best-of baselines LPIPS-VGG | its DISTS | best-of baselines DISTS | clips |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for t in TARGETS:
         at = {c: baseline_at(results, c, t) for c in results["clips"]}
         reach = [c for c in results["clips"] if at[c]["best"] is not None]
         combo = min((r for r in summary if r["target"] == t), key=lambda r: r["lpips"])["combo"]
         ours = _mean([results["ours"][combo][c]["targets"][str(t)]["lpips"] for c in reach])[0]
-        lines.append(f"| {t} | {combo} | {_fmt(ours)} | {_fmt(_mean([at[c]['best_lpips'] for c in reach])[0])} | {len(reach)} |")
+        ours_at = [results["ours"][combo][c]["targets"][str(t)] for c in reach]
+        reported = []
+        for k in REPORTED:  # ours, then the best anchor on that metric
+            reported += [_fmt(_mean([o.get(k) for o in ours_at])[0]), _fmt(_mean([at[c][f"best_{k}"] for c in reach])[0])]
+        lines.append(f"| {t} | {combo} | {_fmt(ours)} | {_fmt(_mean([at[c]['best_lpips'] for c in reach])[0])} | "
+                     + " | ".join(reported) + f" | {len(reach)} |")
     return lines
 
 
@@ -147,9 +165,12 @@ def keyframe_tables(results: dict) -> list[str]:
 
 
 def write_report(results: dict, out: Path) -> None:
+    from evc_archive.training.splits import split_note
+
     meta, summary = results["meta"], summary_rows(results)
     lines = ["# Ablation: keyframe codec x predictor", "",
              f"Generated by `jobs/benchmark_ablation.py` on {meta['date']} ({meta['machine']}).", "",
+             split_note(results["split"], results["clips"]), "",
              "Protocol, and notes on these results: [ablation_notes.md](ablation_notes.md).", "",
              *loop_table(results, summary), *baseline_tables(results, summary), *comparisons(summary),
              *keyframe_tables(results), "", "![RD curves](ablation.png)", ""]
@@ -164,13 +185,14 @@ def plot(results: dict, out: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
     grid = np.geomspace(0.012, 0.1, 30)
-    for c, style in zip(BASELINES, ("-", "--", ":")):
+    for i, c in enumerate(BASELINES):
+        style, shade = ("-", "--", ":", "-.")[i % 4], "silver" if ANCHORS[c].scale > 1 else "gray"
         for ax, key in zip(axes, ("lpips", "psnr")):
             ys = []
             for b in grid:
                 vals = [matched(results["baselines"][k][c], b, key) for k in results["clips"]]
                 ys.append(np.mean(vals) if all(v is not None for v in vals) else np.nan)
-            ax.plot(grid, ys, style, color="gray", label=f"{c} (all clips reach)")
+            ax.plot(grid, ys, style, color=shade, label=f"{c} (all clips reach)")
     colors = {s.name: f"C{i}" for i, s in enumerate(PREDICTORS.specs())}
     for combo, per_clip in finished(results).items():
         kf, pred, residual, inter = parse_combo(combo)
@@ -184,7 +206,7 @@ def plot(results: dict, out: Path) -> None:
         ax.set_xlabel("bpp (whole .evc files / packets without SEI)")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_title("held-out clips, 128x128x30, rate control per clip")
+    axes[0].set_title(f"{results['split']} clips, 128x128x30, rate control per clip")
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "ablation.png")

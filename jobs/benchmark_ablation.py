@@ -1,10 +1,11 @@
-"""Ablation: keyframe codec x predictor in the same closed loop, at matched bpp, against x264 / x265 /
-SVT-AV1; and the keyframe codecs alone at matched bpp. Writes docs/benchmarks/ablation.{md,json,png}.
+"""Ablation: keyframe codec x predictor in the same closed loop, at matched bpp, against the
+conventional anchors (io.baselines: x264, x265, SVT-AV1 preset 4 and preset 2 tune=0, each also at
+half size); and the keyframe codecs alone at matched bpp. Writes docs/benchmarks/ablation.{md,json,png}.
 
-    python -m jobs.benchmark_ablation --data ../shared/data --out docs/benchmarks
+    python -m jobs.benchmark_ablation --data ../shared/data --out docs/benchmarks [--split validation|test]
 
-Per (combination, held-out clip): rate control's search (core.segment_coding.search_points), the
-lowest-LPIPS point within each target (ratecontrol.choose_for_target), encoded for real at that
+Per (combination, clip of the split: evc_archive.training.splits, validation unless --split test):
+rate control's search (core.segment_coding.search_points), the lowest-LPIPS point within each target (ratecontrol.choose_for_target), encoded for real at that
 point (segment_coding.encode_at: bytes checked) and decoded (checked bit-exact). The protocol, and
 notes on the results, are docs/benchmarks/ablation_notes.md (static; the report links to it).
 """
@@ -42,23 +43,29 @@ DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in CODECS for p in ALL_PREDICTORS if k =
 SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)
 
 
-def baseline_curves(clip: np.ndarray, metric) -> dict:
-    """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, psnr}] over the codec's CRF range."""
+def reported_means(scores) -> dict[str, float]:
+    """ReportedScores -> {"lpips_vgg": mean, "dists": mean} (metrics nothing in the encoder optimises)."""
+    return {"lpips_vgg": float(scores.lpips_vgg.mean()), "dists": float(scores.dists.mean())}
+
+
+def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINES) -> dict:
+    """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, lpips_vgg, dists, psnr}] over the codec's sweep
+    (io.baselines.sweep_crfs: down to its floor)."""
     from evc_archive.core.encoder import lpips_frames, psnr_frames
-    from evc_archive.io.baselines import BASELINES as SPECS
-    from evc_archive.io.baselines import encode_baseline
+    from evc_archive.core.reported_metrics import reported_scores
+    from evc_archive.io.baselines import encode_baseline, sweep_crfs
 
     n, h, w, _ = clip.shape
     src = torch.from_numpy(clip)
     curves = {}
-    for codec in BASELINES:
-        lo, hi = SPECS[codec].crf_range
+    for codec in codecs:
         pts = []
-        for crf in sorted(set(range(hi, lo - 1, -3)) | {hi}):
+        for crf in sweep_crfs(codec):
             r = encode_baseline(clip, codec, crf)
             rec = torch.from_numpy(r.frames)
             pts.append({"crf": crf, "bpp": r.essential_bpp(w, h), "raw_bpp": r.bpp(w, h),
-                        "lpips": float(lpips_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean())})
+                        "lpips": float(lpips_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean()),
+                        **reported_means(reported_scores(rec, src))})
         curves[codec] = pts
     return curves
 
@@ -68,6 +75,7 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
     real. Builds its own models, so it runs in a worker process as well as in this one."""
     import dataclasses
 
+    from evc_archive.core.reported_metrics import reported_scores
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.ratecontrol import choose_for_target
@@ -90,7 +98,8 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
                "bpp": p.bpp, "bytes": p.bytes, "lpips": p.lpips, "psnr": p.psnr, "coded": p.coded, "over": p.bpp > target}
         if target in ABLATION_TARGETS:
             coded, t_enc, t_dec = timed_round_trip(coder, clip_t, base, p)
-            row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec,
+            reported = reported_means(reported_scores(coded.result.reconstruction, clip_t))  # not chosen on
+            row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec, **reported,
                        residual_frames=sum(f.mode for f in coded.result.segment.frames))
         per_target[str(target)] = row
     return {"search_seconds": search_s, "search": SEARCH_NAME, "targets": per_target,
@@ -144,6 +153,8 @@ def keyframe_rows(images: dict, codecs: dict, metric) -> list[dict]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from evc_archive.training.splits import add_split_option
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/, images/kodak/)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
@@ -151,7 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="KEYFRAME+PREDICTOR[+residual][+inter] combinations, comma-separated")
     parser.add_argument("--cache", type=Path, default=None, help="JSON file keeping finished parts between runs")
     parser.add_argument("--skip-kodak", action="store_true")
-    parser.add_argument("--clips", type=int, default=None, help="only the first N held-out clips (smoke runs)")
+    parser.add_argument("--clips", type=int, default=None, help="only the first N clips of the split (smoke runs)")
+    add_split_option(parser)
     parser.add_argument("--report-only", action="store_true", help="rewrite the report and plot from --cache")
     parser.add_argument("--workers", type=int, default=1,
                         help="(combination, clip) tasks at once, in worker processes of one thread each; 1 = in "
@@ -164,7 +176,7 @@ def log(msg: str) -> None:
 
 
 def measure_references(args, results: dict, clips: dict, save) -> None:
-    """The baselines' CRF sweeps per clip and the keyframe codecs alone (held-out frames, Kodak)."""
+    """The baselines' CRF sweeps per clip and the keyframe codecs alone (the split's frames, Kodak)."""
     from PIL import Image
 
     from evc_archive.core.metrics import shared_lpips
@@ -172,17 +184,19 @@ def measure_references(args, results: dict, clips: dict, save) -> None:
 
     metric = shared_lpips()
     for name, clip in clips.items():
-        if name not in results["baselines"]:
+        missing = tuple(c for c in BASELINES if c not in results["baselines"].get(name, {}))  # caches predating one
+        if missing:
             t0 = time.perf_counter()
-            results["baselines"][name] = baseline_curves(clip.numpy(), metric)
+            results["baselines"].setdefault(name, {}).update(baseline_curves(clip.numpy(), metric, missing))
             save()
             log(f"baselines {name}: {time.perf_counter() - t0:.0f} s")
     codecs = {k: ModelLibrary().keyframe_named(k) for k in CODECS}
-    if "held-out frames (12, 128x128)" not in results["keyframes"]:
+    frames_key = f"{args.split} frames ({2 * len(clips)}, 128x128)"
+    if frames_key not in results["keyframes"]:
         frames = {f"{n}#{i}": clip[i] for n, clip in clips.items() for i in (0, 15)}
-        results["keyframes"]["held-out frames (12, 128x128)"] = keyframe_rows(frames, codecs, metric)
+        results["keyframes"][frames_key] = keyframe_rows(frames, codecs, metric)
         save()
-        log("keyframe codecs on held-out frames: done")
+        log(f"keyframe codecs on {args.split} frames: done")
     if not args.skip_kodak and "Kodak (24, full size)" not in results["keyframes"]:
         kodak = {p.stem: torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy())
                  for p in sorted((args.data / "images" / "kodak").glob("*.png"))}
@@ -218,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
     import platform
 
-    from evc_archive.training.data import held_out_clips
+    from evc_archive.training.splits import clips_in
     from jobs.benchmarks_common import evaluation_clip
 
     os.environ.setdefault("SVT_LOG", "1")
@@ -232,8 +246,10 @@ def main(argv: list[str] | None = None) -> None:
             args.cache.write_text(json.dumps(cache))
 
     results = cache.setdefault("results", {"ours": {}, "baselines": {}, "keyframes": {}})
-    clips = {p.stem: evaluation_clip(p) for p in held_out_clips(args.data / "video")[: args.clips]}
-    results["clips"] = list(clips)
+    if results.get("split", "validation" if results["ours"] else args.split) != args.split:  # older caches: validation
+        raise SystemExit(f"{args.cache} holds another split than --split {args.split}: give another --cache file")
+    clips = {p.stem: evaluation_clip(p) for p in clips_in(args.data / "video", args.split)[: args.clips]}
+    results["clips"], results["split"] = list(clips), args.split
     if not args.report_only:
         measure_references(args, results, clips, save)
         measure_combinations(args, results, clips, save)

@@ -7,13 +7,20 @@ Protocol (fair to the other codecs; written into the output's compare.md):
   breakpoints where the grid leaves a gap, Lagrangian allocation at
   each target), then each segment encoded for real as the archive stores it: one complete .evc
   object per segment, every byte counted (header and CRC included).
-- Baselines (evc_archive.io.baselines): each segment one closed GOP at the codec's slowest practical
-  preset (x264/x265 veryslow, SVT-AV1 preset 4), the same CRF for every segment of a video, raw
-  packet bytes only (no container), minus the SEI messages x264 and x265 write (their settings as
-  text, 0.7-2.3 KB per GOP, which a decoder ignores; counted in the CSV's sei_bytes); a CRF sweep,
-  quality interpolated at each target on a log-bpp axis. Targets outside a codec's CRF range are
-  reported as unreachable, never extrapolated.
-- LPIPS (AlexNet) and PSNR per frame against the source, averaged over frames.
+- Baselines (evc_archive.io.baselines): x264 veryslow, x265 veryslow, SVT-AV1 preset 4 (`svtav1`),
+  SVT-AV1 at our inter GOP fallback's setting (`svtav1-p2`: preset 2, tune=0), and each of them at
+  half resolution (`NAME-half`: area-shrunk, coded, decoded, Lanczos-upscaled to the source size;
+  the upscale is a decoder-side step, its bytes are the half-size stream's, its bpp per source
+  pixel). Each segment one closed GOP, the same CRF for every segment of a video, raw packet bytes
+  only (no container), minus the SEI messages x264 and x265 write (their settings as text, 0.7-2.3
+  KB per GOP, which a decoder ignores; counted in the CSV's sei_bytes; each sweep row's note says
+  what its bytes count); a CRF sweep every 3 CRFs down from the codec's floor (CRF 51 for x264/x265,
+  63 for SVT-AV1: its lowest rate) to its best-quality end, quality interpolated at each target on a
+  log-bpp axis. Targets outside a codec's sweep are reported as unreachable, never extrapolated.
+- LPIPS (AlexNet) and PSNR per frame against the source, averaged over frames; LPIPS-VGG (VGG16) and
+  DISTS the same way, metrics nothing in our encoder optimises (rate control and frame acceptance use
+  LPIPS-AlexNet), on every real encode (ours at each target, every baseline CRF; none on ours'
+  simulated allocation curve).
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from evc_archive.core.errors import EVCError
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
 from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import segment_ranges
+from evc_archive.io.baselines import BASELINES
 from evc_archive.reports import figures
 
 Progress = Callable[[str], None]
-CODECS = ("x264", "x265", "svtav1")
-CSV_FIELDS = ("video", "codec", "kind", "setting", "target_bpp", "bpp", "bytes", "sei_bytes", "lpips", "psnr", "frames",
-              "note")
+CODECS = tuple(BASELINES)  # every anchor, full and half size
+CSV_FIELDS = ("video", "codec", "kind", "setting", "target_bpp", "bpp", "bytes", "sei_bytes", "lpips", "lpips_vgg", "dists",
+              "psnr", "frames", "note")
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,8 @@ class Point:
     target_bpp: float | None = None
     note: str = ""
     sei_bytes: int = 0  # baselines: SEI bytes left out of `bytes` (x264/x265 settings text)
+    lpips_vgg: float | None = None  # reported only; None where nothing was decoded (ours' simulated curve)
+    dists: float | None = None  # the same
 
 
 @dataclass
@@ -96,6 +106,15 @@ def _quality(metric, rec: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.n
 
     r, s = torch.from_numpy(np.ascontiguousarray(rec)), torch.from_numpy(np.ascontiguousarray(src))
     return lpips_frames(metric, r, s).numpy(), psnr_frames(r, s).numpy()
+
+
+def _reported(rec: np.ndarray, src: np.ndarray) -> dict[str, float]:
+    """Mean LPIPS-VGG and DISTS of uint8 (n,H,W,3) reconstructions against the source: Point fields."""
+    from evc_archive.core.reported_metrics import reported_scores
+
+    r, s = torch.from_numpy(np.ascontiguousarray(rec)), torch.from_numpy(np.ascontiguousarray(src))
+    scores = reported_scores(r, s)
+    return {"lpips_vgg": float(scores.lpips_vgg.mean()), "dists": float(scores.dists.mean())}
 
 
 def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:
@@ -161,18 +180,29 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         note = alloc.note or (f"spends {bpp:.4f} bpp: no setting measured closer to the target has a better LPIPS"
                               if bpp < 0.9 * t else "")
         video.points.append(Point("ours", "target", settings_text, bpp, total, float(lpf.mean()), float(psf.mean()),
-                                  t, note))
+                                  t, note, **_reported(video.ours_frames[t], video.frames)))
+
+
+def baseline_note(codec: str, height: int, width: int) -> str:
+    """What a baseline sweep row's bytes count, and the size it is coded at where that differs."""
+    note = "bytes: raw packets less the SEI settings text (sei_bytes), no container"
+    ch, cw = BASELINES[codec].coded_size(height, width)
+    if (ch, cw) != (height, width):
+        note += (f"; coded at {cw}x{ch}, upscaled (Lanczos-3) to {width}x{height} on the decoder side "
+                 "(a step, not bytes)")
+    return note
 
 
 def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, metric, on_progress: Progress) -> None:
-    """A CRF sweep (same CRF for every segment, each segment a closed GOP), interpolated at the targets."""
-    from evc_archive.io.baselines import BASELINES, encode_baseline, interpolate_at
+    """A CRF sweep to the codec's floor (same CRF for every segment, each segment a closed GOP),
+    interpolated at the targets."""
+    from evc_archive.io.baselines import encode_baseline, interpolate_at, sweep_crfs
 
-    lo, hi = BASELINES[codec].crf_range
     n, h, w, _ = video.frames.shape
     segs = segment_ranges(n, opts.gop)
     sweep: list[tuple[Point, np.ndarray]] = []
-    for crf in range(lo, hi + 1, 3):
+    counted = baseline_note(codec, h, w)
+    for crf in sweep_crfs(codec):
         on_progress(f"{video.name}: {codec} CRF {crf}")
         parts = [encode_baseline(video.frames[a:b], codec, crf, video.fps) for a, b in segs]
         rec = np.concatenate([p.frames for p in parts])
@@ -180,23 +210,25 @@ def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, m
         total = sum(p.bytes for p in parts) - sei  # SEI (the encoder's settings text) is not needed to decode
         lp, ps = _quality(metric, rec, video.frames)
         point = Point(codec, "sweep", f"crf {crf}", total * 8 / (n * h * w), total, float(lp.mean()), float(ps.mean()),
-                      sei_bytes=sei)
+                      note=counted, sei_bytes=sei, **_reported(rec, video.frames))
         video.points.append(point)
         sweep.append((point, rec))
     bpps = [p.bpp for p, _ in sweep]
     for t in opts.targets:
         lp = interpolate_at(bpps, [p.lpips for p, _ in sweep], t)
         ps = interpolate_at(bpps, [p.psnr for p, _ in sweep], t)
+        reported = {k: interpolate_at(bpps, [getattr(p, k) for p, _ in sweep], t) for k in ("lpips_vgg", "dists")}
         note = "" if lp is not None else f"unreachable: this codec's CRF range gives {min(bpps):.4f}-{max(bpps):.4f} bpp"
-        video.points.append(Point(codec, "target", "interpolated", t if lp is not None else None, None, lp, ps, t, note))
+        video.points.append(Point(codec, "target", "interpolated", t if lp is not None else None, None, lp, ps, t, note,
+                                  **reported))
         nearest = min(sweep, key=lambda pr: abs(np.log(pr[0].bpp / t)))
         video.baseline_frames[(codec, t)] = (nearest[1], nearest[0].bpp)
 
 
 def rows(video: VideoComparison) -> list[dict[str, Any]]:
     return [{"video": video.name, "codec": p.codec, "kind": p.kind, "setting": p.setting, "target_bpp": p.target_bpp,
-             "bpp": p.bpp, "bytes": p.bytes, "sei_bytes": p.sei_bytes, "lpips": p.lpips, "psnr": p.psnr, "frames": len(video.frames),
-             "note": p.note} for p in video.points]
+             "bpp": p.bpp, "bytes": p.bytes, "sei_bytes": p.sei_bytes, "lpips": p.lpips, "lpips_vgg": p.lpips_vgg,
+             "dists": p.dists, "psnr": p.psnr, "frames": len(video.frames), "note": p.note} for p in video.points]
 
 
 def rd_figure(video: VideoComparison, opts: CompareOptions, key: str = "lpips") -> bytes:
@@ -235,13 +267,14 @@ def _grid_metric():
 
 def write_markdown(path: Path, videos: list[VideoComparison], opts: CompareOptions) -> None:
     lines = [f"# evc-archive compare: {opts.label or opts.source}", "", __doc__.split("\n\n", 1)[1].strip(), "",
-             "| video | target bpp | codec | bpp | LPIPS | PSNR dB | note |", "|---|---|---|---|---|---|---|"]
+             "| video | target bpp | codec | bpp | LPIPS | LPIPS-VGG | DISTS | PSNR dB | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for v in videos:
         for t in opts.targets:
             for p in v.points:
                 if p.kind == "target" and p.target_bpp == t:
-                    lines.append(f"| {v.name} | {t:g} | {p.codec} | {_f(p.bpp, 4)} | {_f(p.lpips, 3)} | {_f(p.psnr, 2)} | "
-                                 f"{p.note} |")
+                    lines.append(f"| {v.name} | {t:g} | {p.codec} | {_f(p.bpp, 4)} | {_f(p.lpips, 3)} | "
+                                 f"{_f(p.lpips_vgg, 3)} | {_f(p.dists, 3)} | {_f(p.psnr, 2)} | {p.note} |")
     lines += ["", "Ours: real encodes at each target (bpp = every byte of the segment objects). Baselines: "
               "interpolated between the two CRFs around the target. Frame grids show each baseline at its CRF "
               "nearest the target (its real bpp is in the CSV)."]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from evc_archive.core.errors import EVCError
-from evc_archive.io.baselines import encode_baseline
+from evc_archive.io.baselines import BASELINES, encode_baseline, sweep_crfs
 from evc_archive.io.video_write import write_video
 from evc_archive.reports.compare import CompareOptions, run_compare
 from tests.distributed.corpus import smooth_frames
@@ -57,7 +57,8 @@ def test_csv_has_every_setting_and_each_target(compared):
     rows = read_csv(opts.out_dir / "compare.csv")
     x264_sweep = [r for r in rows if r["codec"] == "x264" and r["kind"] == "sweep"]
     reached = []
-    assert [r["setting"] for r in x264_sweep] == [f"crf {c}" for c in range(18, 52, 3)]
+    assert [r["setting"] for r in x264_sweep] == [f"crf {c}" for c in range(18, 52, 3)] == [
+        f"crf {c}" for c in sweep_crfs("x264")]
     for t in TARGETS:
         ours = [r for r in rows if r["codec"] == "ours" and r["kind"] == "target" and float(r["target_bpp"]) == t]
         assert len(ours) == 1
@@ -105,6 +106,37 @@ def test_ours_curve_more_bits_never_worse(compared):
             assert p.lpips <= min(within) + 1e-6
 
 
+def test_every_anchor_sweeps_to_its_floor_and_says_what_its_bytes_count(corpus, tmp_path):
+    """Each sweep codes the codec's floor (SVT-AV1: CRF 63); half-size anchors code 24x24, reach
+    below the full-size floor, and their rows say that the upscale is a decoder-side step."""
+    codecs = ("x264", "x264-half", "svtav1-p2")
+    video = run_compare(CompareOptions(str(corpus), tmp_path, (0.15,), gop=10, max_frames=10, codecs=codecs))[0]
+    rows = read_csv(tmp_path / "compare.csv")
+    for codec in codecs:
+        sweep = [r for r in rows if r["codec"] == codec and r["kind"] == "sweep"]
+        assert [r["setting"] for r in sweep] == [f"crf {c}" for c in sweep_crfs(codec)]
+        assert sweep[-1]["setting"] == f"crf {BASELINES[codec].floor}"
+        assert all(r["note"].startswith("bytes: raw packets less the SEI") for r in sweep)
+        assert all(("coded at 24x24, upscaled (Lanczos-3) to 48x48 on the decoder side" in r["note"])
+                   == codec.endswith("-half") for r in sweep)
+    assert "crf 63" in {r["setting"] for r in rows if r["codec"] == "svtav1-p2"}
+    floor = {c: min(p.bpp for p in video.points if p.codec == c and p.kind == "sweep") for c in codecs}
+    assert floor["x264-half"] < floor["x264"]
+    assert video.baseline_frames[("x264-half", 0.15)][0].shape == video.frames.shape
+
+
+def test_compare_runs_every_anchor_by_default_and_help_names_each():
+    from typer.testing import CliRunner
+
+    from evc_archive.cli import app
+
+    assert CompareOptions("x", Path("o")).codecs == tuple(BASELINES)
+    result = CliRunner().invoke(app, ["compare", "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    for name, spec in BASELINES.items():
+        assert name in result.output and f"{name} {spec.sweep_s:g}" in result.output
+
+
 def test_unreachable_target_is_reported_not_extrapolated(corpus, tmp_path):
     opts = CompareOptions(str(corpus), tmp_path, (0.001, 0.15), gop=10, max_frames=10, codecs=("x264",))
     video = run_compare(opts)[0]
@@ -135,3 +167,35 @@ def test_errors_are_one_line(tmp_path):
                           "0.02,x", "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=120)
     assert cli.returncode == 1 and "Traceback" not in cli.stderr and "--bpp" in cli.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_lpips_vgg_beside_lpips_for_ours_and_the_baselines(compared):
+    """Every real encode carries LPIPS-VGG (ours' targets from their reconstructions, each baseline
+    CRF), baseline targets interpolate it like LPIPS, ours' simulated curve has none."""
+    import torch
+
+    from evc_archive.core.dists import dists_frames, shared_dists
+    from evc_archive.core.lpips_vgg import lpips_vgg_frames, shared_lpips_vgg
+
+    opts, results, _ = compared
+    video = results[0]
+    rows = read_csv(opts.out_dir / "compare.csv")
+    assert all(r["lpips_vgg"] == r["dists"] == "" for r in rows if r["codec"] == "ours" and r["kind"] == "sweep")
+    for t in TARGETS:
+        ours = next(r for r in rows if r["codec"] == "ours" and r["kind"] == "target" and float(r["target_bpp"]) == t)
+        want = lpips_vgg_frames(shared_lpips_vgg(), torch.from_numpy(video.ours_frames[t]), torch.from_numpy(video.frames))
+        assert float(ours["lpips_vgg"]) == pytest.approx(float(want.mean()), abs=1e-5)
+        assert float(ours["lpips_vgg"]) != pytest.approx(float(ours["lpips"]), abs=1e-4)
+        dists = dists_frames(shared_dists(), torch.from_numpy(video.ours_frames[t]), torch.from_numpy(video.frames))
+        assert float(ours["dists"]) == pytest.approx(float(dists.mean()), abs=1e-5)
+    sweep = sorted((float(r["bpp"]), float(r["lpips_vgg"])) for r in rows if r["codec"] == "x264" and r["kind"] == "sweep")
+    assert all(0.0 < v < 1.0 for _, v in sweep)
+    assert all(0.0 < float(r["dists"]) < 1.0 for r in rows if r["codec"] == "x264" and r["kind"] == "sweep")
+    for t in TARGETS:
+        base = next(r for r in rows if r["codec"] == "x264" and r["kind"] == "target" and float(r["target_bpp"]) == t)
+        if base["lpips"] == "":
+            assert base["lpips_vgg"] == base["dists"] == ""
+            continue
+        lo, hi = max(p for p in sweep if p[0] <= t), min(p for p in sweep if p[0] >= t)
+        assert min(lo[1], hi[1]) - 1e-9 <= float(base["lpips_vgg"]) <= max(lo[1], hi[1]) + 1e-9
+    assert "| LPIPS | LPIPS-VGG | DISTS | PSNR dB |" in (opts.out_dir / "compare.md").read_text()

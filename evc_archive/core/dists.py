@@ -133,13 +133,7 @@ class DistsMetric:
 def dists_frames(metric: DistsMetric, a: torch.Tensor, b: torch.Tensor, batch: int = 8) -> torch.Tensor:
     """DISTS of uint8 (n, H, W, 3) frame pairs -> (n,) float32 on the CPU, `batch` frames at a time;
     frames under 32 px a side are upscaled (nearest) first."""
-    h, w = a.shape[1:3]
-    if min(h, w) < _MIN_SIDE:
-        scale = -(-_MIN_SIDE // min(h, w))
-        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
-        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
-    parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
-    return torch.cat(parts) if parts else torch.zeros(0)
+    return _alex.score_frames(metric, a, b, batch, _MIN_SIDE)
 
 
 _shared: dict[str, DistsMetric] = {}

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from evc_archive.core import metrics as _alex
 from evc_archive.core.errors import EVCError
@@ -215,10 +214,4 @@ def lpips_vgg_frames(metric: LpipsVggMetric, a: torch.Tensor, b: torch.Tensor, b
 
     Frames under 32 px a side are upscaled (nearest) first; `batch` frames go through VGG at a time
     (one pass per frame, bounded memory)."""
-    h, w = a.shape[1:3]
-    if min(h, w) < FRAMES_MIN_SIZE:
-        scale = -(-FRAMES_MIN_SIZE // min(h, w))
-        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
-        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
-    parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
-    return torch.cat(parts) if parts else torch.zeros(0)
+    return _alex.score_frames(metric, a, b, batch, FRAMES_MIN_SIZE)

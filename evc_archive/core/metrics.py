@@ -283,3 +283,17 @@ def psnr_uint8(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected uint8 tensors, got {a.dtype} and {b.dtype}")
     mse = (a.to(torch.float64) - b.to(a.device, torch.float64)).square().mean(dim=(1, 2, 3))
     return 10.0 * torch.log10((255.0 * 255.0) / mse)  # mse == 0 -> 65025 / 0 = inf -> inf dB
+
+
+def score_frames(metric, a: torch.Tensor, b: torch.Tensor, batch: int = 8, min_side: int = 32) -> torch.Tensor:
+    """metric.uint8 of uint8 (n, H, W, 3) frame pairs -> (n,) on the CPU, `batch` frames at a time
+    (bounded memory); frames under `min_side` px a side are upscaled (nearest) first."""
+    import torch.nn.functional as F
+
+    h, w = a.shape[1:3]
+    if min(h, w) < min_side:
+        scale = -(-min_side // min(h, w))
+        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
+        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
+    parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
+    return torch.cat(parts) if parts else torch.zeros(0)

@@ -70,7 +70,7 @@ def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINE
     return curves
 
 
-def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
+def run_clip(combo: str, name: str, clip: np.ndarray, threads: int, search: str = "exhaustive") -> dict:
     """One (combination, clip): search, choose per target, encode + decode the chosen points for
     real. Builds its own models, so it runs in a worker process as well as in this one."""
     import dataclasses
@@ -87,9 +87,11 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
     lib = ModelLibrary()
     coder = SegmentCoder(lib.keyframe_named(kf), lib.predictor_named(pred), shared_lpips())
     clip_t = torch.from_numpy(clip)
-    base = EncoderSettings.product(kf, residual_levels=residual_levels, inter_fallback=inter)
+    base = EncoderSettings.product(kf, residual_levels=residual_levels, inter_fallback=inter, search=search)
     t0 = time.perf_counter()
-    points = search_points(coder, clip_t, base, ABLATION_SEARCH_BPP, thresholds=ABLATION_THRESHOLDS)
+    # exhaustive: one sweep up to ABLATION_SEARCH_BPP covers every target; fast: a few points near each
+    targets = ABLATION_SEARCH_BPP if search == "exhaustive" else ABLATION_CURVE_TARGETS
+    points = search_points(coder, clip_t, base, targets, thresholds=ABLATION_THRESHOLDS)
     search_s = time.perf_counter() - t0
     per_target = {}
     for target in ABLATION_CURVE_TARGETS:
@@ -102,11 +104,13 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int) -> dict:
             row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec, **reported,
                        residual_frames=sum(f.mode for f in coded.result.segment.frames))
         per_target[str(target)] = row
-    return {"search_seconds": search_s, "search": SEARCH_NAME, "targets": per_target,
+    return {"search_seconds": search_s, "search": SEARCH_NAME if search == "exhaustive" else "fast",
+            "targets": per_target,
             "points": [dataclasses.asdict(p) for p in points]}
 
 
-def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray], workers: int, done) -> None:
+def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray], workers: int, done,
+                     search: str = "exhaustive") -> None:
     """Each (combination, clip name) task, `workers` at a time (one thread each when more than
     one), reporting each finished one to done(combo, clip, result)."""
     import multiprocessing
@@ -114,10 +118,10 @@ def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray],
 
     if workers <= 1:
         for combo, name in tasks:
-            done(combo, name, run_clip(combo, name, clips[name], 2))
+            done(combo, name, run_clip(combo, name, clips[name], 2, search))
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_clip, combo, name, clips[name], 1): (combo, name) for combo, name in tasks}
+        futures = {pool.submit(run_clip, combo, name, clips[name], 1, search): (combo, name) for combo, name in tasks}
         for future in as_completed(futures):
             combo, name = futures[future]
             done(combo, name, future.result())
@@ -164,6 +168,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-kodak", action="store_true")
     parser.add_argument("--clips", type=int, default=None, help="only the first N clips of the split (smoke runs)")
     add_split_option(parser)
+    parser.add_argument("--search", choices=("exhaustive", "fast"), default="exhaustive",
+                        help="rate control's search for every combination (EncoderSettings.search); the validation "
+                             "tables are exhaustive, the reference the fast search is measured against")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report and plot from --cache")
     parser.add_argument("--workers", type=int, default=1,
                         help="(combination, clip) tasks at once, in worker processes of one thread each; 1 = in "
@@ -224,7 +231,7 @@ def measure_combinations(args, results: dict, clips: dict, save) -> None:
             results["ours"][combo] = {n: partial[n] for n in clips}
         save()
 
-    run_combinations(tasks, {n: clips[n].numpy() for n in clips}, args.workers, done)
+    run_combinations(tasks, {n: clips[n].numpy() for n in clips}, args.workers, done, args.search)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from evc_archive.cli.app import app, console, fail, job_progress, stdout
 from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, Gop, IntraOnly,
-                                     KeyframeCodec, NoInter, Predictor, Quality, ResidualLevels, Seed, Steps,
+                                     KeyframeCodec, NoInter, Predictor, Quality, ResidualLevels, Search, Seed, Steps,
                                      StorageOptions, Threshold, coding_settings)
 from evc_archive.cli.options import storage_options as parse_storage_options
 
@@ -107,6 +107,7 @@ def submit(
     residual_levels: ResidualLevels = PRODUCT.residual_levels,
     intra_only: IntraOnly = False,
     no_inter: NoInter = False,
+    search: Search = PRODUCT.search,
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per worker where the cluster has GPUs.")] = 1.0,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. 'auto' or 'ray://head:10001'); default: start a local cluster.")] = None,
@@ -128,7 +129,7 @@ def submit(
     if cap_bpp is not None and target_bpp is None:
         fail("--cap-bpp needs --target-bpp.")
     settings = coding_settings(lpips_threshold, quality, gop, steps, seed, predictor, keyframe_codec, residual_levels,
-                               intra_only, no_inter)
+                               intra_only, no_inter, search)
     opts = parse_storage_options(storage_options)
     src_opts = parse_storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, settings, predictor, workers,

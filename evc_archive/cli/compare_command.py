@@ -10,7 +10,8 @@ from rich.table import Table
 
 from evc_archive.cli.app import app, fail, job_progress, stdout
 from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, IntraOnly, KeyframeCodec,
-                                     NoInter, Predictor, ResidualLevels, check_choice)
+                                     NoInter, Predictor, ResidualLevels, Search, check_choice,
+                                     check_search)
 from evc_archive.cli.options import storage_options as storage_options_of
 from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
 from evc_archive.io.baselines import BASELINES
@@ -44,6 +45,7 @@ def compare(
     residual_levels: ResidualLevels = PRODUCT.residual_levels,
     intra_only: IntraOnly = False,
     no_inter: NoInter = False,
+    search: Search = PRODUCT.search,
     codecs: Annotated[str, typer.Option(help=CODECS_HELP)] = ",".join(BASELINES),
     fps: Annotated[Optional[str], typer.Option(help="Code at this frame rate (e.g. 25 or 30000/1001) instead of each source's: x264 and x265 spend bits by frame rate.")] = None,
     storage_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the sources.")] = None,
@@ -63,6 +65,7 @@ def compare(
         fail("--residual-levels must be >= 0.")
     check_choice("--predictor", predictor, PREDICTORS)
     check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CODECS)
+    check_search(search)
     names = tuple(c.strip() for c in codecs.split(",") if c.strip())
     rate = None
     if fps is not None:
@@ -76,7 +79,7 @@ def compare(
             fail(f"--fps must be positive (got '{fps}')")
     opts = CompareOptions(source, out, targets, gop, frames, size, predictor, names, storage_options_of(storage_options),
                           rate, keyframe_codec=keyframe_codec, residual_levels=None if intra_only else residual_levels,
-                          inter_fallback=not no_inter)
+                          inter_fallback=not no_inter, search=search)
     with job_progress() as progress:
         task = progress.add_task("compare", total=None, info="")
         results = run_compare(opts, lambda message: progress.update(task, info=message))

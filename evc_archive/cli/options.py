@@ -13,7 +13,7 @@ import typer
 from evc_archive.cli.app import fail
 from evc_archive.core.loop import RESIDUAL_SEARCH
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, KEYFRAME_CODECS, PREDICTORS
-from evc_archive.core.settings import EncoderSettings
+from evc_archive.core.settings import SEARCHES, EncoderSettings
 
 PRODUCT = EncoderSettings.product()
 
@@ -47,6 +47,11 @@ NoInter = Annotated[bool, typer.Option("--no-inter", help=(
     "With a bpp target: never code a segment as one AV1 inter GOP (bitstream v4). By default rate control also "
     "measures that conventional coding per segment and uses it where it gives the lower LPIPS in the budget "
     "(static cameras from about 0.05 bpp up); with this flag every segment is the generative loop."))]
+Search = Annotated[str, typer.Option(help=(
+    "How hard the encoder searches. 'fast' (default): hint velocities from one motion estimate of the source, "
+    "and with a bpp target a few exact settings per segment near it (core.fast_search). 'exhaustive': every hint "
+    "candidate, and with a bpp target the full threshold x quality x residual sweep (tens of times slower; "
+    "the reference the fast search is measured against, docs/benchmarks/scale.md)."))]
 StorageOptions = Annotated[Optional[str], typer.Option(
     help="JSON of fsspec options for the archive (credentials, endpoint_url, ...).")]
 
@@ -58,7 +63,7 @@ def check_choice(option: str, value: str, registry) -> None:
 
 def coding_settings(lpips_threshold: float, quality: int | None, gop: int, steps: int, seed: int,
                     predictor: str, keyframe_codec: str, residual_levels: int, intra_only: bool,
-                    no_inter: bool = False) -> EncoderSettings:
+                    no_inter: bool = False, search: str = PRODUCT.search) -> EncoderSettings:
     """Validated coding options -> the product's EncoderSettings with them (quality None: the
     codec's default level). Exits with one line on a bad option."""
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
@@ -67,10 +72,16 @@ def coding_settings(lpips_threshold: float, quality: int | None, gop: int, steps
         fail("--residual-levels must be >= 0.")
     check_choice("--predictor", predictor, PREDICTORS)
     check_choice("--keyframe-codec", keyframe_codec, KEYFRAME_CODECS)
+    check_search(search)
     return EncoderSettings.product(keyframe_codec, lpips_threshold=lpips_threshold, quality=quality, gop=gop,
                                    sampling_steps=steps, seed=seed,
                                    residual_levels=None if intra_only else residual_levels,
-                                   inter_fallback=not no_inter)
+                                   inter_fallback=not no_inter, search=search)
+
+
+def check_search(search: str) -> None:
+    if search not in SEARCHES:
+        fail(f"--search must be one of {', '.join(repr(s) for s in SEARCHES)}, not '{search}'.")
 
 
 def storage_options(text: Optional[str]) -> dict:
@@ -87,5 +98,6 @@ def storage_options(text: Optional[str]) -> dict:
 
 
 __all__ = ["PRODUCT", "DEFAULT_PREDICTOR", "DEFAULT_KEYFRAME_CODEC", "Threshold", "Quality", "Gop", "Steps", "Seed",
-           "Predictor", "KeyframeCodec", "ResidualLevels", "IntraOnly", "NoInter", "StorageOptions", "check_choice",
+           "Predictor", "KeyframeCodec", "ResidualLevels", "IntraOnly", "NoInter", "Search", "StorageOptions", "check_choice",
+           "check_search",
            "coding_settings", "storage_options"]

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from evc_archive.cli.app import app, fail, new_progress, stdout
 from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, Gop, IntraOnly,
-                                     KeyframeCodec, Predictor, Quality, ResidualLevels, Seed, Steps, Threshold,
+                                     KeyframeCodec, Predictor, Quality, ResidualLevels, Search, Seed, Steps, Threshold,
                                      coding_settings)
 
 
@@ -34,13 +34,14 @@ def encode(
     keyframe_codec: KeyframeCodec = DEFAULT_KEYFRAME_CODEC,
     residual_levels: ResidualLevels = PRODUCT.residual_levels,
     intra_only: IntraOnly = False,
+    search: Search = PRODUCT.search,
 ) -> None:
     """Encode a video into one .evc stream of consecutive GOP-sized segments."""
     from evc_archive.io.files import encode_file
     from evc_archive.io.video_probe import probe_video
 
     settings = coding_settings(lpips_threshold, quality, gop, steps, seed, predictor, keyframe_codec, residual_levels,
-                               intra_only)
+                               intra_only, search=search)
     if not source.is_file():
         fail(f"'{source}' does not exist or is not a file.")
     info = probe_video(source)  # exact: every frame decoded once, so count and rate are what we encode

@@ -12,18 +12,17 @@ from fractions import Fraction
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 
 from evc_archive.core.bitstream import Segment, Stream, StreamHeader, pack
 from evc_archive.core.gop_av1 import decode_gop, encode_gop
+from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictors.base import Predictor, derive_seed
 from evc_archive.core.registry import PREDICTORS
 from evc_archive.core.residual import apply_residual, residual_image
 from evc_archive.core.settings import EncoderSettings
-
-LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
+from evc_archive.core.source_scores import SourceScores, lpips_input, psnr_frames
 
 
 @dataclass(frozen=True)
@@ -40,55 +39,46 @@ class SegmentResult:
 
 def lpips_frames(metric, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """LPIPS of uint8 (n,H,W,3) pairs -> (n,), upscaling frames smaller than AlexNet accepts."""
-    h, w = a.shape[1:3]
-    if min(h, w) < LPIPS_MIN_SIZE:
-        scale = -(-LPIPS_MIN_SIZE // min(h, w))
-        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
-        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
-    return metric.uint8(a, b).cpu()
+    return metric.uint8(lpips_input(a), lpips_input(b)).cpu()
 
 
-def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n,H,W,3) uint8 pairs -> (n,) PSNR in dB, capped at 100 for identical frames."""
-    mse = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
-    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
-
-
-def predict_call(predictor: Predictor, metric, context: torch.Tensor, seed: int, steps: int,
-                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
-    """One predictor call as the encoder makes it -> (frames (m,H,W,3) for the m = len(targets) next
-    frames, their LPIPS (m,) to the targets, the chosen hint or None for a kind without hints).
-    Every candidate hint is tried and the lowest mean LPIPS, plus the kind's `hint_byte_weight` per
-    hint byte, wins (ties: the earliest). The choice does not depend on the threshold, so rate
-    control can share it between settings."""
+def predict_call(predictor: Predictor, scores: SourceScores, hints: HintSearch, context: torch.Tensor, seed: int,
+                 steps: int, start: int) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
+    """One predictor call as the encoder makes it, for the frames from `start` -> (frames (m,H,W,3)
+    for the m <= F source frames left, their LPIPS (m,), the chosen hint or None for a kind without
+    hints). The hint is `hints`' pick (core.hint_search: lowest mean LPIPS plus the kind's
+    `hint_byte_weight` per hint byte); it does not depend on the threshold, so rate control can
+    share it between settings."""
     spec = PREDICTORS.by_id(predictor.model_id)
-    m = targets.shape[0]
-    best, best_cost = None, 0.0
-    for hint in predictor.hint_candidates(context, targets):
-        generated = predictor.predict(context, hint, seed, steps)[:m]
-        scores = lpips_frames(metric, generated, targets[: len(generated)])
-        cost = float(scores.mean()) + spec.hint_byte_weight * len(hint)
-        if best is None or cost < best_cost:
-            best, best_cost = (generated, scores, hint), cost
-    if best is None:
-        raise ValueError(f"predictor {spec.name} offered no hint candidates")
-    generated, scores, hint = best
-    return generated, scores, hint if spec.takes_hints else None
+    m = min(predictor.frames_per_call, scores.source.shape[0] - start)
+    tried: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def cost(hint: bytes) -> float:
+        if hint not in tried:
+            generated = predictor.predict(context, hint, seed, steps)[:m]
+            tried[hint] = generated, scores.lpips(generated, start)
+        return float(tried[hint][1].mean()) + spec.hint_byte_weight * len(hint)
+
+    hint = hints.choose(predictor, context, start, cost)
+    generated, lpips = tried[hint]
+    return generated, lpips, hint if spec.takes_hints else None
 
 
 class DirectPieces:
-    """loop.LoopPieces computed when asked, nothing cached (the encoder's single pass)."""
+    """loop.LoopPieces computed when asked, nothing cached but the source's LPIPS features (the
+    encoder's single pass)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                  settings: EncoderSettings, first_frame: int):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.first_frame = settings, first_frame
         self.frame_count, self.context_frames = frames.shape[0], predictor.context_frames
+        self.scores = SourceScores(metric, frames)
+        self.hints = HintSearch(settings.search, frames)
 
     def _piece(self, payload: bytes, frame: torch.Tensor, i: int) -> CodedPiece:
-        source = self.frames[i : i + 1]
-        return CodedPiece(payload, frame, float(lpips_frames(self.metric, frame[None], source)[0]),
-                          float(psnr_frames(frame[None], source)[0]))
+        return CodedPiece(payload, frame, float(self.scores.lpips(frame[None], i)[0]),
+                          float(self.scores.psnr(frame[None], i)[0]))
 
     def intra(self, i: int, quality: int) -> CodedPiece:
         payload = self.codec.encode(self.frames[i], quality)
@@ -101,11 +91,11 @@ class DirectPieces:
         return self._piece(payload, apply_residual(prediction, self.codec.decode(payload, quality, h, w)), i)
 
     def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
-        generated, scores, hint = predict_call(
-            self.predictor, self.metric, context, derive_seed(self.settings.seed, self.first_frame + i),
-            self.settings.sampling_steps, self.frames[i : i + self.predictor.frames_per_call])
-        psnrs = psnr_frames(generated, self.frames[i : i + len(generated)])
-        return PredictionPiece(tuple(generated), tuple(scores.tolist()), tuple(psnrs.tolist()), hint)
+        generated, lpips, hint = predict_call(
+            self.predictor, self.scores, self.hints, context, derive_seed(self.settings.seed, self.first_frame + i),
+            self.settings.sampling_steps, i)
+        psnrs = self.scores.psnr(generated, i)
+        return PredictionPiece(tuple(generated), tuple(lpips.tolist()), tuple(psnrs.tolist()), hint)
 
 
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,

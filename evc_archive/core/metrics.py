@@ -246,6 +246,27 @@ class LpipsMetric:
         with torch.no_grad():
             return self._distance(to_float(a), to_float(b))
 
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """uint8 RGB frames (N, H, W, 3), H, W >= 31 -> the trunk's unit-normalised features per
+        layer ((N, C_l, h_l, w_l) float32): one side of `uint8`, to compute once for a frame that
+        is compared often (the source). No grad."""
+        if x.dim() != 4 or x.shape[3] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 (N, H, W, 3), got {x.dtype} {tuple(x.shape)}")
+        import lpips
+
+        with torch.no_grad():
+            scaled = self.model.scaling_layer(x.to(self.device).permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0)
+            return tuple(lpips.normalize_tensor(f) for f in self.model.net.forward(scaled))
+
+    def distance_of_features(self, fa: tuple[torch.Tensor, ...], fb: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Two `features` results of equal shapes -> distances (N,) float32 (what `uint8` of the two
+        frame batches gives, up to float rounding)."""
+        with torch.no_grad():
+            total = 0
+            for lin, a, b in zip(self.model.lins, fa, fb):
+                total = total + lin((a - b) ** 2).mean([2, 3], keepdim=True)
+            return total.reshape(fa[0].shape[0])
+
     def loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Differentiable distances (N,) between float (N, 3, H, W) batches in [-1, 1], for training:
         gradients flow to `a` and `b` (never to the frozen LPIPS weights). Reduce it yourself."""

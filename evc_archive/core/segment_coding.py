@@ -22,11 +22,12 @@ import torch
 
 from evc_archive.core.bitstream import Stream, pack
 from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
+from evc_archive.core.fast_search import fast_points
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import residual_search
 from evc_archive.core.predictors.base import Predictor
 from evc_archive.core.ratecontrol import SEARCH_THRESHOLDS, RDPoint, SegmentSimulator, choose_for_target
-from evc_archive.core.settings import EncoderSettings
+from evc_archive.core.settings import SEARCHES, EncoderSettings
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,25 @@ class CodedSegment:
         return len(self.data) * 8 / (n * h * w)
 
 
-def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, target_bpp: float,
-                  first_frame: int = 0, thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
-    """frames (n,H,W,3) uint8 -> the exact RD points a target near `target_bpp` can use."""
+def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings,
+                  target_bpp: float | tuple[float, ...], first_frame: int = 0,
+                  thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
+    """frames (n,H,W,3) uint8 -> the exact RD points a target near `target_bpp` (or each of several
+    targets) can use: by settings.search, the fast search's few near each target (core.fast_search,
+    one simulator shared between the targets) or the exhaustive sweep's for the highest
+    (SegmentSimulator.sweep_near over `thresholds`, which covers every target below it)."""
+    targets = tuple(target_bpp) if isinstance(target_bpp, tuple) else (target_bpp,)
+    if settings.search not in SEARCHES:
+        raise ValueError(f"search {settings.search!r} is unknown: choose one of {', '.join(SEARCHES)}")
     simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
                                  residual_search(settings.residual_levels), settings.inter_fallback)
-    return simulator.sweep_near(target_bpp, thresholds=thresholds)
+    if settings.search == "fast":
+        points: dict[tuple, RDPoint] = {}
+        for target in targets:
+            points.update(((p.quality, p.threshold, p.residual_levels, p.inter), p)
+                          for p in fast_points(simulator, target))
+        return sorted(points.values(), key=lambda p: (p.bytes, p.lpips))
+    return simulator.sweep_near(max(targets), thresholds=thresholds)
 
 
 def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, first_frame: int = 0,

@@ -17,6 +17,8 @@ from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS
 DEFAULT_THRESHOLD = 0.3  # fixed settings (no bpp target)
 DEFAULT_GOP = 30
 DEFAULT_STEPS = 1
+DEFAULT_SEARCH = "fast"
+SEARCHES = ("fast", "exhaustive")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class EncoderSettings:
     residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
     inter_level: int | None = None  # set: the segment is one AV1 inter GOP at this level (core.gop_av1), not the loop
     inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
+    search: str = "exhaustive"  # encoder only, not in the stream: "fast" or "exhaustive" hint picks
+    # (core.hint_search) and rate control search (core.segment_coding.search_points)
 
     @classmethod
     def product(cls, keyframe_codec: str = DEFAULT_KEYFRAME_CODEC, **changes) -> "EncoderSettings":
@@ -41,5 +45,5 @@ class EncoderSettings:
             del changes["quality"]
         base = cls(lpips_threshold=DEFAULT_THRESHOLD, quality=KEYFRAME_CODECS.named(keyframe_codec).default_quality,
                    gop=DEFAULT_GOP, sampling_steps=DEFAULT_STEPS, seed=0, residual_levels=DEFAULT_RESIDUAL_LEVELS,
-                   inter_fallback=True)
+                   inter_fallback=True, search=DEFAULT_SEARCH)
         return replace(base, **changes)

@@ -81,7 +81,7 @@ def _archive_params(cfg: SubmitConfig) -> dict[str, Any]:
     s = cfg.settings
     return {"lpips_threshold": s.lpips_threshold, "quality": s.quality, "gop": s.gop, "sampling_steps": s.sampling_steps,
             "seed": s.seed, "predictor": cfg.predictor, "keyframe_codec": cfg.keyframe_codec,
-            "residual_levels": s.residual_levels, "inter_fallback": s.inter_fallback,
+            "residual_levels": s.residual_levels, "inter_fallback": s.inter_fallback, "search": s.search,
             "target_bpp": cfg.target_bpp, "cap_bpp": cfg.cap_bpp}
 
 

@@ -30,7 +30,8 @@ def check_archive_settings(store: Store, params: dict[str, Any]) -> None:
     if meta.get("format") != ARCHIVE_FORMAT:
         raise EVCError(f"'{store.url}' holds archive format {meta.get('format')!r}; this build writes {ARCHIVE_FORMAT}")
     # archives from before an option was added have what it defaulted to then
-    written = {"keyframe_codec": "hyperprior", "residual_levels": None, "inter_fallback": False, **(meta.get("parameters") or {})}
+    written = {"keyframe_codec": "hyperprior", "residual_levels": None, "inter_fallback": False, "search": "exhaustive",
+               **(meta.get("parameters") or {})}
     if written != params:
         raise EVCError(f"archive '{store.url}' was written with other settings {meta.get('parameters')}; "
                        "re-run with the same options or choose a new archive")

@@ -64,12 +64,13 @@ class CompareOptions:
     keyframe_codec: str = DEFAULT_KEYFRAME_CODEC  # a registry.KEYFRAME_CODECS name
     residual_levels: int | None = EncoderSettings.product().residual_levels  # None: intra only
     inter_fallback: bool = EncoderSettings.product().inter_fallback  # a segment may be one AV1 inter GOP where that wins
+    search: str = EncoderSettings.product().search  # "fast" or "exhaustive" (EncoderSettings.search)
 
     @property
     def settings(self) -> EncoderSettings:
         """The product's settings with these options (rate control then picks quality and threshold)."""
         return EncoderSettings.product(self.keyframe_codec, gop=self.gop, residual_levels=self.residual_levels,
-                                       inter_fallback=self.inter_fallback)
+                                       inter_fallback=self.inter_fallback, search=self.search)
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,8 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
     tables = []
     for k, (a, b) in enumerate(segs):
         on_progress(f"{video.name}: ours, RD points of segment {k + 1}/{len(segs)}")
-        tables.append(search_points(coder, torch.from_numpy(video.frames[a:b]), settings, max(opts.targets), a,
-                                    thresholds=DEFAULT_THRESHOLDS))  # finer than submit's search
+        tables.append(search_points(coder, torch.from_numpy(video.frames[a:b]), settings, tuple(opts.targets), a,
+                                    thresholds=DEFAULT_THRESHOLDS))  # exhaustive: finer than submit's grid
     pixels = video.frames.shape[0] * video.frames.shape[1] * video.frames.shape[2]
     # the RD curve: allocations on a dense grid of targets (exact simulated points, no extra encodes)
     for t in np.geomspace(min(opts.targets) / 2, max(opts.targets) * 2, 16):

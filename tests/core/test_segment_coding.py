@@ -12,7 +12,7 @@ from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
 from evc_archive.core.model_library import ModelLibrary
 from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
 from evc_archive.core.segment_coding import SegmentCoder, encode_at, encode_to_target, search_points
-from evc_archive.core.settings import EncoderSettings
+from evc_archive.core.settings import SEARCHES, EncoderSettings
 from tests.conftest import moving_square_video
 
 TARGET = 0.3
@@ -40,9 +40,10 @@ def test_encode_to_target_meets_it_and_decodes(coder):
     assert torch.equal(decoded, coded.result.reconstruction)
 
 
-def test_every_searched_point_encodes_to_its_bytes(coder):
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_searched_point_encodes_to_its_bytes(coder, search):
     frames = moving_square_video(8, 32, 48)
-    settings = EncoderSettings.product(gop=8)
+    settings = EncoderSettings.product(gop=8, search=search)
     points = search_points(coder, frames, settings, TARGET, first_frame=8)
     assert {p.inter for p in points} == {False, True}
     for point in points[:: max(1, len(points) // 4)]:
@@ -55,3 +56,8 @@ def test_a_point_that_does_not_match_the_encode_is_refused(coder):
     point = search_points(coder, frames, settings, TARGET)[0]
     with pytest.raises(RuntimeError, match="rate control measured"):
         encode_at(coder, frames, settings, 0, replace(point, bytes=point.bytes + 1))
+
+
+def test_an_unknown_search_is_refused(coder):
+    with pytest.raises(ValueError, match="unknown"):
+        search_points(coder, moving_square_video(4, 32, 48), EncoderSettings.product(search="quick"), TARGET)

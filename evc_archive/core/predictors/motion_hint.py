@@ -55,6 +55,26 @@ def unpack_velocity(hint: bytes) -> tuple[int, int]:
     return unzigzag(zy), unzigzag(zx)
 
 
+SAD_CHUNK = 1 << 21  # int16 differences per numpy call in sad_surface (4 MiB)
+
+
+def sad_surface(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
+    """(2r+1, 2r+1) float64: costs[dy + r, dx + r] = mean |b - a shifted by (dy, dx)| over b's
+    interior (r px in from each edge), for int (hh,ww) luma planes. Integer sums, so the values are
+    exact (np.mean of each window would give the same floats)."""
+    hh, ww = a.shape
+    inner = b[r:hh - r, r:ww - r].astype(np.int16)
+    ih, iw = inner.shape
+    windows = np.lib.stride_tricks.sliding_window_view(a.astype(np.int16), (ih, iw))  # [y0, x0] = a[y0:, x0:]
+    side = 2 * r + 1
+    rows = max(1, SAD_CHUNK // (side * ih * iw))  # rows of shifts per numpy call (bounded memory)
+    sums = np.empty((side, side), dtype=np.int64)
+    for y0 in range(0, side, rows):
+        part = windows[y0:y0 + rows]
+        sums[y0:y0 + rows] = np.abs(inner - part).sum(axis=(2, 3), dtype=np.int64)
+    return sums[::-1, ::-1] / (ih * iw)  # [y0, x0] with y0 = r - dy, x0 = r - dx
+
+
 def global_shift(src: np.ndarray, dst: np.ndarray, search: int, analysis_side: int = 160) -> tuple[float, float]:
     """Encoder only: (dy, dx) in pixels such that dst(p) ~ src(p - (dy, dx)), by exhaustive integer
     search of the mean absolute luma difference over the interior, then a parabolic sub-pixel fit."""
@@ -65,11 +85,7 @@ def global_shift(src: np.ndarray, dst: np.ndarray, search: int, analysis_side: i
     r = min(search // s, hh // 4, ww // 4)
     if r < 1:  # too small to tell motion from content
         return 0.0, 0.0
-    inner = b[r:hh - r, r:ww - r]
-    costs = np.empty((2 * r + 1, 2 * r + 1))
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            costs[dy + r, dx + r] = np.abs(inner - a[r - dy:hh - r - dy, r - dx:ww - r - dx]).mean()
+    costs = sad_surface(a, b, r)
     iy, ix = np.unravel_index(np.argmin(costs), costs.shape)
 
     def refine(c_minus: float, c0: float, c_plus: float) -> float:
@@ -104,12 +120,18 @@ class GlobalMotionPredictor:
     context_frames: int = 1
     content_hash: bytes = hashlib.sha256(FORMAT_KEY).digest()
 
-    def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor) -> list[bytes]:
+    def hint_candidates(self, context: torch.Tensor, targets: torch.Tensor,
+                        shifts: dict[int, tuple[float, float]] | None = None) -> list[bytes]:
         """Encoder only: still, then the velocity measured to the first and last targets (or, with
-        `fit_every_target`, to every target, and their least-squares fit), without repeats."""
+        `fit_every_target`, to every target, and their least-squares fit), without repeats.
+        `shifts` {distance: (dy, dx) px}: the shifts to use instead of measuring them from the last
+        decoded frame (core.hint_search.SourceMotion's, from the source)."""
         last, tg = context[-1].numpy(), targets.numpy()
         distances = range(1, len(tg) + 1) if self.fit_every_target else sorted({1, len(tg)})
-        shifts = {m: global_shift(last, tg[m - 1], self.search * m) for m in distances}
+        if shifts is None:
+            shifts = {m: global_shift(last, tg[m - 1], self.search * m) for m in distances}
+        else:
+            shifts = {m: shifts[m] for m in distances}
         hints = [shift_hint(dy, dx, m) for m, (dy, dx) in shifts.items()]
         if self.fit_every_target:  # the v minimising sum_m |shift_m - m v|^2
             norm = sum(m * m for m in shifts)

@@ -85,6 +85,9 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
     """A restorer that only damages frames: every call picks the decoded frame, so the loop codes the
     same frames as motion-hint (moved the same way) and spends one byte per call on saying so."""
     from evc_archive.core.encoder import predict_call
+    from evc_archive.core.hint_search import HintSearch
+    from evc_archive.core.settings import SEARCHES
+    from evc_archive.core.source_scores import SourceScores
 
     torch.manual_seed(0)
     net = RestoreNet(TINY)
@@ -92,12 +95,14 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
         torch.nn.init.normal_(p, std=0.5)
     Restorer.save(tmp_path / "bad.pt", TINY, net)
     predictor = RestoreHintPredictor(Restorer.load(tmp_path / "bad.pt"), frames_per_call=3)
-    video = panning_video(8)
-    _, scores, hint = predict_call(predictor, lpips_metric, video[:1], 0, 1, video[1:4])
+    video = panning_video(8)[:4]
     motion = GlobalMotionPredictor(frames_per_call=3, interpolation="lanczos3", fit_every_target=True)
-    _, motion_scores, motion_hint = predict_call(motion, lpips_metric, video[:1], 0, 1, video[1:4])
-    assert unpack_hint(hint) == (AS_DECODED, motion_hint)
-    assert torch.allclose(scores, motion_scores)
+    for policy in SEARCHES:
+        scores, hints = SourceScores(lpips_metric, video), HintSearch(policy, video)
+        _, restore_scores, hint = predict_call(predictor, scores, hints, video[:1], 0, 1, 1)
+        _, motion_scores, motion_hint = predict_call(motion, scores, hints, video[:1], 0, 1, 1)
+        assert unpack_hint(hint) == (AS_DECODED, motion_hint)
+        assert torch.allclose(restore_scores, motion_scores)
 
 
 @pytest.mark.parametrize("kind", [6, 5])

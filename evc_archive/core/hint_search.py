@@ -1,0 +1,98 @@
+"""How the encoder picks one predictor call's hint (encoder only: the stream carries the pick, the
+decoder never searches). `EncoderSettings.search` names the policy:
+
+- "exhaustive": every candidate the predictor offers (`hint_candidates`, its motion measured from
+  the decoded last frame to each target) is generated and scored.
+- "fast" (the product's default): the motion-hint kinds take their velocities from one motion
+  estimate of the segment's source (`SourceMotion`: the global shift between consecutive source
+  frames, measured once and chained); restore-hint picks its velocity by the least luma error of
+  the restored frame moved by it, then its mode (restored / as decoded / halfway) by LPIPS at that
+  velocity: 3 LPIPS-scored candidates a call instead of up to 3 x 6. Kinds without hints have one
+  candidate either way.
+
+Among the LPIPS-scored candidates either policy keeps the lowest mean LPIPS plus the kind's
+`hint_byte_weight` per hint byte (ties: the earliest). No choice depends on the LPIPS threshold,
+so rate control can share predictor calls between settings.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from evc_archive.core.motion import luma
+from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor, global_shift
+from evc_archive.core.predictors.restore_hint import RESTORED, RestoreHintPredictor, pack_hint
+from evc_archive.core.settings import SEARCHES
+
+
+class SourceMotion:
+    """Global motion of one segment's source frames (n,H,W,3) uint8, measured lazily, once per
+    consecutive pair: shift(k) (dy, dx) px such that frame k+1 ~ frame k moved by it."""
+
+    def __init__(self, source: torch.Tensor, search: int):
+        self.source, self.search = source, search
+        self._steps: dict[int, tuple[float, float]] = {}
+
+    def step(self, k: int) -> tuple[float, float]:
+        if k not in self._steps:
+            self._steps[k] = global_shift(self.source[k].numpy(), self.source[k + 1].numpy(), self.search)
+        return self._steps[k]
+
+    def shifts(self, start: int, m: int) -> dict[int, tuple[float, float]]:
+        """{d: (dy, dx)} for d = 1..m: the chained shift from source frame start - 1 to start - 1 + d."""
+        out, total = {}, np.zeros(2)
+        for d in range(1, m + 1):
+            total = total + self.step(start - 2 + d)
+            out[d] = (float(total[0]), float(total[1]))
+        return out
+
+
+def luma_error(frames: torch.Tensor, targets: torch.Tensor) -> int:
+    """Sum of absolute luma differences (integer) of (m,H,W,3) uint8 frames to their targets."""
+    return int(sum(np.abs(luma(f.numpy()) - luma(t.numpy())).sum() for f, t in zip(frames, targets)))
+
+
+def _argmin(candidates: list[bytes], cost: Callable[[bytes], float]) -> bytes:
+    best, best_cost = None, 0.0
+    for hint in candidates:
+        c = cost(hint)
+        if best is None or c < best_cost:
+            best, best_cost = hint, c
+    if best is None:
+        raise ValueError("the predictor offered no hint candidates")
+    return best
+
+
+class HintSearch:
+    """One segment's hint policy: `choose(predictor, context, start, cost)` -> the hint for the
+    call whose targets are source frames start .. start + F - 1 (fewer at the segment's end)."""
+
+    def __init__(self, policy: str, source: torch.Tensor):
+        if policy not in SEARCHES:
+            raise ValueError(f"search {policy!r} is unknown: choose one of {', '.join(SEARCHES)}")
+        self.policy, self.source = policy, source
+        self._motion: SourceMotion | None = None
+
+    def _source_motion(self, motion: GlobalMotionPredictor) -> SourceMotion:
+        if self._motion is None:
+            self._motion = SourceMotion(self.source, motion.search)
+        return self._motion
+
+    def choose(self, predictor, context: torch.Tensor, start: int, cost: Callable[[bytes], float]) -> bytes:
+        targets = self.source[start:start + predictor.frames_per_call]
+        if self.policy == "exhaustive" or start == 0:
+            return _argmin(predictor.hint_candidates(context, targets), cost)
+        if isinstance(predictor, RestoreHintPredictor):
+            shifts = self._source_motion(predictor.motion).shifts(start, len(targets))
+            velocities = predictor.motion.hint_candidates(context, targets, shifts)
+            base = predictor.base_frame(context, RESTORED)
+            velocity = velocities[0] if len(velocities) == 1 else min(
+                velocities, key=lambda v: luma_error(predictor.motion.predict(base, v, 0, 1)[:len(targets)], targets))
+            return _argmin([pack_hint(mode, velocity) for mode in predictor.kind.modes], cost)
+        if isinstance(predictor, GlobalMotionPredictor):
+            shifts = self._source_motion(predictor).shifts(start, len(targets))
+            return _argmin(predictor.hint_candidates(context, targets, shifts), cost)
+        return _argmin(predictor.hint_candidates(context, targets), cost)

@@ -1,0 +1,78 @@
+"""Scores of candidate frames against one segment's source: what the encoder's loop and rate control
+compare every generated or coded frame with.
+
+The loop scores many candidates against the same source frame (every hint of a predictor call,
+every quality of a coded frame), so the source side of LPIPS (its AlexNet features) is computed once
+per frame, one frame per batch (the same floats whichever call asks first), and kept in a cache
+bounded by bytes (least recently used out): memory does not grow with the number of settings tried.
+
+Frames are uint8 RGB tensors (m,H,W,3); scores are (m,) on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
+FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
+
+
+def lpips_input(frames: torch.Tensor) -> torch.Tensor:
+    """(m,H,W,3) uint8 -> the frames LPIPS sees: upscaled (nearest, integer factor) when a side is
+    under LPIPS_MIN_SIZE, else unchanged."""
+    h, w = frames.shape[1:3]
+    if min(h, w) >= LPIPS_MIN_SIZE:
+        return frames
+    scale = -(-LPIPS_MIN_SIZE // min(h, w))
+    up = F.interpolate(frames.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")
+    return up.round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) uint8 pairs -> (n,) PSNR in dB, capped at 100 for identical frames."""
+    mse = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
+    return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
+
+
+class SourceScores:
+    """LPIPS (core.metrics LpipsMetric) and PSNR of frames against `source` (n,H,W,3) uint8, frame j
+    of a call against source frame start + j."""
+
+    def __init__(self, metric, source: torch.Tensor, cache_bytes: int = FEATURE_CACHE_BYTES):
+        self.metric, self.source, self.cache_bytes = metric, source, cache_bytes
+        self._features: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
+        self._cached_bytes = 0
+        self.source_feature_frames = 0  # source frames whose features were computed (cost counter)
+
+    def _source_features(self, position: int) -> tuple[torch.Tensor, ...]:
+        cached = self._features.get(position)
+        if cached is not None:
+            self._features.move_to_end(position)
+            return cached
+        features = self.metric.features(lpips_input(self.source[position:position + 1]))
+        self.source_feature_frames += 1
+        size = sum(f.numel() * f.element_size() for f in features)
+        while self._features and self._cached_bytes + size > self.cache_bytes:
+            _, old = self._features.popitem(last=False)
+            self._cached_bytes -= sum(f.numel() * f.element_size() for f in old)
+        if size <= self.cache_bytes:
+            self._features[position] = features
+            self._cached_bytes += size
+        return features
+
+    def lpips(self, frames: torch.Tensor, start: int) -> torch.Tensor:
+        """frames (m,H,W,3) uint8 -> (m,) LPIPS of frames[j] to source[start + j]."""
+        m = frames.shape[0]
+        if m == 0:
+            return torch.zeros(0)
+        ours = self.metric.features(lpips_input(frames))
+        per_frame = [self._source_features(start + j) for j in range(m)]
+        theirs = tuple(torch.cat([f[layer] for f in per_frame]) for layer in range(len(ours)))
+        return self.metric.distance_of_features(ours, theirs).cpu()
+
+    def psnr(self, frames: torch.Tensor, start: int) -> torch.Tensor:
+        """frames (m,H,W,3) uint8 -> (m,) PSNR in dB to source[start + j]."""
+        return psnr_frames(frames, self.source[start:start + frames.shape[0]])

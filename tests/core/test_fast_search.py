@@ -1,0 +1,54 @@
+"""Rate control's fast search (core.fast_search): which settings it tries."""
+
+import math
+from types import SimpleNamespace
+
+from evc_archive.core.fast_search import FRAME0_SHARES, frame0_qualities, inter_points
+from evc_archive.core.loop import CodedPiece
+from evc_archive.core.ratecontrol import RDPoint
+
+PIXELS = 30 * 128 * 128
+
+
+class FakeInter:
+    """run_inter(level) on a geometric bytes-per-level curve, counting encodes."""
+
+    def __init__(self, cheapest_bpp: float, growth: float = 0.07):
+        self.cheapest, self.growth, self.calls = cheapest_bpp, growth, []
+
+    def run_inter(self, level: int) -> RDPoint:
+        self.calls.append(level)
+        bpp = self.cheapest * math.exp(self.growth * (level - 1))
+        return RDPoint(level, 0.0, int(bpp * PIXELS / 8), 30, PIXELS, 0.1, 20.0, 30, None, True)
+
+
+def test_the_inter_search_finds_the_level_nearest_the_target_in_few_encodes():
+    sim = FakeInter(0.02)
+    points = inter_points(sim, 0.03)
+    fitting = [p for p in points if p.bpp <= 0.03]
+    best = max(p.quality for p in fitting)
+    assert sim.run_inter(best + 1).bpp > 0.03  # the dearest level within the target was found
+    assert len(sim.calls) <= 9 and best - 1 in {p.quality for p in points}
+
+
+def test_the_inter_search_stops_when_even_the_cheapest_level_is_over():
+    sim = FakeInter(0.05)
+    assert [p.quality for p in inter_points(sim, 0.03)] == [1] and sim.calls == [1]
+
+
+def test_the_inter_search_on_other_curves():
+    for cheapest, growth, target in ((0.01, 0.05, 0.03), (0.02, 0.12, 0.09), (0.012, 0.03, 0.013), (0.01, 0.07, 5.0)):
+        sim = FakeInter(cheapest, growth)
+        points = inter_points(sim, target)
+        best = max(p.quality for p in points if p.bpp <= target)
+        assert best == 41 or sim.run_inter(best + 1).bpp > target
+
+
+def test_frame0_qualities_take_their_share_of_the_budget():
+    sizes = {q: 40 * q for q in range(1, 26)}  # first-frame bytes grow with quality
+    sim = SimpleNamespace(codec=SimpleNamespace(qualities=tuple(sizes)),
+                          pieces=SimpleNamespace(intra=lambda i, q: CodedPiece(b"x" * sizes[q], None, 0.0, 0.0)))
+    budget = 1000
+    chosen = frame0_qualities(sim, budget)
+    assert chosen == [max(q for q in sizes if sizes[q] <= share * budget) for share in FRAME0_SHARES]
+    assert frame0_qualities(sim, 10) == [1]  # nothing fits: the lowest quality

@@ -1,0 +1,33 @@
+"""Scores against a segment's source with its LPIPS features computed once (core.source_scores)."""
+
+import torch
+
+from evc_archive.core.encoder import lpips_frames
+from evc_archive.core.source_scores import SourceScores, psnr_frames
+from tests.conftest import moving_square_video
+
+
+def test_scores_match_the_metric_on_frame_pairs(lpips_metric):
+    source = moving_square_video(6, 48, 64, seed=1)
+    others = moving_square_video(6, 48, 64, seed=2)
+    scores = SourceScores(lpips_metric, source)
+    assert torch.allclose(scores.lpips(others[2:5], 2), lpips_frames(lpips_metric, others[2:5], source[2:5]), atol=1e-6)
+    assert torch.equal(scores.psnr(others[2:5], 2), psnr_frames(others[2:5], source[2:5]))
+    scores.lpips(others[3:4], 3)
+    assert scores.source_feature_frames == 3  # frame 3's features were kept
+
+
+def test_small_frames_are_scored_upscaled(lpips_metric):
+    source, other = moving_square_video(2, 16, 20, seed=1), moving_square_video(2, 16, 20, seed=3)
+    assert torch.allclose(SourceScores(lpips_metric, source).lpips(other, 0), lpips_frames(lpips_metric, other, source),
+                          atol=1e-6)
+
+
+def test_the_feature_cache_stays_within_its_bytes(lpips_metric):
+    source = moving_square_video(5, 48, 64, seed=1)
+    one_frame = sum(f.numel() * f.element_size() for f in lpips_metric.features(source[:1]))
+    scores = SourceScores(lpips_metric, source, cache_bytes=2 * one_frame)
+    before = scores.lpips(source, 0)
+    assert scores._cached_bytes <= 2 * one_frame and len(scores._features) == 2
+    assert torch.allclose(scores.lpips(source, 0), before)  # recomputed where evicted, same values
+    assert scores.source_feature_frames == 10

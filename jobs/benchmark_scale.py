@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 
 SIZES = ("128x128", "640x360", "1280x720", "1920x1080")
+# per split: a static camera and a moving one, both 640x360 in the source (larger sizes are upscaled)
+DEFAULT_CLIPS = {"validation": ("sam2_02_cups", "carnd_highway_dashcam"),
+                 "test": ("bgslibrary_road_cam", "sam2_04_coffee")}
 FRAMES = 30
 
 
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
     p.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     p.add_argument("--sizes", default=",".join(SIZES), help="WIDTHxHEIGHT sizes, comma-separated")
-    p.add_argument("--clips", type=int, default=2, help="the first N clips of the split")
+    p.add_argument("--clips", default=None,
+                   help="clip names of the split, comma-separated (default: its 640x360 clips of DEFAULT_CLIPS)")
     p.add_argument("--target-bpp", type=float, default=0.03)
     p.add_argument("--search", default="fast", help=f"one of {', '.join(SEARCHES)}, or both comma-separated")
     p.add_argument("--threads", type=int, default=2, help="torch threads (SVT-AV1 uses its own)")
@@ -131,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if any(s not in SEARCHES for s in searches):
         raise SystemExit(f"--search: choose from {', '.join(SEARCHES)}")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    clips = clips_in(args.data / "video", args.split)[: args.clips]
+    paths = {c.stem: c for c in clips_in(args.data / "video", args.split)}
+    names = [c.strip() for c in args.clips.split(",")] if args.clips else list(DEFAULT_CLIPS[args.split])
+    unknown = [n for n in names if n not in paths]
+    if unknown:
+        raise SystemExit(f"not {args.split} clips here: {unknown} (choose from {sorted(paths)})")
+    clips = [paths[n] for n in names]
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "scale.json"
     rows = json.loads(results.read_text())["rows"] if results.is_file() else []

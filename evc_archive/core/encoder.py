@@ -97,6 +97,12 @@ class DirectPieces:
         psnrs = self.scores.psnr(generated, i)
         return PredictionPiece(tuple(generated), tuple(lpips.tolist()), tuple(psnrs.tolist()), hint)
 
+    def regenerate(self, context: torch.Tensor, i: int, hint: bytes | None) -> torch.Tensor:
+        """The frames (F,H,W,3) of the call `predict(context, i)` made, from its chosen hint: the
+        same bits, without the hint search or any scoring (rate control's evicted frames)."""
+        return self.predictor.predict(context, hint or b"", derive_seed(self.settings.seed, self.first_frame + i),
+                                      self.settings.sampling_steps)
+
 
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                    settings: EncoderSettings, first_frame: int = 0) -> SegmentResult:

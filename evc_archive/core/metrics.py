@@ -306,12 +306,18 @@ def psnr_uint8(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10((255.0 * 255.0) / mse)  # mse == 0 -> 65025 / 0 = inf -> inf dB
 
 
+SCORE_BATCH_PIXELS = 8 * 256 * 256  # score_frames' batches: at most this many pixels (VGG16 activations at
+# 1080p are ~2 GB a frame pair at this budget's one-frame batches; 8 frames at 256x256)
+
+
 def score_frames(metric, a: torch.Tensor, b: torch.Tensor, batch: int = 8, min_side: int = 32) -> torch.Tensor:
-    """metric.uint8 of uint8 (n, H, W, 3) frame pairs -> (n,) on the CPU, `batch` frames at a time
-    (bounded memory); frames under `min_side` px a side are upscaled (nearest) first."""
+    """metric.uint8 of uint8 (n, H, W, 3) frame pairs -> (n,) on the CPU, at most `batch` frames and
+    SCORE_BATCH_PIXELS pixels at a time (bounded memory at any size); frames under `min_side` px a
+    side are upscaled (nearest) first."""
     import torch.nn.functional as F
 
     h, w = a.shape[1:3]
+    batch = max(1, min(batch, SCORE_BATCH_PIXELS // (h * w)))
     if min(h, w) < min_side:
         scale = -(-min_side // min(h, w))
         up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -27,6 +28,7 @@ from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictors.base import Predictor
+from evc_archive.core.residual import apply_residual
 from evc_archive.core.settings import EncoderSettings
 
 # thresholds below 0.1 pay only with residual frames (frequent, cheap coded frames)
@@ -77,16 +79,48 @@ class SimulationCost:
     lpips_frames: int = 0
     settings_evaluated: int = 0
     inter_encodes: int = 0
+    regenerated_calls: int = 0  # predictor calls made again because their frames had left the FrameCache
+
+
+FRAME_CACHE_BYTES = 512 << 20  # decoded / generated frames a simulator keeps (least recently used out)
+
+
+class FrameCache:
+    """Frames of pieces by key, within `limit` bytes (least recently used out): what lets rate
+    control's memory stay flat however many settings it tries. An evicted piece keeps its bytes and
+    scores; its frames are rebuilt (decoded or regenerated, bit-exact) when a setting needs them."""
+
+    def __init__(self, limit: int = FRAME_CACHE_BYTES):
+        self.limit, self.size = limit, 0
+        self._frames: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
+
+    def get(self, key: tuple) -> tuple[torch.Tensor, ...] | None:
+        frames = self._frames.get(key)
+        if frames is not None:
+            self._frames.move_to_end(key)
+        return frames
+
+    def put(self, key: tuple, frames: tuple[torch.Tensor, ...]) -> None:
+        size = sum(f.numel() for f in frames)
+        while self._frames and self.size + size > self.limit:
+            _, old = self._frames.popitem(last=False)
+            self.size -= sum(f.numel() for f in old)
+        if size <= self.limit:
+            self._frames[key] = frames
+            self.size += size
 
 
 class CachedPieces:
     """loop.LoopPieces shared between settings: coded frames per (quality, position[, prediction]),
     predictor calls per (context bytes, position). Each piece is computed once, by the encoder's
-    own DirectPieces, so a simulated setting is exactly what the encoder would do."""
+    own DirectPieces, so a simulated setting is exactly what the encoder would do. Bytes, hints and
+    scores stay for the simulator's life; frames stay in a FrameCache and are rebuilt from the
+    piece (decode, or one predictor call with its chosen hint) when they were evicted."""
 
-    def __init__(self, direct: DirectPieces, cost: SimulationCost):
+    def __init__(self, direct: DirectPieces, cost: SimulationCost, frame_cache_bytes: int = FRAME_CACHE_BYTES):
         self.direct, self.cost = direct, cost
         self.frame_count, self.context_frames = direct.frame_count, direct.context_frames
+        self.frames = FrameCache(frame_cache_bytes)
         self._intra: dict[tuple[int, int], CodedPiece] = {}
         self._residual: dict[tuple[int, int, bytes], CodedPiece] = {}
         self._predictions: dict[tuple[bytes, int], PredictionPiece] = {}
@@ -95,30 +129,48 @@ class CachedPieces:
     def _digest(frames: torch.Tensor) -> bytes:
         return hashlib.blake2b(frames.numpy().tobytes(), digest_size=16).digest()
 
-    def intra(self, i: int, quality: int) -> CodedPiece:
-        key = (quality, i)
-        if key not in self._intra:
-            self._intra[key] = self.direct.intra(i, quality)
+    def _coded(self, table: dict, key: tuple, compute, rebuild) -> CodedPiece:
+        light = table.get(key)
+        if light is None:
+            piece = compute()
             self.cost.keyframe_encodes += 1
             self.cost.lpips_frames += 1
-        return self._intra[key]
+            table[key] = replace(piece, frame=None)
+            self.frames.put(("coded",) + key, (piece.frame,))
+            return piece
+        frames = self.frames.get(("coded",) + key)
+        if frames is None:
+            frames = (rebuild(light.payload),)
+            self.frames.put(("coded",) + key, frames)
+        return replace(light, frame=frames[0])
+
+    def intra(self, i: int, quality: int) -> CodedPiece:
+        h, w = self.direct.frames.shape[1:3]
+        return self._coded(self._intra, (quality, i), lambda: self.direct.intra(i, quality),
+                           lambda payload: self.direct.codec.decode(payload, quality, h, w))
 
     def residual(self, i: int, quality: int, prediction: torch.Tensor) -> CodedPiece:
-        key = (quality, i, self._digest(prediction))
-        if key not in self._residual:
-            self._residual[key] = self.direct.residual(i, quality, prediction)
-            self.cost.keyframe_encodes += 1
-            self.cost.lpips_frames += 1
-        return self._residual[key]
+        h, w = self.direct.frames.shape[1:3]
+        return self._coded(self._residual, (quality, i, self._digest(prediction)),
+                           lambda: self.direct.residual(i, quality, prediction),
+                           lambda payload: apply_residual(prediction, self.direct.codec.decode(payload, quality, h, w)))
 
     def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
         key = (self._digest(context), i)
-        if key not in self._predictions:
+        light = self._predictions.get(key)
+        if light is None:
             call = self.direct.predict(context, i)
-            self._predictions[key] = call
+            self._predictions[key] = replace(call, frames=())
+            self.frames.put(("call",) + key, call.frames)
             self.cost.predictor_calls += 1
             self.cost.lpips_frames += len(call.frames)
-        return self._predictions[key]
+            return call
+        frames = self.frames.get(("call",) + key)
+        if frames is None:
+            frames = tuple(self.direct.regenerate(context, i, light.hint)[:len(light.lpips)])
+            self.frames.put(("call",) + key, frames)
+            self.cost.regenerated_calls += 1
+        return replace(light, frames=frames)
 
 
 _SETTINGS = object()  # run()'s default: the settings' residual_levels

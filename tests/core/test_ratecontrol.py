@@ -214,3 +214,20 @@ def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
     near = sim.sweep_near(inter[3].bpp, thresholds=(0.05, 0.2))
     assert [p.quality for p in near if p.inter] == list(range(1, 1 + sum(p.inter for p in near)))
     assert [p for p in near if p.inter][-1].bpp > 3.0 * inter[3].bpp or sum(p.inter for p in near) == len(CRF_BY_LEVEL)
+
+
+def test_points_are_the_same_when_frames_are_evicted(tiny_codec, lpips_metric):
+    """A simulator whose frame cache holds almost nothing rebuilds frames from the pieces (decode,
+    one predictor call) and gives exactly the points of one that keeps every frame."""
+    from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor
+
+    frames = moving_square_video(10, 32, 48)
+    base = EncoderSettings.product("hyperprior", gop=10, search="fast")
+    predictor = GlobalMotionPredictor(frames_per_call=3)
+    roomy = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base, residual_choices=(None, 0))
+    tight = SegmentSimulator(frames, tiny_codec, predictor, lpips_metric, base, residual_choices=(None, 0))
+    tight.pieces.frames.limit = 2 * 32 * 48 * 3  # two frames
+    settings = [(q, t, r) for q in tiny_codec.qualities[:2] for t in (0.05, 0.2, 0.5) for r in (None, 0)]
+    assert [tight.run(*s) for s in settings] == [roomy.run(*s) for s in settings]
+    assert tight.pieces.frames.size <= tight.pieces.frames.limit and tight.cost.regenerated_calls > 0
+    assert tight.cost.predictor_calls == roomy.cost.predictor_calls

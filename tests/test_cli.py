@@ -128,6 +128,20 @@ def test_missing_input_and_bad_options(tmp_path):
     assert result.returncode == 1
 
 
+def test_sample_corpus_and_search_option(tmp_path):
+    from evc_archive.io.sample import SAMPLE_CORPUS
+
+    result = cli("sample-corpus", tmp_path / "sample")
+    assert result.returncode == 0, result.stderr
+    for name, frames, h, w, _ in SAMPLE_CORPUS:
+        info = probe_video(tmp_path / "sample" / f"{name}.mkv")
+        assert (info.frame_count, info.height, info.width) == (frames, h, w)
+    assert max(h * w for _, _, h, w, _ in SAMPLE_CORPUS) >= 640 * 360
+    result = cli("encode", tmp_path / "sample" / "meadow.mkv", tmp_path / "x.evc", "--search", "quick")
+    assert result.returncode == 1 and "--search" in result.stderr and "Traceback" not in result.stderr
+    assert "--search" in cli("submit", "--help").stdout and "--worker-memory-gib" in cli("submit", "--help").stdout
+
+
 def test_demo_runs_the_embedded_sample(tmp_path):
     result = cli("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stderr

@@ -10,10 +10,26 @@ from rich.progress import Progress
 from rich.table import Table
 
 from evc_archive.cli.app import app, console, fail, job_progress, stdout
-from evc_archive.cli.options import (DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, PRODUCT, Gop, IntraOnly,
-                                     KeyframeCodec, NoInter, Predictor, Quality, ResidualLevels, Search, Seed, Steps,
-                                     StorageOptions, Threshold, coding_settings)
+from evc_archive.cli.options import (
+    DEFAULT_KEYFRAME_CODEC,
+    DEFAULT_PREDICTOR,
+    PRODUCT,
+    Gop,
+    IntraOnly,
+    KeyframeCodec,
+    NoInter,
+    Predictor,
+    Quality,
+    ResidualLevels,
+    Search,
+    Seed,
+    Steps,
+    StorageOptions,
+    Threshold,
+    coding_settings,
+)
 from evc_archive.cli.options import storage_options as parse_storage_options
+from evc_archive.distributed.plan import DEFAULT_WORKER_MEMORY_GIB
 
 
 class _SubmitView:
@@ -91,6 +107,20 @@ def _print_summary(summary, out: str, target_bpp: float | None) -> None:
         console.print(f"[yellow]rate control:[/] {summary.rate_note}; the closest settings were used", highlight=False)
 
 
+@app.command("sample-corpus")
+def sample_corpus(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the sample corpus into (created if missing).")],
+) -> None:
+    """Write the embedded sample corpus (generated, nothing downloaded): one 640x360 and two 128x128
+    videos plus one damaged file, to try `submit` and `restore` on."""
+    from evc_archive.io.sample import SAMPLE_CORPUS, write_sample_corpus
+
+    write_sample_corpus(folder)
+    for name, frames, h, w, _ in SAMPLE_CORPUS:
+        stdout.print(f"{folder / name}.mkv: {frames} frames {w}x{h} @ 25 fps (generated)", highlight=False)
+    stdout.print(f"{folder / 'damaged.mp4'}: a damaged file (archiving reports it as failed)", highlight=False)
+
+
 @app.command()
 def submit(
     source: Annotated[str, typer.Argument(help="Corpus: a folder, a glob ('videos/*.mp4'), an fsspec URL prefix (s3://bucket/videos/) or an input manifest (.parquet/.csv with a 'uri' column).")],
@@ -114,6 +144,10 @@ def submit(
     storage_options: StorageOptions = None,
     source_options: Annotated[Optional[str], typer.Option(help="JSON of fsspec options for the sources (default: the same as --storage-options).")] = None,
     retries: Annotated[int, typer.Option(help="Retries of a segment that failed for a reason other than its input.")] = 2,
+    worker_memory_gib: Annotated[float, typer.Option(help=(
+        "Memory one worker may use, GiB: a video whose frame size needs more (estimated from its size, "
+        "docs/benchmarks/scale.md) is refused with a one-line reason in its manifest row; the rest of the corpus "
+        "goes on."))] = DEFAULT_WORKER_MEMORY_GIB,
 ) -> None:
     """Archive a corpus: split every video into GOP segments and encode them on Ray workers.
     Re-running the same command resumes: finished segments are skipped, never duplicated."""
@@ -124,6 +158,8 @@ def submit(
 
     if retries < 0:
         fail("--retries must be >= 0.")
+    if worker_memory_gib <= 0:
+        fail("--worker-memory-gib must be > 0.")
     if (target_bpp is not None and target_bpp <= 0) or (cap_bpp is not None and cap_bpp <= 0):
         fail("--target-bpp and --cap-bpp must be > 0.")
     if cap_bpp is not None and target_bpp is None:
@@ -134,7 +170,7 @@ def submit(
     src_opts = parse_storage_options(source_options) if source_options else opts
     cfg = SubmitConfig(source, out, settings, predictor, workers,
                        gpus_per_worker, address, opts, src_opts, retries, target_bpp=target_bpp, cap_bpp=cap_bpp,
-                       keyframe_codec=keyframe_codec)
+                       keyframe_codec=keyframe_codec, worker_memory_gib=worker_memory_gib)
     stop = threading.Event()
     _install_drain(stop)
     with job_progress() as progress:

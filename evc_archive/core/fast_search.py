@@ -13,6 +13,8 @@ only fewer settings are tried:
   choose most;
 - thresholds: FAST_THRESHOLDS from the highest (fewest coded frames) down, stopping at the first
   point above WINDOW x target or with every frame coded;
+- then a walk over neighbouring qualities (up to QUALITY_WALK steps, each a chain of thresholds)
+  while the best point within the target improves;
 - the inter GOP: its bytes grow about geometrically with the level, so a secant search on
   log(bytes) lands next to the target in 2-4 encodes, a bisection closes what is left, and the
   dearest level within the target comes with both its neighbours.
@@ -30,6 +32,8 @@ FAST_RESIDUAL_CHOICES: tuple[int | None, ...] = (None, 0)
 FAST_THRESHOLDS = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
 WINDOW = 1.5  # points up to this multiple of the target are kept (room for a corpus' allocation)
 INTER_PROBES = 4
+REFINE_STEPS = 2  # the loop's own breakpoints tried where a chain steps over the target
+QUALITY_WALK = 3  # neighbouring qualities tried, at most, after the FRAME0_SHARES ones
 
 
 def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float) -> list[int]:
@@ -97,8 +101,31 @@ def inter_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint
     return sorted(tried.values(), key=lambda p: p.bytes)
 
 
+def quality_chain(simulator: SegmentSimulator, quality: int, residual_levels: int | None,
+                  target_bpp: float) -> list[RDPoint]:
+    """One quality and residual choice over FAST_THRESHOLDS from the highest down, stopping at the
+    first point above WINDOW x target or with every frame coded; where two steps straddle the
+    target, up to REFINE_STEPS of the loop's breakpoints between them (SegmentSimulator.refine_between)."""
+    points: list[RDPoint] = []
+    for t in FAST_THRESHOLDS:
+        p = simulator.run(quality, t, residual_levels)
+        if points and points[-1].bpp <= target_bpp < p.bpp:  # the target lies between two grid steps
+            points.extend(simulator.refine_between(quality, points[-1].threshold, t, residual_levels, REFINE_STEPS))
+        points.append(p)
+        if p.bpp > WINDOW * target_bpp or p.coded == p.frames:
+            break
+    return points
+
+
+def best_within(points: list[RDPoint], target_bpp: float) -> RDPoint | None:
+    fits = [p for p in points if p.bpp <= target_bpp]
+    return min(fits, key=lambda p: (p.lpips, p.bytes)) if fits else None
+
+
 def fast_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
-    """The exact points the fast search tries for `target_bpp`, cheapest first."""
+    """The exact points the fast search tries for `target_bpp`, cheapest first: the FRAME0_SHARES
+    qualities' chains per residual choice, then a walk over neighbouring qualities (their chains,
+    at the best point's residual choice) while the best point within the target improves."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
     residual_choices = [r for r in simulator.residual_choices if r in FAST_RESIDUAL_CHOICES] or \
@@ -106,28 +133,23 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]
     points: list[RDPoint] = []
     for q in frame0_qualities(simulator, budget_bytes):
         for r in residual_choices:
-            for t in FAST_THRESHOLDS:
-                p = simulator.run(q, t, r)
-                points.append(p)
-                if p.bpp > WINDOW * target_bpp or p.coded == p.frames:
-                    break
-    points.extend(neighbours(simulator, points, target_bpp))
+            points.extend(quality_chain(simulator, q, r, target_bpp))
+    ordered = sorted(simulator.codec.qualities)
+    tried = {(p.quality, p.residual_levels) for p in points}
+    for _ in range(QUALITY_WALK):
+        best = best_within(points, target_bpp)
+        if best is None:
+            break
+        k = ordered.index(best.quality)
+        fresh = [(ordered[j], best.residual_levels) for j in (k - 1, k + 1)
+                 if 0 <= j < len(ordered) and (ordered[j], best.residual_levels) not in tried]
+        if not fresh:
+            break
+        for q, r in fresh:
+            tried.add((q, r))
+            points.extend(quality_chain(simulator, q, r, target_bpp))
+        if best_within(points, target_bpp) == best:
+            break
     if simulator.inter:
         points.extend(inter_points(simulator, target_bpp))
     return sorted(points, key=lambda p: (p.bytes, p.lpips))
-
-
-def neighbours(simulator: SegmentSimulator, points: list[RDPoint], target_bpp: float) -> list[RDPoint]:
-    """The best point within the target with its quality one level up and down (same threshold
-    and residual choice), and its threshold halfway to the next grid threshold below."""
-    fits = [p for p in points if p.bpp <= target_bpp]
-    if not fits:
-        return []
-    best = min(fits, key=lambda p: (p.lpips, p.bytes))
-    ordered = sorted(simulator.codec.qualities)
-    k = ordered.index(best.quality)
-    out = [simulator.run(ordered[j], best.threshold, best.residual_levels) for j in (k - 1, k + 1) if 0 <= j < len(ordered)]
-    lower = [t for t in FAST_THRESHOLDS if t < best.threshold]
-    if lower:
-        out.append(simulator.run(best.quality, round((best.threshold + lower[0]) / 2, 4), best.residual_levels))
-    return out

@@ -7,8 +7,15 @@ Pure functions, no I/O: the same probes and GOP always give the same plan, so re
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
+
+# A worker's peak memory for one segment, by frame size (measured by jobs/benchmark_scale.py, peak
+# RSS of one segment's rate control + encode + verify decode + reported metrics:
+# docs/benchmarks/scale.md): about WORKER_BASE_BYTES plus WORKER_BYTES_PER_PIXEL per frame pixel.
+WORKER_BASE_BYTES = 1.4 * 2**30
+WORKER_BYTES_PER_PIXEL = 1100
+DEFAULT_WORKER_MEMORY_GIB = 4.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,23 @@ class SegmentPlan:
     @property
     def object_key(self) -> str:
         return segment_key(self.video_id, self.index)
+
+
+def worker_memory_bytes(width: int, height: int) -> float:
+    """The estimated peak memory of a worker coding one segment of width x height frames."""
+    return WORKER_BASE_BYTES + WORKER_BYTES_PER_PIXEL * width * height
+
+
+def refuse_oversized(probe: SourceProbe, memory_gib: float) -> SourceProbe:
+    """The probe, or (when its frames need more than `memory_gib` per worker) the probe with a
+    one-line error that says so: the video is refused, the rest of the corpus goes on."""
+    if probe.error or probe.frame_count <= 0:
+        return probe
+    needed = worker_memory_bytes(probe.width, probe.height)
+    if needed <= memory_gib * 2**30:
+        return probe
+    return replace(probe, error=f"frames of {probe.width}x{probe.height} need about {needed / 2**30:.1f} GiB per "
+                                f"worker, above the {memory_gib:g} GiB budget (--worker-memory-gib)")
 
 
 def segment_key(video_id: str, index: int) -> str:

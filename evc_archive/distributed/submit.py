@@ -18,7 +18,8 @@ from evc_archive.core.errors import EVCError
 from evc_archive.core.ratecontrol import Choice, RDPoint
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR
 from evc_archive.core.settings import EncoderSettings
-from evc_archive.distributed.plan import SegmentPlan, SourceProbe, plan_segments
+from evc_archive.distributed.plan import (DEFAULT_WORKER_MEMORY_GIB, SegmentPlan, SourceProbe, plan_segments,
+                                          refuse_oversized)
 from evc_archive.distributed.ray_pool import ActorPool, init_ray, probe_sources, worker_options
 from evc_archive.distributed.worker import PAYLOAD_FIELD, RETRYABLE_FIELD, EncodeJob, failed_row
 from evc_archive.io.archive import check_archive_settings, prepare_archive
@@ -47,6 +48,7 @@ class SubmitConfig:
     cap_bpp: float | None = None  # optional hard cap per segment (with target_bpp)
     noop: bool = False  # benchmark: measure the driver, not the codec
     keyframe_codec: str = DEFAULT_KEYFRAME_CODEC  # a registry.KEYFRAME_CODECS name
+    worker_memory_gib: float = DEFAULT_WORKER_MEMORY_GIB  # videos whose segments need more are refused (plan)
 
 
 @dataclass
@@ -110,7 +112,7 @@ def submit(cfg: SubmitConfig, events: Events | None = None, stop: threading.Even
     prepare_archive(store, params, cfg.keyframe_codec, cfg.predictor)
     init_ray(cfg.address)
     events.log(f"probing {len(uris)} sources")
-    probes = probe_sources(uris, cfg.source_options)
+    probes = [refuse_oversized(p, cfg.worker_memory_gib) for p in probe_sources(uris, cfg.source_options)]
     plans = plan_segments(probes, cfg.settings.gop)
     existing = {r["segment_id"]: r for r in read_manifest(store)}
     done = {sid for sid, r in existing.items() if r["status"] == "ok" and store.exists(r["object_key"])}

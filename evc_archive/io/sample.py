@@ -36,18 +36,24 @@ def sample_frames(frames: int = 60, height: int = 128, width: int = 128, seed: i
     return np.stack(out)
 
 
-def write_sample_video(path: Path, frames: int = 60, fps: Fraction = Fraction(25), seed: int = 0) -> Path:
-    write_video(path, sample_frames(frames, seed=seed), fps)
+def write_sample_video(path: Path, frames: int = 60, fps: Fraction = Fraction(25), seed: int = 0,
+                       height: int = 128, width: int = 128) -> Path:
+    write_video(path, sample_frames(frames, height, width, seed=seed), fps)
     return Path(path)
 
 
+# name, frames, height, width, seed of the sample corpus' videos
+SAMPLE_CORPUS = (("street", 16, 360, 640, 3), ("meadow", 60, 128, 128, 0), ("coast", 45, 128, 128, 2))
+
+
 def write_sample_corpus(folder: Path) -> list[Path]:
-    """A small corpus for demos and the sample report: three generated videos (different scenes
-    and lengths) and one damaged file, which archiving reports as a failure."""
+    """A small corpus for the quick start, demos and the sample report: three generated videos
+    (SAMPLE_CORPUS: one 640x360, two 128x128, different scenes and lengths) and one damaged file,
+    which archiving reports as a failure."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [write_sample_video(folder / f"{name}.mkv", frames, seed=seed)
-             for name, frames, seed in (("meadow", 60, 0), ("valley", 90, 1), ("coast", 45, 2))]
+    paths = [write_sample_video(folder / f"{name}.mkv", frames, seed=seed, height=h, width=w)
+             for name, frames, h, w, seed in SAMPLE_CORPUS]
     damaged = folder / "damaged.mp4"
     damaged.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))  # a header and nothing else
     return paths + [damaged]

@@ -122,6 +122,9 @@ def make_bad_corpus(root: Path) -> dict[str, tuple[str, str | int]]:
     (root / "garbage.webm").write_bytes(data[:200] + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     add("webm with garbage after the header", root / "garbage.webm", "not a video file or it is damaged")
     add("path that does not exist", root / "missing.mp4", "cannot read source")
+    big = np.zeros((1, 2160, 3840, 3), np.uint8)
+    add("4K video, above a 4 GiB worker", encode_video(root / "uhd.mkv", big, "ffv1", pix_fmt="bgr0"),
+        "3840x2160 need about")
     (root / "folder.mp4").mkdir()
     add("directory named like a video", root / "folder.mp4", "Is a directory")
     return kinds

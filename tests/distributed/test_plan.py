@@ -125,3 +125,15 @@ def test_content_fingerprint_names_content_not_names(tmp_path):
     # Same content under two names: same fingerprint, different (readable) video ids.
     assert video_id_for(str(a), fa) != video_id_for(str(b), fa)
     assert video_id_for(str(a), fa).endswith(fa[:12])
+
+
+def test_a_video_too_large_for_a_worker_is_refused_with_a_reason():
+    from evc_archive.distributed.plan import refuse_oversized, worker_memory_bytes
+
+    small = SourceProbe("a.mp4", "a", 30, 640, 360, Fraction(25))
+    huge = SourceProbe("b.mp4", "b", 30, 7680, 4320, Fraction(25))
+    assert refuse_oversized(small, 4.0) == small
+    refused = refuse_oversized(huge, 4.0)
+    assert "7680x4320" in refused.error and "4 GiB" in refused.error and "\n" not in refused.error
+    assert plan_segments([refused, small], 30) == plan_segments([small], 30)
+    assert worker_memory_bytes(1920, 1080) <= 4 * 2**30  # the bound: 1080p fits a 4 GiB worker

@@ -1,7 +1,7 @@
 """submit on a real local Ray cluster (2 CPUs), with the shipped default models: layout, resume,
 settings checks, memory:// and S3 archives, bad input and unusable locations.
 
-Corpora are tiny (2-20 videos, 1x1 to 48x32 px, 1-20 frames, GOP 8). One submit builds the shared
+Corpora are tiny (2-21 videos, 1x1 to 48x32 px, 1-20 frames, GOP 8; one 4K frame, refused by size). One submit builds the shared
 local archive; tests that change an archive work on a copy of it.
 """
 
@@ -186,7 +186,7 @@ def test_bad_input_becomes_failed_rows_and_good_videos_complete(ray_cluster, tmp
 
     good = {k: v for k, v in kinds.items() if isinstance(v[1], int)}
     bad = {k: v for k, v in kinds.items() if isinstance(v[1], str)}
-    assert len(kinds) == 20 and len(bad) == 11
+    assert len(kinds) == 21 and len(bad) == 12
     assert summary.videos == len(kinds)
     assert summary.failed_sources == len(bad) and summary.segments_failed == 0
     assert summary.segments_ok == summary.segments_planned == sum(-(-n // GOP) for _, n in good.values())

@@ -105,7 +105,9 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> None:
              f"{meta['threads']} torch threads), split: {meta['split']}, one {FRAMES}-frame segment per clip.", "",
              "ours s = rate control's search + the final encode (bytes checked) + the verify decode; ratio = ours s / "
              "one SVT-AV1 preset-2 (tune=0) encode of the same segment in the same process (the issue's bound: 20). "
-             "Peak RSS: the whole process (models, LPIPS, the clip). LPIPS-VGG is not optimised by anything.", "",
+             "Peak RSS: the whole process (models, LPIPS, the clip). LPIPS-VGG is not optimised by anything "
+             "(scored at most 320x180-sized: core.reported_metrics). What the rows show and what is missing: "
+             "[scale_notes.md](scale_notes.md).", "",
              "| size | clip | target | search | setting | bpp | LPIPS | LPIPS-VGG | PSNR dB | points | search s | ours s | "
              "frames/s | SVT-AV1 p2 s | ratio | peak RSS MiB |", "|" + "---|" * 16]
     for r in rows:
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-bpp", type=float, default=0.03)
     p.add_argument("--search", default="fast", help=f"one of {', '.join(SEARCHES)}, or both comma-separated")
     p.add_argument("--threads", type=int, default=2, help="torch threads (SVT-AV1 uses its own)")
+    p.add_argument("--report-only", action="store_true", help="rewrite scale.md from scale.json")
     add_split_option(p)
     args = p.parse_args(argv)
     searches = [s.strip() for s in args.search.split(",")]
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "scale.json"
     rows = json.loads(results.read_text())["rows"] if results.is_file() else []
+    if args.report_only:
+        write_report(rows, args.out, json.loads(results.read_text())["meta"])
+        return 0
     done = {(r["clip"], r["size"], r["search"], r["target_bpp"]) for r in rows}
     ctx = multiprocessing.get_context("spawn")
     for width, height in sizes:

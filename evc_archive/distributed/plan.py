@@ -10,11 +10,12 @@ import hashlib
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-# A worker's peak memory for one segment, by frame size (measured by jobs/benchmark_scale.py, peak
-# RSS of one segment's rate control + encode + verify decode + reported metrics:
-# docs/benchmarks/scale.md): about WORKER_BASE_BYTES plus WORKER_BYTES_PER_PIXEL per frame pixel.
-WORKER_BASE_BYTES = 1.4 * 2**30
-WORKER_BYTES_PER_PIXEL = 1100
+# A worker's peak memory for one segment, by frame size (measured 2026-12-02, docs/benchmarks/scale.md
+# and scale_notes.md): models, LPIPS and SVT-AV1 ~1.4 GiB; rate control's frame and feature caches at
+# most ~0.75 GiB (core.ratecontrol.FRAME_CACHE_BYTES, core.source_scores.FEATURE_CACHE_BYTES); per
+# frame pixel ~900 bytes of per-frame work (one 1920x1080 encode peaked at 2.9 GiB).
+WORKER_BASE_BYTES = 1.4 * 2**30 + 0.75 * 2**30
+WORKER_BYTES_PER_PIXEL = 900
 DEFAULT_WORKER_MEMORY_GIB = 4.0
 
 

@@ -90,18 +90,19 @@ class DirectPieces:
         h, w = self.frames.shape[1:3]
         return self._piece(payload, apply_residual(prediction, self.codec.decode(payload, quality, h, w)), i)
 
+    def _seed(self, i: int) -> int:
+        return derive_seed(self.settings.seed, self.first_frame + i)
+
     def predict(self, context: torch.Tensor, i: int) -> PredictionPiece:
-        generated, lpips, hint = predict_call(
-            self.predictor, self.scores, self.hints, context, derive_seed(self.settings.seed, self.first_frame + i),
-            self.settings.sampling_steps, i)
+        generated, lpips, hint = predict_call(self.predictor, self.scores, self.hints, context, self._seed(i),
+                                              self.settings.sampling_steps, i)
         psnrs = self.scores.psnr(generated, i)
         return PredictionPiece(tuple(generated), tuple(lpips.tolist()), tuple(psnrs.tolist()), hint)
 
     def regenerate(self, context: torch.Tensor, i: int, hint: bytes | None) -> torch.Tensor:
         """The frames (F,H,W,3) of the call `predict(context, i)` made, from its chosen hint: the
         same bits, without the hint search or any scoring (rate control's evicted frames)."""
-        return self.predictor.predict(context, hint or b"", derive_seed(self.settings.seed, self.first_frame + i),
-                                      self.settings.sampling_steps)
+        return self.predictor.predict(context, hint or b"", self._seed(i), self.settings.sampling_steps)
 
 
 def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,

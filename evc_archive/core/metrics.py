@@ -306,6 +306,19 @@ def psnr_uint8(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10((255.0 * 255.0) / mse)  # mse == 0 -> 65025 / 0 = inf -> inf dB
 
 
+def upscale_small(frames: torch.Tensor, min_side: int) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> the frames upscaled (nearest, the smallest integer factor) so that both
+    sides are >= min_side; unchanged when they already are."""
+    import torch.nn.functional as F
+
+    h, w = frames.shape[1:3]
+    if min(h, w) >= min_side:
+        return frames
+    scale = -(-min_side // min(h, w))
+    up = F.interpolate(frames.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")
+    return up.round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
 SCORE_BATCH_PIXELS = 8 * 256 * 256  # score_frames' batches: at most this many pixels (VGG16 activations at
 # 1080p are ~2 GB a frame pair at this budget's one-frame batches; 8 frames at 256x256)
 
@@ -314,13 +327,8 @@ def score_frames(metric, a: torch.Tensor, b: torch.Tensor, batch: int = 8, min_s
     """metric.uint8 of uint8 (n, H, W, 3) frame pairs -> (n,) on the CPU, at most `batch` frames and
     SCORE_BATCH_PIXELS pixels at a time (bounded memory at any size); frames under `min_side` px a
     side are upscaled (nearest) first."""
-    import torch.nn.functional as F
-
     h, w = a.shape[1:3]
     batch = max(1, min(batch, SCORE_BATCH_PIXELS // (h * w)))
-    if min(h, w) < min_side:
-        scale = -(-min_side // min(h, w))
-        up = lambda x: F.interpolate(x.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")  # noqa: E731
-        a, b = (up(x).round().to(torch.uint8).permute(0, 2, 3, 1) for x in (a, b))
+    a, b = upscale_small(a, min_side), upscale_small(b, min_side)
     parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
     return torch.cat(parts) if parts else torch.zeros(0)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import torch
 
 from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
+from evc_archive.core.bounded_cache import BoundedCache
 from evc_archive.core.encoder import DirectPieces, encode_inter_segment, make_header
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.keyframes.base import ImageCodec
@@ -79,48 +79,24 @@ class SimulationCost:
     lpips_frames: int = 0
     settings_evaluated: int = 0
     inter_encodes: int = 0
-    regenerated_calls: int = 0  # predictor calls made again because their frames had left the FrameCache
+    regenerated_calls: int = 0  # predictor calls made again because their frames had been evicted
 
 
-FRAME_CACHE_BYTES = 512 << 20  # decoded / generated frames a simulator keeps (least recently used out)
-
-
-class FrameCache:
-    """Frames of pieces by key, within `limit` bytes (least recently used out): what lets rate
-    control's memory stay flat however many settings it tries. An evicted piece keeps its bytes and
-    scores; its frames are rebuilt (decoded or regenerated, bit-exact) when a setting needs them."""
-
-    def __init__(self, limit: int = FRAME_CACHE_BYTES):
-        self.limit, self.size = limit, 0
-        self._frames: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
-
-    def get(self, key: tuple) -> tuple[torch.Tensor, ...] | None:
-        frames = self._frames.get(key)
-        if frames is not None:
-            self._frames.move_to_end(key)
-        return frames
-
-    def put(self, key: tuple, frames: tuple[torch.Tensor, ...]) -> None:
-        size = sum(f.numel() for f in frames)
-        while self._frames and self.size + size > self.limit:
-            _, old = self._frames.popitem(last=False)
-            self.size -= sum(f.numel() for f in old)
-        if size <= self.limit:
-            self._frames[key] = frames
-            self.size += size
+FRAME_CACHE_BYTES = 512 << 20  # decoded / generated frames a simulator keeps (core.bounded_cache); an
+# evicted piece keeps its bytes and scores, its frames are rebuilt (decoded or regenerated, bit-exact)
 
 
 class CachedPieces:
     """loop.LoopPieces shared between settings: coded frames per (quality, position[, prediction]),
     predictor calls per (context bytes, position). Each piece is computed once, by the encoder's
     own DirectPieces, so a simulated setting is exactly what the encoder would do. Bytes, hints and
-    scores stay for the simulator's life; frames stay in a FrameCache and are rebuilt from the
+    scores stay for the simulator's life; frames stay in a BoundedCache and are rebuilt from the
     piece (decode, or one predictor call with its chosen hint) when they were evicted."""
 
     def __init__(self, direct: DirectPieces, cost: SimulationCost, frame_cache_bytes: int = FRAME_CACHE_BYTES):
         self.direct, self.cost = direct, cost
         self.frame_count, self.context_frames = direct.frame_count, direct.context_frames
-        self.frames = FrameCache(frame_cache_bytes)
+        self.frames = BoundedCache(frame_cache_bytes)
         self._intra: dict[tuple[int, int], CodedPiece] = {}
         self._residual: dict[tuple[int, int, bytes], CodedPiece] = {}
         self._predictions: dict[tuple[bytes, int], PredictionPiece] = {}

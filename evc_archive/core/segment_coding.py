@@ -27,7 +27,7 @@ from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import residual_search
 from evc_archive.core.predictors.base import Predictor
 from evc_archive.core.ratecontrol import SEARCH_THRESHOLDS, RDPoint, SegmentSimulator, choose_for_target
-from evc_archive.core.settings import SEARCHES, EncoderSettings
+from evc_archive.core.settings import EncoderSettings
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,6 @@ def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSe
     one simulator shared between the targets) or the exhaustive sweep's for the highest
     (SegmentSimulator.sweep_near over `thresholds`, which covers every target below it)."""
     targets = tuple(target_bpp) if isinstance(target_bpp, tuple) else (target_bpp,)
-    if settings.search not in SEARCHES:
-        raise ValueError(f"search {settings.search!r} is unknown: choose one of {', '.join(SEARCHES)}")
     simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
                                  residual_search(settings.residual_levels), settings.inter_fallback)
     if settings.search == "fast":

@@ -37,6 +37,10 @@ class EncoderSettings:
     search: str = "exhaustive"  # encoder only, not in the stream: "fast" or "exhaustive" hint picks
     # (core.hint_search) and rate control search (core.segment_coding.search_points)
 
+    def __post_init__(self) -> None:
+        if self.search not in SEARCHES:
+            raise ValueError(f"search {self.search!r} is unknown: choose one of {', '.join(SEARCHES)}")
+
     @classmethod
     def product(cls, keyframe_codec: str = DEFAULT_KEYFRAME_CODEC, **changes) -> "EncoderSettings":
         """The product's defaults for this keyframe codec (its default quality level), with

@@ -11,10 +11,10 @@ Frames are uint8 RGB tensors (m,H,W,3); scores are (m,) on the CPU.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
-import torch.nn.functional as F
+
+from evc_archive.core.bounded_cache import BoundedCache
+from evc_archive.core.metrics import upscale_small
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
@@ -23,12 +23,7 @@ FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p fra
 def lpips_input(frames: torch.Tensor) -> torch.Tensor:
     """(m,H,W,3) uint8 -> the frames LPIPS sees: upscaled (nearest, integer factor) when a side is
     under LPIPS_MIN_SIZE, else unchanged."""
-    h, w = frames.shape[1:3]
-    if min(h, w) >= LPIPS_MIN_SIZE:
-        return frames
-    scale = -(-LPIPS_MIN_SIZE // min(h, w))
-    up = F.interpolate(frames.permute(0, 3, 1, 2).float(), scale_factor=scale, mode="nearest")
-    return up.round().to(torch.uint8).permute(0, 2, 3, 1)
+    return upscale_small(frames, LPIPS_MIN_SIZE)
 
 
 def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -42,25 +37,16 @@ class SourceScores:
     of a call against source frame start + j."""
 
     def __init__(self, metric, source: torch.Tensor, cache_bytes: int = FEATURE_CACHE_BYTES):
-        self.metric, self.source, self.cache_bytes = metric, source, cache_bytes
-        self._features: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
-        self._cached_bytes = 0
+        self.metric, self.source = metric, source
+        self._features = BoundedCache(cache_bytes)
         self.source_feature_frames = 0  # source frames whose features were computed (cost counter)
 
     def _source_features(self, position: int) -> tuple[torch.Tensor, ...]:
-        cached = self._features.get(position)
-        if cached is not None:
-            self._features.move_to_end(position)
-            return cached
-        features = self.metric.features(lpips_input(self.source[position:position + 1]))
-        self.source_feature_frames += 1
-        size = sum(f.numel() * f.element_size() for f in features)
-        while self._features and self._cached_bytes + size > self.cache_bytes:
-            _, old = self._features.popitem(last=False)
-            self._cached_bytes -= sum(f.numel() * f.element_size() for f in old)
-        if size <= self.cache_bytes:
-            self._features[position] = features
-            self._cached_bytes += size
+        features = self._features.get(position)
+        if features is None:
+            features = self.metric.features(lpips_input(self.source[position:position + 1]))
+            self.source_feature_frames += 1
+            self._features.put(position, features)
         return features
 
     def lpips(self, frames: torch.Tensor, start: int) -> torch.Tensor:

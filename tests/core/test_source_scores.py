@@ -28,6 +28,6 @@ def test_the_feature_cache_stays_within_its_bytes(lpips_metric):
     one_frame = sum(f.numel() * f.element_size() for f in lpips_metric.features(source[:1]))
     scores = SourceScores(lpips_metric, source, cache_bytes=2 * one_frame)
     before = scores.lpips(source, 0)
-    assert scores._cached_bytes <= 2 * one_frame and len(scores._features) == 2
+    assert scores._features.size <= 2 * one_frame and len(scores._features) == 2
     assert torch.allclose(scores.lpips(source, 0), before)  # recomputed where evicted, same values
     assert scores.source_feature_frames == 10

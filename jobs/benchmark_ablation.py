@@ -50,22 +50,26 @@ def reported_means(scores) -> dict[str, float]:
 
 def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINES) -> dict:
     """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, lpips_vgg, dists, psnr}] over the codec's sweep
-    (io.baselines.sweep_crfs: down to its floor)."""
+    (io.baselines.sweep_crfs: down to its floor); lpips_vgg and dists are None outside the targets'
+    io.baselines.rate_window."""
     from evc_archive.core.encoder import lpips_frames, psnr_frames
     from evc_archive.core.reported_metrics import reported_scores
-    from evc_archive.io.baselines import encode_baseline, sweep_crfs
+    from evc_archive.io.baselines import encode_baseline, rate_window, sweep_crfs
 
     n, h, w, _ = clip.shape
     src = torch.from_numpy(clip)
     curves = {}
     for codec in codecs:
-        pts = []
+        pts, recs = [], []
         for crf in sweep_crfs(codec):
             r = encode_baseline(clip, codec, crf)
             rec = torch.from_numpy(r.frames)
+            recs.append(rec)
             pts.append({"crf": crf, "bpp": r.essential_bpp(w, h), "raw_bpp": r.bpp(w, h),
                         "lpips": float(lpips_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean()),
-                        **reported_means(reported_scores(rec, src))})
+                        "lpips_vgg": None, "dists": None})
+        for i in rate_window([p["bpp"] for p in pts], ABLATION_TARGETS):  # reported metrics near the targets only
+            pts[i].update(reported_means(reported_scores(recs[i], src)))
         curves[codec] = pts
     return curves
 

@@ -186,9 +186,26 @@ def crf_sweep(frames: np.ndarray, codec: str, crfs: list[int] | None = None) -> 
     return [encode_baseline(frames, codec, c) for c in crfs or sweep_crfs(codec)]
 
 
-def interpolate_at(bpps: list[float], values: list[float], target: float) -> float | None:
-    """Linear interpolation of `values` at `target` on a log-bpp axis; None outside the range."""
-    pairs = sorted(zip(np.log(bpps), values))
+def rate_window(bpps: list[float], targets: tuple[float, ...] | list[float]) -> list[int]:
+    """Indices of the sweep points whose bpp lies in the span interpolation near the targets reads:
+    from the second point below the lowest target (so a rate a little under a target still has
+    a bracket) up to the first point at or above the highest. The reported metrics (VGG16 passes,
+    ~100x the cost of an encode at 128x128) are scored on these points only."""
+    order = sorted(range(len(bpps)), key=lambda i: bpps[i])
+    below = [i for i in order if bpps[i] < min(targets)]
+    above = [i for i in order if bpps[i] >= max(targets)]
+    lo = bpps[below[-2]] if len(below) >= 2 else (bpps[below[-1]] if below else -np.inf)
+    hi = bpps[above[0]] if above else np.inf
+    return [i for i in range(len(bpps)) if lo <= bpps[i] <= hi]
+
+
+def interpolate_at(bpps: list[float], values: list[float | None], target: float) -> float | None:
+    """Linear interpolation of `values` at `target` on a log-bpp axis; None outside the range
+    (points whose value is None, outside a `rate_window`, are left out)."""
+    kept = [(b, v) for b, v in zip(bpps, values) if v is not None]
+    if not kept:
+        return None
+    pairs = sorted((float(np.log(b)), v) for b, v in kept)
     xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
     x = float(np.log(target))
     if x < xs[0] or x > xs[-1]:

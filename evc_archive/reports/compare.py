@@ -19,15 +19,16 @@ Protocol (fair to the other codecs; written into the output's compare.md):
   log-bpp axis. Targets outside a codec's sweep are reported as unreachable, never extrapolated.
 - LPIPS (AlexNet) and PSNR per frame against the source, averaged over frames; LPIPS-VGG (VGG16) and
   DISTS the same way, metrics nothing in our encoder optimises (rate control and frame acceptance use
-  LPIPS-AlexNet), on every real encode (ours at each target, every baseline CRF; none on ours'
-  simulated allocation curve).
+  LPIPS-AlexNet), on ours' real encode at each target and on the baseline CRFs near the targets
+  (io.baselines.rate_window: the points the interpolation at the targets reads; the CSV leaves
+  them empty elsewhere and on ours' simulated allocation curve).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
@@ -87,7 +88,7 @@ class Point:
     target_bpp: float | None = None
     note: str = ""
     sei_bytes: int = 0  # baselines: SEI bytes left out of `bytes` (x264/x265 settings text)
-    lpips_vgg: float | None = None  # reported only; None where nothing was decoded (ours' simulated curve)
+    lpips_vgg: float | None = None  # reported only; None on ours' simulated curve and outside rate_window
     dists: float | None = None  # the same
 
 
@@ -197,7 +198,7 @@ def baseline_note(codec: str, height: int, width: int) -> str:
 def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, metric, on_progress: Progress) -> None:
     """A CRF sweep to the codec's floor (same CRF for every segment, each segment a closed GOP),
     interpolated at the targets."""
-    from evc_archive.io.baselines import encode_baseline, interpolate_at, sweep_crfs
+    from evc_archive.io.baselines import encode_baseline, interpolate_at, rate_window, sweep_crfs
 
     n, h, w, _ = video.frames.shape
     segs = segment_ranges(n, opts.gop)
@@ -211,10 +212,13 @@ def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, m
         total = sum(p.bytes for p in parts) - sei  # SEI (the encoder's settings text) is not needed to decode
         lp, ps = _quality(metric, rec, video.frames)
         point = Point(codec, "sweep", f"crf {crf}", total * 8 / (n * h * w), total, float(lp.mean()), float(ps.mean()),
-                      note=counted, sei_bytes=sei, **_reported(rec, video.frames))
-        video.points.append(point)
+                      note=counted, sei_bytes=sei)
         sweep.append((point, rec))
     bpps = [p.bpp for p, _ in sweep]
+    scored = set(rate_window(bpps, opts.targets))  # LPIPS-VGG and DISTS near the targets only (VGG16 passes)
+    sweep = [(replace(p, **_reported(rec, video.frames)) if i in scored else p, rec)
+             for i, (p, rec) in enumerate(sweep)]
+    video.points.extend(p for p, _ in sweep)
     for t in opts.targets:
         lp = interpolate_at(bpps, [p.lpips for p, _ in sweep], t)
         ps = interpolate_at(bpps, [p.psnr for p, _ in sweep], t)

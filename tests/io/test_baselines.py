@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from evc_archive.core import gop_av1
-from evc_archive.io.baselines import BASELINES, crf_sweep, encode_baseline, sei_bytes, sweep_crfs
+from evc_archive.io.baselines import BASELINES, crf_sweep, encode_baseline, interpolate_at, rate_window, sei_bytes, sweep_crfs
 from tests.conftest import moving_square_video
 
 
@@ -99,3 +99,17 @@ def test_x265_at_widths_where_it_would_abort_the_process():
             "print('ok')\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-2000:]
+
+
+def test_rate_window_holds_every_bracket_of_the_targets():
+    """Two points below the lowest target, one at or above the highest, everything between; an
+    interpolation over the window's values alone equals the one over the whole sweep."""
+    bpps = [0.9, 0.3, 0.11, 0.06, 0.04, 0.025, 0.018, 0.012, 0.008]  # descending, as CRFs ascend
+    assert rate_window(bpps, (0.02, 0.03, 0.05, 0.07)) == [2, 3, 4, 5, 6, 7]
+    assert rate_window(bpps, (0.005,)) == [8]  # below the sweep: nothing brackets it
+    assert rate_window(bpps, (2.0,)) == [0, 1]  # above it: the two highest (nothing brackets it)
+    values = [float(np.log(b)) ** 2 for b in bpps]
+    kept = [v if i in rate_window(bpps, (0.02, 0.07)) else None for i, v in enumerate(values)]
+    for t in (0.019, 0.02, 0.045, 0.07):
+        assert interpolate_at(bpps, kept, t) == pytest.approx(interpolate_at(bpps, values, t))
+    assert interpolate_at(bpps, kept, 0.2) is None

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from evc_archive.core.errors import EVCError
-from evc_archive.io.baselines import BASELINES, encode_baseline, sweep_crfs
+from evc_archive.io.baselines import BASELINES, encode_baseline, rate_window, sweep_crfs
 from evc_archive.io.video_write import write_video
 from evc_archive.reports.compare import CompareOptions, run_compare
 from tests.distributed.corpus import smooth_frames
@@ -170,8 +170,8 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_lpips_vgg_beside_lpips_for_ours_and_the_baselines(compared):
-    """Every real encode carries LPIPS-VGG (ours' targets from their reconstructions, each baseline
-    CRF), baseline targets interpolate it like LPIPS, ours' simulated curve has none."""
+    """Ours' targets carry LPIPS-VGG from their reconstructions, the baseline CRFs of the targets'
+    rate window too, baseline targets interpolate it like LPIPS, ours' simulated curve has none."""
     import torch
 
     from evc_archive.core.dists import dists_frames, shared_dists
@@ -188,9 +188,12 @@ def test_lpips_vgg_beside_lpips_for_ours_and_the_baselines(compared):
         assert float(ours["lpips_vgg"]) != pytest.approx(float(ours["lpips"]), abs=1e-4)
         dists = dists_frames(shared_dists(), torch.from_numpy(video.ours_frames[t]), torch.from_numpy(video.frames))
         assert float(ours["dists"]) == pytest.approx(float(dists.mean()), abs=1e-5)
-    sweep = sorted((float(r["bpp"]), float(r["lpips_vgg"])) for r in rows if r["codec"] == "x264" and r["kind"] == "sweep")
+    x264 = [r for r in rows if r["codec"] == "x264" and r["kind"] == "sweep"]
+    window = set(rate_window([float(r["bpp"]) for r in x264], opts.targets))
+    assert all((r["lpips_vgg"] != "") == (i in window) for i, r in enumerate(x264))  # scored near the targets only
+    sweep = sorted((float(r["bpp"]), float(r["lpips_vgg"])) for r in x264 if r["lpips_vgg"] != "")
     assert all(0.0 < v < 1.0 for _, v in sweep)
-    assert all(0.0 < float(r["dists"]) < 1.0 for r in rows if r["codec"] == "x264" and r["kind"] == "sweep")
+    assert all(0.0 < float(r["dists"]) < 1.0 for r in x264 if r["dists"] != "")
     for t in TARGETS:
         base = next(r for r in rows if r["codec"] == "x264" and r["kind"] == "target" and float(r["target_bpp"]) == t)
         if base["lpips"] == "":

@@ -43,11 +43,6 @@ DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in CODECS for p in ALL_PREDICTORS if k =
 SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)
 
 
-def reported_means(scores) -> dict[str, float]:
-    """ReportedScores -> {"lpips_vgg": mean, "dists": mean} (metrics nothing in the encoder optimises)."""
-    return {"lpips_vgg": float(scores.lpips_vgg.mean()), "dists": float(scores.dists.mean())}
-
-
 def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINES) -> dict:
     """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, lpips_vgg, dists, psnr}] over the codec's sweep
     (io.baselines.sweep_crfs: down to its floor); lpips_vgg and dists are None outside the targets'
@@ -69,7 +64,7 @@ def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINE
                         "lpips": float(lpips_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean()),
                         "lpips_vgg": None, "dists": None})
         for i in rate_window([p["bpp"] for p in pts], ABLATION_TARGETS):  # reported metrics near the targets only
-            pts[i].update(reported_means(reported_scores(recs[i], src)))
+            pts[i].update(reported_scores(recs[i], src).means())
         curves[codec] = pts
     return curves
 
@@ -104,7 +99,7 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int, search: str 
                "bpp": p.bpp, "bytes": p.bytes, "lpips": p.lpips, "psnr": p.psnr, "coded": p.coded, "over": p.bpp > target}
         if target in ABLATION_TARGETS:
             coded, t_enc, t_dec = timed_round_trip(coder, clip_t, base, p)
-            reported = reported_means(reported_scores(coded.result.reconstruction, clip_t))  # not chosen on
+            reported = reported_scores(coded.result.reconstruction, clip_t).means()  # not chosen on
             row.update(encode_fps=clip.shape[0] / t_enc, decode_fps=clip.shape[0] / t_dec, **reported,
                        residual_frames=sum(f.mode for f in coded.result.segment.frames))
         per_target[str(target)] = row

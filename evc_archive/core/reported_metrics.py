@@ -26,6 +26,10 @@ class ReportedScores:
     lpips_vgg: torch.Tensor
     dists: torch.Tensor
 
+    def means(self) -> dict[str, float]:
+        """{"lpips_vgg": mean over frames, "dists": mean over frames}."""
+        return {"lpips_vgg": float(self.lpips_vgg.mean()), "dists": float(self.dists.mean())}
+
 
 REPORTED_MAX_PIXELS = 640 * 360 // 4  # larger frames are scored area-downscaled by an integer factor
 

@@ -194,7 +194,7 @@ def rate_window(bpps: list[float], targets: tuple[float, ...] | list[float]) -> 
     order = sorted(range(len(bpps)), key=lambda i: bpps[i])
     below = [i for i in order if bpps[i] < min(targets)]
     above = [i for i in order if bpps[i] >= max(targets)]
-    lo = bpps[below[-2]] if len(below) >= 2 else (bpps[below[-1]] if below else -np.inf)
+    lo = bpps[below[-2:][0]] if below else -np.inf
     hi = bpps[above[0]] if above else np.inf
     return [i for i in range(len(bpps)) if lo <= bpps[i] <= hi]
 

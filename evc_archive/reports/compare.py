@@ -115,8 +115,7 @@ def _reported(rec: np.ndarray, src: np.ndarray) -> dict[str, float]:
     from evc_archive.core.reported_metrics import reported_scores
 
     r, s = torch.from_numpy(np.ascontiguousarray(rec)), torch.from_numpy(np.ascontiguousarray(src))
-    scores = reported_scores(r, s)
-    return {"lpips_vgg": float(scores.lpips_vgg.mean()), "dists": float(scores.dists.mean())}
+    return reported_scores(r, s).means()
 
 
 def load_video(uri: str, opts: CompareOptions) -> tuple[np.ndarray, Fraction]:

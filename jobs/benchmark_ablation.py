@@ -36,8 +36,8 @@ CODECS = tuple(s.name for s in KEYFRAME_CODECS.specs())
 ALL_PREDICTORS = tuple(s.name for s in PREDICTORS.specs())
 # measured with SVT-AV1 keyframes only; residual frames only with SVT-AV1 (the learned codec loses to
 # SVT-AV1 intra-only already); the inter GOP fallback with these predictors
-SVTAV1_ONLY = ("block-hint", "restore-hint", "restore-hint-bilinear")
-WITH_INTER = ("copy-last", "motion-hint", "restore-hint", "restore-hint-bilinear")
+SVTAV1_ONLY = ("block-hint", "restore-hint", "restore-hint-bilinear", "restore-hint-int")
+WITH_INTER = ("copy-last", "motion-hint", "restore-hint", "restore-hint-bilinear", "restore-hint-int")
 DEFAULT_COMBOS = tuple(f"{k}+{p}" for k in CODECS for p in ALL_PREDICTORS if k == "svtav1" or p not in SVTAV1_ONLY) + \
     tuple(f"svtav1+{p}+residual" for p in ALL_PREDICTORS) + tuple(f"svtav1+{p}+residual+inter" for p in WITH_INTER)
 SEARCH_NAME = "grid+breakpoints"  # what run_clip's search is (the report's search column)

@@ -4,6 +4,10 @@ Used to pick among trained candidates and for the model card. Writes docs/benchm
 
     python -m jobs.benchmark_restore --data ../shared/data --models evc_archive/models/restore.pt runs/r/*/restore.pt \
         [--split validation|test]
+    python -m jobs.benchmark_restore --data ../shared/data --out docs/benchmarks/restore_int \
+        --models evc_archive/models/restore.pt evc_archive/models/restore-int.pt   # float vs integer
+
+Model files of either format (float: core.restore; integer: core.int_restore).
 
 Frames: frames 0, 10 and 20 of each clip of one split (evc_archive.training.splits; validation unless
 --split test), 128x128 as in the ablation; AV1 intra levels 8-20 (CRF 49..25), the range rate control
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import shipped_file
     from evc_archive.core.predictors.restore_hint import WEIGHT_FILE
+    from evc_archive.core.int_restore import load_restoration_model
     from evc_archive.core.restore import Restorer
     from evc_archive.training.splits import add_split_option, clips_in
 
@@ -104,10 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     residual = residual_decodes(codec, Restorer.load(shipped_file(WEIGHT_FILE)), decoded, ahead)  # the shipped model
     results = {"frames": n, "split": args.split, "clips": [p.stem for p in paths], "levels": {str(q): CRF_BY_QUALITY[q] for q in LEVELS}, "models": {}}
     for path in args.models:
-        restorer = Restorer.load(path)
+        restorer = load_restoration_model(path)
         name = str(path.parent.name if path.name == "restore.pt" and path.parent.name != "models" else path.name)
+        parameters = (restorer.model.parameter_count() if restorer.integer
+                      else sum(p.numel() for p in restorer.net.parameters()))
         results["models"][name] = {"file": path.name, "config": restorer.config.__dict__,
-                                   "parameters": sum(p.numel() for p in restorer.net.parameters()),
+                                   "integer": restorer.integer, "parameters": parameters,
                                    **evaluate(restorer, decoded, sources, metric, residual, ahead)}
         print(name, json.dumps({k: round(v["lpips_restored"], 4) for k, v in results["models"][name]["levels"].items()}),
               flush=True)
@@ -127,7 +134,8 @@ def write_report(results: dict, out: Path) -> None:
              "shipped model's restoration of those decodes (what the loop's residual frames look like), before and "
              "after restoration. Written by `jobs/benchmark_restore.py`.", ""]
     for name, m in results["models"].items():
-        lines += [f"## {name}: {m['config']}, {m['parameters']:,} parameters, "
+        arithmetic = "integer" if m.get("integer") else "float32"
+        lines += [f"## {name} ({arithmetic}): {m['config']}, {m['parameters']:,} parameters, "
                   f"{m['ms_per_frame_1_thread']:.0f} ms per 128x128 frame (1 thread)", "",
                   "| level (CRF) | LPIPS decoded | restored | restored twice | PSNR decoded | restored "
                   "| residual: LPIPS decoded | restored |",

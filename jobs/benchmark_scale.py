@@ -61,6 +61,7 @@ def run_one(path: str, width: int, height: int, target: float, search: str, thre
     from evc_archive.core.gop_av1 import CRF_BY_LEVEL, encode_gop
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.registry import DEFAULT_PREDICTOR
     from evc_archive.core.ratecontrol import choose_for_target
     from evc_archive.core.reported_metrics import reported_scores
     from evc_archive.core.segment_coding import SegmentCoder, search_points
@@ -71,7 +72,7 @@ def run_one(path: str, width: int, height: int, target: float, search: str, thre
     frames, upscaled = segment_at(Path(path), width, height)
     clip = torch.from_numpy(frames)
     lib = ModelLibrary()
-    coder = SegmentCoder(lib.keyframe_named("svtav1"), lib.predictor_named("restore-hint"), shared_lpips())
+    coder = SegmentCoder(lib.keyframe_named("svtav1"), lib.predictor_named(DEFAULT_PREDICTOR), shared_lpips())
     settings = EncoderSettings.product("svtav1", search=search)
     t0 = time.perf_counter()
     points = search_points(coder, clip, settings, target)

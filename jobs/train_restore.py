@@ -11,6 +11,10 @@
    log (restore.jsonl) beside it.
 3. Export: copy the model file into the package and draw its loss curve:
     python -m jobs.train_restore export runs/restore --out evc_archive/models/restore.pt
+4. Quantise it into the integer model the default predictor runs (bit-exact on any hardware),
+   calibrated on the same training pairs:
+    python -m jobs.train_restore quantize evc_archive/models/restore.pt --pairs data-cache/restore_pairs.npz \
+        --out evc_archive/models/restore-int.pt
 """
 
 from __future__ import annotations
@@ -77,6 +81,25 @@ def export(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 
+def quantize(args: argparse.Namespace) -> None:
+    from evc_archive.core.int_restore import IntRestorer
+    from evc_archive.core.restore import Restorer
+    from evc_archive.training.restore_data import RestorePairs
+    from evc_archive.training.restore_quantize import calibration_frames, quantize as quantize_net
+
+    float_model = Restorer.load(args.model)
+    frames = calibration_frames(RestorePairs.load(args.pairs), args.calibration_frames)
+    model = quantize_net(float_model.net, float_model.config, frames)
+    digest = IntRestorer.save(args.out, model, extra={"float_model_sha256": float_model.content_hash.hex(),
+                                                      "calibration_frames": int(frames.shape[0])})
+    curve = Path(args.model).with_suffix(".loss.png")
+    if curve.is_file():  # the integer model's training curve is its float parent's
+        shutil.copyfile(curve, Path(args.out).with_suffix(".loss.png"))
+    shifts = [int(s) for c in model.layers() for s in (c.shift.min(), c.shift.max())]
+    print(json.dumps({"out": str(args.out), "sha256": digest.hex(), "parameters": model.parameter_count(),
+                      "shift_range": [min(shifts), max(shifts)]}))
+
+
 def main(argv: list[str] | None = None) -> None:
     from evc_archive.training.parallel import add_ray_train_options, launch
 
@@ -109,11 +132,18 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("export", help="copy a run's model into the package, with its loss curve")
     e.add_argument("run", type=Path)
     e.add_argument("--out", type=Path, required=True)
+    q = sub.add_parser("quantize", help="quantise a float model file into the integer model (core.int_restore)")
+    q.add_argument("model", type=Path, help="float restoration model file")
+    q.add_argument("--pairs", type=Path, required=True, help="training pairs file from `prepare` (calibration)")
+    q.add_argument("--out", type=Path, required=True, help="integer model file to write")
+    q.add_argument("--calibration-frames", type=int, default=512, help="128x128 crops the activation ranges come from")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args)
     elif args.command == "train":
         launch(train, args, "restore")
+    elif args.command == "quantize":
+        quantize(args)
     else:
         export(args)
 

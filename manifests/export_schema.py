@@ -90,6 +90,9 @@ MEANINGS = {
                  "when it was met or the job set no target.",
     "recon_fingerprint": "sha256 (hex) of the decoded frames (uint8 RGB, in order), taken by the verify-decode at "
                          "encode time; `evc-archive verify` decodes again and compares.",
+    "frame_fingerprints": "Per frame of the segment, in order: the first 16 hex digits of the sha256 of its decoded "
+                          "frame (uint8 RGB), from the same verify-decode. `verify` names the first frame that "
+                          "differs when a segment drifts. Since v5; null in older parts.",
     "worker_host": "Host name of the machine that encoded the segment.",
     "device": "`cuda` or `cpu`: where the worker ran.",
     "encode_seconds": "Wall time of the worker's call: read frames, encode, verify-decode, store.",

@@ -246,8 +246,10 @@ def verify(
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address; default: a local cluster.")] = None,
     storage_options: StorageOptions = None,
 ) -> None:
-    """Decode every segment and compare it with the fingerprint recorded at encode time; report
-    drift (decodes differently here) and damaged or missing segments by name. Exit 1 if any."""
+    """Decode every segment and compare it with the fingerprints recorded at encode time; report
+    drift (decodes differently here, naming the first drifting frame) and damaged or missing
+    segments by name, and how many segments depend on the platform (float models). Exit 1 if any
+    segment is not ok."""
     from evc_archive.distributed.restore import verify as run_verify
 
     with job_progress() as progress:
@@ -263,6 +265,12 @@ def verify(
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     stdout.print(f"{len(results)} segments: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), highlight=False)
+    floats = sorted({m for r in results for m in r.get("float_models", ())})
+    platform_bound = sum(bool(r.get("float_models")) for r in results)
+    if platform_bound:
+        stdout.print(f"{platform_bound} of them decode with float models ({', '.join(floats)}): they may decode "
+                     "differently on other hardware or torch versions; the rest are integer arithmetic only",
+                     highlight=False)
     if any(r["status"] != "ok" for r in results):
         raise typer.Exit(1)
 

@@ -94,14 +94,30 @@ def _kind_label(registry, kind_id: int) -> str:
     return f"{kind_id} {known.get(kind_id, '?')}"
 
 
+def _platform_note(header, loop_segments: bool) -> str:
+    """'yes ...' when the decode is integer arithmetic only, else which float models it depends on."""
+    from evc_archive.core.errors import ModelMismatchError
+    from evc_archive.core.registry import float_models_of
+
+    try:
+        floats = float_models_of(header.keyframe_model_id, header.predictor_model_id, loop_segments)
+    except ModelMismatchError:
+        return "unknown (the stream names a model kind this build does not know)"
+    if floats:
+        return f"no: depends on the platform (float models: {', '.join(floats)})"
+    return "yes: integer arithmetic only, the same frames on any hardware"
+
+
 @app.command()
 def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")]) -> None:
-    """Show a stream's header, per-segment flags, sizes and bpp (no models needed)."""
+    """Show a stream's header, whether its decode is bit-exact on any hardware, per-segment flags,
+    sizes and bpp (no models needed)."""
     from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
     from evc_archive.io.files import read_stream_file
 
     data, stream = read_stream_file(source)
     h = stream.header
+    platform = _platform_note(h, any(seg.inter is None for seg in stream.segments))
     bpp = len(data) * 8 / (stream.frame_count * h.width * h.height)
     table = Table(title=f"{source.name}: {len(data)} bytes, {stream.frame_count} frames, {bpp:.4f} bpp", show_header=False)
     for key, value in [
@@ -110,6 +126,7 @@ def inspect(source: Annotated[Path, typer.Argument(help="Stream file (.evc).")])
         ("predictor", f"{_kind_label(PREDICTORS, h.predictor_model_id)} {h.predictor_hash.hex()}"),
         ("K / F / steps", f"{h.context_frames} / {h.frames_per_call} / {h.sampling_steps}"),
         ("seed", str(h.seed)), ("LPIPS threshold", f"{h.lpips_threshold:.4f}"), ("first frame", str(h.first_frame)),
+        ("format version", str(data[4])), ("bit-exact decode", platform),
     ]:
         table.add_row(key, value)
     stdout.print(table)

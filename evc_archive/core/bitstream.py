@@ -12,8 +12,10 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  the payload codes the residual against the predicted frame, 0 = the frame itself),
                  payload length, payload; versions 2 and 3: hint count, then per hint: length,
                  bytes (side information of a hinted predictor, one per predictor call the decoder
-                 makes, in order). Version 4 puts a segment mode after n: 0 = the above, 1 = inter:
-                 the whole segment is one AV1 GOP (core.gop_av1): level, payload length, payload
+                 makes, in order). Versions 4 and 5 put a segment mode after n: 0 = the above, 1 =
+                 inter: the whole segment is one AV1 GOP (core.gop_av1): level, payload length,
+                 payload. Version 5 is version 4's layout; it is the first that may name the
+                 integer predictor kinds (PREDICTOR_KIND_VERSION)
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -33,8 +35,11 @@ from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 THRESHOLD_UNIT = 10000  # the header stores the LPIPS threshold as round(threshold * THRESHOLD_UNIT)
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 4  # newest; each stream is written in the oldest version that holds it (see pack)
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5  # newest; each stream is written in the oldest version that holds it (see pack)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# predictor kinds that first appear in a later version (layout unchanged): a stream that names one
+# is written in that version at least, and one of an older version that names it is damaged
+PREDICTOR_KIND_VERSION = {7: 5}  # 7: restore-hint with the integer restoration model
 INTRA, RESIDUAL = 0, 1  # how a coded frame's payload is used (CodedFrame.mode)
 LOOP_SEGMENT, INTER_SEGMENT = 0, 1  # how a segment is coded (version 4's segment mode)
 HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
@@ -132,6 +137,7 @@ def pack(stream: Stream) -> bytes:
         version = 3
     else:  # older builds read what needs nothing newer, byte for byte as they wrote it
         version = 2 if any(seg.hints for seg in stream.segments) else 1
+    version = max(version, PREDICTOR_KIND_VERSION.get(h.predictor_model_id, 1))
     out = bytearray(MAGIC)
     out.append(version)
     out += varint.encode(h.keyframe_model_id) + h.keyframe_hash[:HASH_BYTES]
@@ -205,6 +211,8 @@ def unpack(data: bytes) -> Stream:
     width, height, num, den, first, seed, k, f, steps, thr, n_segments = (r.number() for _ in range(11))
     if not (width and height and num and den and k and f):
         raise BitstreamError("stream header has a zero size, frame rate or predictor setting (damaged)")
+    if version < PREDICTOR_KIND_VERSION.get(pr_id, 1):
+        raise BitstreamError(f"a version {version} stream cannot name predictor id {pr_id} (damaged)")
     header = StreamHeader(kf_id, kf_hash, pr_id, pr_hash, width, height, Fraction(num, den), seed,
                           k, f, steps, thr / THRESHOLD_UNIT, first)
     segments = []

@@ -20,7 +20,6 @@ identical bits everywhere. Training uses the same grids with straight-through ro
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from torch import nn
 
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
-from evc_archive.core.model_file import read_model_blob
+from evc_archive.core.model_file import read_model_blob, write_model_blob
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16, h_a by 4 more
 MODEL_FORMAT = "evc-keyframe/1"
@@ -262,11 +261,7 @@ class KeyframeCodec:
             "qualities": {q: compact_state(m) for q, m in models.items()},
             "extra": extra or {},
         }
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        data = buf.getvalue()
-        Path(path).write_bytes(data)
-        return hashlib.sha256(data).digest()
+        return write_model_blob(path, blob)
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str = "cpu") -> "KeyframeCodec":

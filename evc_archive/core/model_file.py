@@ -1,9 +1,11 @@
-"""Reading a model file (a torch.save'd dict with a "format" key, weights only): one place that
-turns an unreadable or foreign file into one clear ModelMismatchError."""
+"""Model files (a torch.save'd dict with a "format" key, weights only): writing one and its hash,
+and reading one, the place that turns an unreadable or foreign file into one clear ModelMismatchError."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+from pathlib import Path
 
 import torch
 
@@ -20,3 +22,11 @@ def read_model_blob(data: bytes, model_format: str, what: str) -> dict:
     if not isinstance(blob, dict) or blob.get("format") != model_format:
         raise ModelMismatchError(f"not a {what} file (expected format {model_format})")
     return blob
+
+
+def write_model_blob(path: Path, blob: dict) -> bytes:
+    """Write a model file's dict (it holds "format"); returns the sha256 of the file (its content hash)."""
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    Path(path).write_bytes(buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).digest()

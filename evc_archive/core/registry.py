@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from evc_archive.core.predictors.base import Predictor
 
 # The product's choices (docs/benchmarks/ablation.md): the one place that names them.
-DEFAULT_PREDICTOR = "restore-hint"
+DEFAULT_PREDICTOR = "restore-hint-int"
 DEFAULT_KEYFRAME_CODEC = "svtav1"
 
 
@@ -41,6 +41,7 @@ class PredictorSpec:
     summary: str  # one line for --help
     build: Callable[[str | None, int, str], "Predictor"] = field(compare=False, repr=False)
     hint_byte_weight: float = 0.0  # encoder: LPIPS a hint byte costs when it picks among candidates
+    bit_exact: bool = False  # integer arithmetic only: its frames are the same bits on any hardware
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class KeyframeSpec:
     summary: str
     default_quality: int  # the level fixed settings use when none is given
     build: Callable[[str | None, str], "ImageCodec"] = field(compare=False, repr=False)
+    bit_exact: bool = False  # integer arithmetic only: its frames are the same bits on any hardware
 
 
 @dataclass(frozen=True)
@@ -126,23 +128,33 @@ SEGMENT_MODES.register(SegmentModeSpec(INTER_SEGMENT, "inter", "every frame in o
 
 def register_predictor(kind_id: int, name: str, label: str, *, weight_file: str | None = None,
                        takes_hints: bool = False, encodable: bool = False, summary: str = "",
-                       hint_byte_weight: float = 0.0):
+                       hint_byte_weight: float = 0.0, bit_exact: bool = False):
     """Decorator of a predictor kind's build function: registers its spec."""
     def wrap(build):
         PREDICTORS.register(PredictorSpec(kind_id, name, label, weight_file, takes_hints, encodable, summary, build,
-                                          hint_byte_weight))
+                                          hint_byte_weight, bit_exact))
         return build
     return wrap
 
 
 def register_keyframe_codec(kind_id: int, name: str, label: str, *, default_quality: int,
-                            weight_file: str | None = None, encodable: bool = True, summary: str = ""):
+                            weight_file: str | None = None, encodable: bool = True, summary: str = "",
+                            bit_exact: bool = False):
     """Decorator of a keyframe codec's build function: registers its spec."""
     def wrap(build):
         KEYFRAME_CODECS.register(KeyframeSpec(kind_id, name, label, weight_file, encodable, summary, default_quality,
-                                              build))
+                                              build, bit_exact))
         return build
     return wrap
+
+
+def float_models_of(keyframe_model_id: int, predictor_model_id: int, loop_segments: bool = True) -> tuple[str, ...]:
+    """The labels of the float models a stream's decode runs (their output depends on the platform's
+    kernels); () when every frame comes from integer arithmetic. Inter segments run AV1 only."""
+    if not loop_segments:
+        return ()
+    specs = (KEYFRAME_CODECS.by_id(keyframe_model_id), PREDICTORS.by_id(predictor_model_id))
+    return tuple(s.label for s in specs if not s.bit_exact)
 
 
 def model_files_for(keyframe_codec: str, predictor: str) -> list[str]:

@@ -13,7 +13,6 @@ convolution kernels run (see docs/bitstream.md on float predictors).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evc_archive.core.model_file import read_model_blob
+from evc_archive.core.model_file import read_model_blob, write_model_blob
 
 MODEL_FORMAT = "evc-restore/1"
 
@@ -75,6 +74,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 class Restorer:
     """A loaded restoration model; `content_hash` is the sha256 of its file."""
 
+    integer = False  # float32 arithmetic (core.int_restore.IntRestorer is the integer form)
+
     def __init__(self, config: RestoreConfig, net: RestoreNet, content_hash: bytes, device: str = "cpu"):
         self.config = config
         self.net = net.to(device).eval()
@@ -96,10 +97,8 @@ class Restorer:
     def save(path: Path, config: RestoreConfig, net: RestoreNet, extra: dict | None = None) -> bytes:
         """Write float32 weights and config; returns the sha256 of the file."""
         state = {k: v.detach().float().cpu() for k, v in net.state_dict().items()}
-        buf = io.BytesIO()
-        torch.save({"format": MODEL_FORMAT, "config": asdict(config), "state_dict": state, "extra": extra or {}}, buf)
-        Path(path).write_bytes(buf.getvalue())
-        return hashlib.sha256(buf.getvalue()).digest()
+        return write_model_blob(path, {"format": MODEL_FORMAT, "config": asdict(config), "state_dict": state,
+                                       "extra": extra or {}})
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str = "cpu") -> "Restorer":

@@ -22,5 +22,17 @@ def fingerprint(frames: torch.Tensor) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames.numpy()).tobytes()).hexdigest()
 
 
+def frame_fingerprints(frames: torch.Tensor) -> list[str]:
+    """Per frame of (n,H,W,3) uint8: the first 16 hex digits of its sha256 (verify names the first
+    frame that drifts)."""
+    return [hashlib.sha256(np.ascontiguousarray(f).tobytes()).hexdigest()[:16] for f in frames.numpy()]
+
+
+def first_difference(expected: list[str], actual: list[str]) -> int | None:
+    """The index of the first frame whose fingerprint differs (None: all agree)."""
+    return next((i for i, (a, b) in enumerate(zip(expected, actual)) if a != b),
+                None if len(expected) == len(actual) else min(len(expected), len(actual)))
+
+
 def device_name() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"

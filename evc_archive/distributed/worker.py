@@ -23,7 +23,7 @@ from evc_archive.core.errors import EVCError
 from evc_archive.core.model_library import ModelLibrary
 from evc_archive.core.ratecontrol import RDPoint
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, SEGMENT_MODES
-from evc_archive.core.runtime import device_name, fingerprint, one_line
+from evc_archive.core.runtime import device_name, fingerprint, frame_fingerprints, one_line
 from evc_archive.core.segment_coding import CodedSegment, SegmentCoder, encode_at, search_points
 from evc_archive.core.settings import EncoderSettings
 from evc_archive.distributed.plan import SegmentPlan, segment_seed
@@ -148,7 +148,8 @@ class SegmentEncoder:
         if not torch.equal(decoded, coded.result.reconstruction):
             raise RuntimeError("verify-decode differs from the encoder's reconstruction")
         # 4. store the object (or hand it to the driver)
-        out = self._result_values(plan, coded, frames) | {"recon_fingerprint": fingerprint(decoded)}
+        out = self._result_values(plan, coded, frames) | {"recon_fingerprint": fingerprint(decoded),
+                                                          "frame_fingerprints": frame_fingerprints(decoded)}
         if self.store is None:
             out[PAYLOAD_FIELD] = coded.data
         else:

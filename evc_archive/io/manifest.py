@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from evc_archive.io.store import Store
 
-SCHEMA_VERSION = 4  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded; v3 segment_mode, residual_levels;
-# v4 lpips_vgg_mean, lpips_vgg_max, dists_mean, dists_max, frame_lpips_vgg, frame_dists
+SCHEMA_VERSION = 5  # v2 added the per-frame columns frame_lpips, frame_psnr, frame_coded; v3 segment_mode, residual_levels;
+# v4 lpips_vgg_mean, lpips_vgg_max, dists_mean, dists_max, frame_lpips_vgg, frame_dists; v5 frame_fingerprints
 MANIFEST_PREFIX = "manifest"
 
 def _column(arrow_type: pa.DataType, nullable: bool = True, default: Any = None) -> Any:
@@ -76,6 +76,7 @@ class ManifestRow:
     target_bpp: float | None = _column(pa.float64())  # null when the job set no target
     rate_note: str | None = _column(pa.string())  # rate control's message when the target could not be met
     recon_fingerprint: str | None = _column(pa.string())  # sha256 of the decoded frames (uint8 bytes)
+    frame_fingerprints: list[str] | None = _column(pa.list_(pa.string()))  # per frame: 16 hex of its sha256 (v5)
     worker_host: str | None = _column(pa.string())
     device: str | None = _column(pa.string())
     encode_seconds: float | None = _column(pa.float64())

@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 
+from evc_archive.core.bitstream import unpack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.model_library import ModelLibrary
-from evc_archive.core.runtime import device_name, fingerprint, one_line
+from evc_archive.core.registry import float_models_of
+from evc_archive.core.runtime import device_name, fingerprint, first_difference, frame_fingerprints, one_line
 from evc_archive.io.store import Store
 from evc_archive.io.video_write import write_video
 
@@ -41,18 +43,29 @@ class SegmentDecoder:
         return torch.cat(list(open_stream(data, self.library).segments()))
 
     def verify(self, row: dict[str, Any], data: bytes | None = None) -> dict[str, Any]:
-        """Decode one segment and compare with the manifest's fingerprint."""
-        key = row["object_key"]
+        """Decode one segment and compare with the manifest's fingerprints: status ok / drift /
+        damaged, the first drifting frame (manifest v5 rows), and the float models the segment's
+        decode depends on ("float_models": () when it is integer arithmetic only)."""
+        key, segment_id = row["object_key"], row["segment_id"]
         try:
             data = self.store.read_bytes(key) if data is None else data
+            stream = unpack(data)
+            floats = float_models_of(stream.header.keyframe_model_id, stream.header.predictor_model_id,
+                                     any(seg.inter is None for seg in stream.segments))
             frames = self.decode_bytes(data)
         except Exception as exc:  # noqa: BLE001
-            return {"segment_id": row["segment_id"], "status": "damaged", "detail": one_line(exc)}
+            return {"segment_id": segment_id, "status": "damaged", "detail": one_line(exc), "float_models": ()}
         if frames.shape[0] != row["end_frame"] - row["start_frame"]:
-            return {"segment_id": row["segment_id"], "status": "damaged", "detail": "wrong frame count"}
-        drift = fingerprint(frames) != row["recon_fingerprint"]
-        return {"segment_id": row["segment_id"], "status": "drift" if drift else "ok",
-                "detail": "decoded frames differ from the encoder's fingerprint" if drift else ""}
+            return {"segment_id": segment_id, "status": "damaged", "detail": "wrong frame count", "float_models": floats}
+        if fingerprint(frames) == row["recon_fingerprint"]:
+            return {"segment_id": segment_id, "status": "ok", "detail": "", "float_models": floats}
+        first = first_difference(row.get("frame_fingerprints") or [], frame_fingerprints(frames))
+        where = (f"frame {first} of the segment (source frame {row['start_frame'] + first}) is the first that differs"
+                 if row.get("frame_fingerprints") and first is not None
+                 else "decoded frames differ from the encoder's fingerprint")
+        cause = f"; its decode runs float models ({', '.join(floats)}), which depend on the platform" if floats else ""
+        return {"segment_id": segment_id, "status": "drift", "detail": where + cause, "first_drift_frame": first,
+                "float_models": floats}
 
     def restore_video(self, rows: list[dict[str, Any]], out_path: str, crf: int | None = None,
                       payloads: list[bytes] | None = None) -> dict[str, Any]:

@@ -129,7 +129,7 @@ def test_inter_segments_make_a_version_4_stream_that_round_trips():
     residual = Segment(seg1.coded, (seg1.frames[0], CodedFrame(1, b"", RESIDUAL), seg1.frames[2]), (b"\x01",))
     mixed = Stream(stream.header, (residual, Segment.inter_gop(7, 12, bytes(range(40))), seg2))
     data = pack(mixed)
-    assert data[4] == FORMAT_VERSION == 4
+    assert data[4] == 4
     back = unpack(data)
     assert back == mixed
     inter = back.segments[1]
@@ -137,6 +137,26 @@ def test_inter_segments_make_a_version_4_stream_that_round_trips():
     # a loop segment costs one mode byte more than in version 3; an inter segment: n, mode, level, length, payload
     v3 = pack(Stream(stream.header, (residual, seg2)))
     assert len(data) == len(v3) + 2 + (1 + 1 + 1 + 1 + 40)
+
+
+def test_the_integer_restore_kind_makes_a_version_5_stream():
+    """Kind 7 is new in version 5 (version 4's layout): even a stream without hints is version 5, and
+    a version 4 stream that names kind 7 is refused (an older build would misread it as unknown)."""
+    import dataclasses
+    import struct
+    import zlib
+    stream = _stream()
+    seven = Stream(dataclasses.replace(stream.header, predictor_model_id=7), stream.segments)
+    data = pack(seven)
+    assert data[4] == FORMAT_VERSION == 5
+    assert unpack(data) == seven
+    as_v4 = pack(Stream(seven.header, (Segment.inter_gop(2, 3, b"gop"),)))
+    body = bytearray(as_v4[:-4])
+    body[4] = 4
+    with pytest.raises(BitstreamError, match="version 4 stream cannot name predictor id 7"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+    body[4] = 5
+    assert unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))).segments[0].inter.payload == b"gop"
 
 
 def test_inter_segment_has_no_per_frame_payloads_and_unknown_modes_are_refused():

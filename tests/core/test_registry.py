@@ -11,6 +11,7 @@ from evc_archive.core.registry import (
     SEGMENT_MODES,
     Registry,
     SegmentModeSpec,
+    float_models_of,
     model_files_for,
 )
 
@@ -19,17 +20,27 @@ def test_ids_are_frozen():
     """A stream written today names the same kind forever: these ids never change."""
     assert {s.kind_id: s.name for s in PREDICTORS.specs()} == {
         0: "copy-last", 1: "diffusion", 2: "motion", 3: "motion-hint", 4: "block-hint", 5: "restore-hint-bilinear",
-        6: "restore-hint"}
+        6: "restore-hint", 7: "restore-hint-int"}
     assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1"}
     assert {s.kind_id: s.name for s in SEGMENT_MODES.specs()} == {0: "loop", 1: "inter"}
 
 
 def test_encodable_kinds_and_defaults():
-    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint")
+    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint", "restore-hint-int")
     assert KEYFRAME_CODECS.choices() == ("hyperprior", "svtav1")
     assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
     hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}
-    assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint"}
+    assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint", "restore-hint-int"}
+
+
+def test_the_defaults_decode_bit_exactly_and_float_kinds_say_so():
+    assert PREDICTORS.named(DEFAULT_PREDICTOR).bit_exact and KEYFRAME_CODECS.named(DEFAULT_KEYFRAME_CODEC).bit_exact
+    assert {s.name for s in PREDICTORS.specs() if not s.bit_exact} == {"diffusion", "restore-hint-bilinear", "restore-hint"}
+    assert {s.name for s in KEYFRAME_CODECS.specs() if not s.bit_exact} == {"hyperprior"}
+    assert float_models_of(2, 7) == ()
+    assert float_models_of(1, 7) == ("keyframe-hyperprior",)
+    assert float_models_of(2, 6) == ("restore-motion-hint-lanczos",)
+    assert float_models_of(1, 1, loop_segments=False) == ()  # inter segments run AV1 only
 
 
 def test_lookups_give_clear_errors():
@@ -52,5 +63,6 @@ def test_an_id_or_name_cannot_be_taken_twice():
 
 def test_model_files_derive_from_the_specs():
     assert model_files_for("svtav1", "restore-hint") == ["restore.pt"]
+    assert model_files_for("svtav1", "restore-hint-int") == ["restore-int.pt"]
     assert model_files_for("svtav1", "copy-last") == []
     assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]

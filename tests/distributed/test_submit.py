@@ -59,7 +59,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     vids = video_ids(rows)
     assert sorted(vids) == list(NAMES)
     meta = store.read_json("archive.json")
-    restore = meta["models"]["restore"]  # the default predictor's weights (the keyframe codec has none), with its card
+    restore = meta["models"]["restore-int"]  # the default predictor's weights (the keyframe codec has none), with its card
     expected = {"archive.json"} | {f"models/{restore}{suffix}" for suffix in (".pt", ".md", ".loss.png")} | {
         f"segments/{vids[name]}/{i:06d}.evc" for name in NAMES for i in range(3)}
     listed = store.list("")
@@ -68,9 +68,9 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
     assert len(manifest_parts) == 1 and manifest_parts[0].endswith(".parquet")  # compacted
     assert not [p for p in arch.rglob("*") if ".part" in p.name or "probe" in p.name]
 
-    assert meta["format"] == ARCHIVE_FORMAT and set(meta["models"]) == {"restore"}
+    assert meta["format"] == ARCHIVE_FORMAT and set(meta["models"]) == {"restore-int"}
     expected_params = {"lpips_threshold": 0.35, "quality": 4, "gop": GOP, "sampling_steps": 1, "seed": 0,
-                       "predictor": "restore-hint", "keyframe_codec": "svtav1", "target_bpp": None}
+                       "predictor": "restore-hint-int", "keyframe_codec": "svtav1", "target_bpp": None}
     assert {k: meta["parameters"].get(k, "absent") for k in expected_params} == expected_params
 
     assert len(rows) == len(read_all_rows(store)) == 6
@@ -89,7 +89,7 @@ def test_submit_summary_layout_and_manifest(archived, corpus):
         assert r["keyframe_model_sha256"] == AV1IntraCodec.content_hash.hex() and len(r["recon_fingerprint"]) == 64
         assert r["coded_frames"] >= 1 and r["coded_frames"] + r["generated_frames"] == n
         assert 0 <= r["lpips_mean"] <= r["lpips_max"] and r["psnr_mean"] >= r["psnr_min"] > 10
-        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "restore-hint"
+        assert r["attempts"] == 1 and r["device"] == "cpu" and r["predictor"] == "restore-hint-int"
         total += r["bytes"]
     assert summary.bytes == total
     assert summary.bpp == pytest.approx(total * 8 / (2 * N * H * W))

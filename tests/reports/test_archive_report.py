@@ -89,8 +89,8 @@ def test_report_is_self_contained_and_holds_the_archive(report_html, archive):
     failed = next(r for r in rows if r["status"] != "ok")
     assert failed["error"] in html.replace("&#39;", "'").replace("&quot;", '"')
     # the weightless keyframe codec's card comes with the package; the default predictor's weights
-    # (restore.pt) and its card and loss curve come from the archive's models/
-    assert "Model card: AV1 intra keyframe codec" in html and "Model card: restore-hint predictor" in html
+    # (restore-int.pt) and its card and loss curve come from the archive's models/
+    assert "Model card: AV1 intra keyframe codec" in html and "Model card: restore-hint-int predictor" in html
     assert re.search(r"lpips_threshold</td><td[^>]*><code>0.35<", html) and re.search(r"gop</td><td[^>]*><code>15<", html)
     pngs = images(html)
     # 3 distributions + per video (2): per-frame plot and worst-segment strip + the restoration model's loss curve

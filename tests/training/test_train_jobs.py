@@ -134,6 +134,7 @@ def test_restore_pairs_are_aligned_crops_and_their_av1_decodes(restore_pairs):
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path):
+    from evc_archive.core.int_restore import IntRestorer
     from evc_archive.core.restore import Restorer
 
     tiny = ["--steps", "3", "--batch", "4", "--crop", "32", "--channels", "8", "--blocks", "1", "--device", "cpu"]
@@ -150,6 +151,15 @@ def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path)
     frame = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8)
     assert restorer(frame).shape == frame.shape
     assert Restorer.load(alone / "restore.pt").content_hash == restorer.content_hash
+    quantized = tmp_path / "restore-int.pt"
+    train_restore.main(["quantize", str(model), "--pairs", str(restore_pairs), "--out", str(quantized),
+                        "--calibration-frames", "6"])
+    assert quantized.with_suffix(".loss.png").read_bytes() == model.with_suffix(".loss.png").read_bytes()
+    integer = IntRestorer.load(quantized)
+    assert integer.config == restorer.config and integer.model.parameter_count() == sum(
+        p.numel() for p in restorer.net.parameters())
+    diff = (integer(frame).to(torch.int16) - restorer(frame).to(torch.int16)).abs().float().mean()
+    assert diff < 2  # the trained net after 3 steps is near the identity; its integer form follows it
 
     parallel = tmp_path / "restore-ray"
     train_restore.main(["train", "--pairs", str(restore_pairs), "--out", str(parallel), *tiny, "--lpips-weight", "0",

@@ -176,7 +176,7 @@ class AV1IntraCodec:
         return torch.from_numpy(rgb_frame(frames[0], height, width))
 
 
-@register_keyframe_codec(2, "svtav1", "keyframe-av1-intra", default_quality=15,
+@register_keyframe_codec(2, "svtav1", "keyframe-av1-intra", default_quality=15, bit_exact=True,
                          summary="AV1 intra frames through SVT-AV1 / dav1d, qualities 1-25 (the default)")
 def build(weights: str | None, device: str) -> AV1IntraCodec:
     return AV1IntraCodec(device=device)

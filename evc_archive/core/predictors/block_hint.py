@@ -154,7 +154,7 @@ class BlockMotionHintPredictor:
         return torch.from_numpy(np.stack([warp(frame, per_frame * j) for j in range(1, self.frames_per_call + 1)]))
 
 
-@register_predictor(4, "block-hint", "block-motion-hint", takes_hints=True, hint_byte_weight=HINT_BYTE_WEIGHT,
+@register_predictor(4, "block-hint", "block-motion-hint", takes_hints=True, bit_exact=True, hint_byte_weight=HINT_BYTE_WEIGHT,
                     summary="motion-hint with a coarse block motion field where it pays for its bytes")
 def build(weights: str | None, frames_per_call: int, device: str) -> BlockMotionHintPredictor:
     return BlockMotionHintPredictor(frames_per_call=frames_per_call)

@@ -28,7 +28,7 @@ class CopyLastFramePredictor:
         return repeat_last(context, self.frames_per_call)
 
 
-@register_predictor(0, "copy-last", "copy-last-frame", encodable=True,
+@register_predictor(0, "copy-last", "copy-last-frame", encodable=True, bit_exact=True,
                     summary="repeats the last decoded frame (the reference)")
 def build(weights: str | None, frames_per_call: int, device: str) -> CopyLastFramePredictor:
     return CopyLastFramePredictor(frames_per_call=frames_per_call)

@@ -8,7 +8,6 @@ Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.ddim import DDIMSampler
-from evc_archive.core.model_file import read_model_blob
+from evc_archive.core.model_file import read_model_blob, write_model_blob
 from evc_archive.core.predictors.base import NO_HINT, take_context
 from evc_archive.core.registry import register_predictor
 from evc_archive.core.unet import ConditionalUNet
@@ -106,10 +105,7 @@ class DiffusionPredictor:
         state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in unet.state_dict().items()}
         cfg = asdict(config)
         cfg["channel_mults"] = list(config.channel_mults)
-        buf = io.BytesIO()
-        torch.save({"format": MODEL_FORMAT, "config": cfg, "state_dict": state, "extra": extra or {}}, buf)
-        Path(path).write_bytes(buf.getvalue())
-        return hashlib.sha256(buf.getvalue()).digest()
+        return write_model_blob(path, {"format": MODEL_FORMAT, "config": cfg, "state_dict": state, "extra": extra or {}})
 
     @classmethod
     def from_bytes(cls, data: bytes, model_id: int = 1, device: str = "cpu") -> "DiffusionPredictor":

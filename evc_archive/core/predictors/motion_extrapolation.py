@@ -46,7 +46,7 @@ class MotionExtrapolationPredictor:
         return torch.from_numpy(np.stack(out))
 
 
-@register_predictor(2, "motion", "motion-extrapolation",
+@register_predictor(2, "motion", "motion-extrapolation", bit_exact=True,
                     summary="extrapolates block motion of the last two decoded frames")
 def build(weights: str | None, frames_per_call: int, device: str) -> MotionExtrapolationPredictor:
     return MotionExtrapolationPredictor(frames_per_call=frames_per_call)

@@ -160,7 +160,7 @@ class GlobalMotionPredictor:
         return torch.from_numpy(np.stack(out))
 
 
-@register_predictor(3, "motion-hint", "global-motion-hint", takes_hints=True,
+@register_predictor(3, "motion-hint", "global-motion-hint", takes_hints=True, bit_exact=True,
                     summary="copy-last moved by a global velocity the encoder picks and stores (0-4 bytes a call)")
 def build(weights: str | None, frames_per_call: int, device: str) -> GlobalMotionPredictor:
     return GlobalMotionPredictor(frames_per_call=frames_per_call)

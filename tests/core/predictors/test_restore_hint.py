@@ -1,5 +1,6 @@
-"""The restore-hint predictor: motion-hint over the restored last frame; streams name its weights
-file by hash and decode bit-exactly; rate control's simulation agrees with the real encode."""
+"""The restore-hint predictors: motion-hint over the restored last frame (integer model: kind 7,
+float: 6 and 5); streams name their weights file by hash and decode bit-exactly; rate control's
+simulation agrees with the real encode."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ from evc_archive.core.ratecontrol import SegmentSimulator
 from evc_archive.core.registry import PREDICTORS, model_files_for
 from evc_archive.core.restore import RestoreNet, Restorer
 from evc_archive.core.settings import EncoderSettings
+from evc_archive.training.restore_quantize import quantize
+from evc_archive.core.int_restore import IntRestorer
 from tests.core.predictors.test_motion_hint import panning_video
+from tests.core.test_int_restore import int_restorer
 from tests.core.test_restore import TINY, random_restorer
 
 
@@ -43,11 +47,20 @@ def test_hint_coding():
         unpack_hint(b"\x02", KINDS[5].modes)
 
 
-@pytest.mark.parametrize("kind, interpolation", [(5, "bilinear"), (6, "lanczos3")])
+def identity_restorer(path, integer: bool) -> Restorer | IntRestorer:
+    """A fresh (identity) restoration model in the float or integer format."""
+    if integer:
+        IntRestorer.save(path, quantize(RestoreNet(TINY), TINY, torch.zeros(1, 8, 8, 3, dtype=torch.uint8)))
+        return IntRestorer.load(path)
+    Restorer.save(path, TINY, RestoreNet(TINY))
+    return Restorer.load(path)
+
+
+@pytest.mark.parametrize("kind, interpolation", [(5, "bilinear"), (6, "lanczos3"), (7, "lanczos3")])
 def test_identity_restorer_gives_motion_hint_exactly(tmp_path, kind, interpolation):
-    Restorer.save(tmp_path / "id.pt", TINY, RestoreNet(TINY))
-    p = RestoreHintPredictor(Restorer.load(tmp_path / "id.pt"), frames_per_call=3, model_id=kind)
-    m = GlobalMotionPredictor(frames_per_call=3, interpolation=interpolation, fit_every_target=kind == 6)
+    p = RestoreHintPredictor(identity_restorer(tmp_path / "id.pt", KINDS[kind].integer), frames_per_call=3,
+                             model_id=kind)
+    m = GlobalMotionPredictor(frames_per_call=3, interpolation=interpolation, fit_every_target=kind != 5)
     video = panning_video()
     for motion in (b"", pack_velocity(2, -5)):
         for mode in KINDS[kind].modes:
@@ -60,7 +73,7 @@ def test_identity_restorer_gives_motion_hint_exactly(tmp_path, kind, interpolati
 
 def test_prediction_moves_the_restored_frame(tmp_path):
     restorer = random_restorer(tmp_path / "r.pt")
-    p = RestoreHintPredictor(restorer, frames_per_call=2)
+    p = RestoreHintPredictor(restorer, frames_per_call=2, model_id=6)
     video = panning_video()
     still = p.predict(video[:1], b"", seed=0, steps=1)
     assert torch.equal(still[0], restorer(video[:1])[0]) and torch.equal(still[1], still[0])
@@ -79,6 +92,14 @@ def test_prediction_moves_the_restored_frame(tmp_path):
                            p.predict(video[:1], pack_hint(RESTORED, pack_velocity(1, 3)), 0, 1))
     with pytest.raises(ValueError, match="unknown"):
         RestoreHintPredictor(restorer, model_id=3)
+    with pytest.raises(ValueError, match="integer"):  # kind 7 (the default) runs the integer model only
+        RestoreHintPredictor(restorer)
+    _, int_model = int_restorer(tmp_path / "r-int.pt")
+    with pytest.raises(ValueError, match="float"):
+        RestoreHintPredictor(int_model, model_id=6)
+    seven = RestoreHintPredictor(int_model, frames_per_call=2)
+    assert torch.equal(seven.predict(video[:1], pack_hint(RESTORED, pack_velocity(0, 8)), 0, 1),
+                       motion.predict(int_model(video[:1]), pack_velocity(0, 8), 0, 1))
 
 
 def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
@@ -94,7 +115,7 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.5)
     Restorer.save(tmp_path / "bad.pt", TINY, net)
-    predictor = RestoreHintPredictor(Restorer.load(tmp_path / "bad.pt"), frames_per_call=3)
+    predictor = RestoreHintPredictor(Restorer.load(tmp_path / "bad.pt"), frames_per_call=3, model_id=6)
     video = panning_video(8)[:4]
     motion = GlobalMotionPredictor(frames_per_call=3, interpolation="lanczos3", fit_every_target=True)
     for policy in SEARCHES:
@@ -105,12 +126,16 @@ def test_encoder_turns_restoration_off_where_it_hurts(tmp_path, lpips_metric):
         assert torch.allclose(restore_scores, motion_scores)
 
 
-@pytest.mark.parametrize("kind", [6, 5])
+@pytest.mark.parametrize("kind", [7, 6, 5])
 def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric, kind):
-    """Both kinds: the default (6) and the decode-only kind 5, whose archives must still decode."""
+    """Every kind: the default (7), its float parent (6) and the decode-only kind 5, whose archives
+    must still decode."""
     models = tmp_path / "models"
     models.mkdir()
-    restorer = random_restorer(models / "restore-tiny.pt")
+    if KINDS[kind].integer:
+        _, restorer = int_restorer(models / "restore-tiny-int.pt")
+    else:
+        restorer = random_restorer(models / "restore-tiny.pt")
     predictor = RestoreHintPredictor(restorer, model_id=kind)
     video = panning_video(12)
     codec = AV1IntraCodec()
@@ -118,6 +143,7 @@ def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric
     enc = encode_video([video], Fraction(25), codec, predictor, lpips_metric, settings)
     header = enc.stream.header
     assert header.predictor_model_id == kind
+    assert PREDICTORS.named("restore-hint-int").kind_id == 7 and PREDICTORS.by_id(7).label == "restore-motion-hint-int"
     assert PREDICTORS.named("restore-hint").kind_id == 6 and PREDICTORS.by_id(6).label == "restore-motion-hint-lanczos"
     assert PREDICTORS.named("restore-hint-bilinear").kind_id == 5 and PREDICTORS.by_id(5).label == "restore-motion-hint"
     assert header.predictor_hash == restorer.content_hash[:len(header.predictor_hash)]
@@ -131,5 +157,6 @@ def test_stream_names_the_weights_and_decodes_bit_exactly(tmp_path, lpips_metric
 
 def test_archives_carry_the_weights_file():
     assert model_files_for("svtav1", "restore-hint") == ["restore.pt"] == model_files_for("svtav1", "restore-hint-bilinear")
+    assert model_files_for("svtav1", "restore-hint-int") == ["restore-int.pt"]
     assert model_files_for("svtav1", "motion-hint") == []
     assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]

@@ -1,0 +1,157 @@
+"""Which settings change a decode: streams of the integer restore-hint predictor (kind 7, the
+default) and of its float parent (kind 6), encoded once, decoded in a fresh process under each
+setting that may change a float kernel's result; per stream and setting, how many frames differ
+from the encoder's reconstruction and the first that does. Writes docs/benchmarks/bitexact.{md,json}.
+
+    python -m jobs.benchmark_bitexact --data ../shared/data [--clips sam2_05_juggle mmaction2_pool_cleaning] \
+        [--devices cpu cuda]
+
+Settings: ONEDNN_MAX_CPU_ISA (SSE41 / AVX2 / oneDNN's best), ATEN_CPU_CAPABILITY (default / avx2),
+OMP_NUM_THREADS (1 / 2), oneDNN convolutions off, and each device of --devices (cuda where one is
+present). Clips: 128x128x30 from the validation split, encoded with the product's settings at a
+fixed point (threshold and quality; no rate control), fast search, on the CPU in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from jobs.benchmarks_common import evaluation_clip
+
+KINDS = ("restore-hint-int", "restore-hint")
+CPU_SETTINGS = [{"isa": isa, "aten": aten, "threads": threads}
+                for isa in ("SSE41", "AVX2", None) for aten in ("default", "avx2") for threads in (1, 2)]
+CPU_SETTINGS.append({"isa": None, "aten": None, "threads": 2, "no_mkldnn": True})
+
+
+def setting_label(s: dict) -> str:
+    if s.get("device", "cpu") != "cpu":
+        return s["device"]
+    if s.get("no_mkldnn"):
+        return f"oneDNN off, {s['threads']} threads"
+    return f"oneDNN {s['isa'] or 'best'}, ATen {s['aten']}, {s['threads']} thread{'s' if s['threads'] > 1 else ''}"
+
+
+def decode_child(args: argparse.Namespace) -> None:
+    """In the child process: decode the streams, print their per-frame fingerprints as JSON."""
+    from evc_archive.core.decoder import open_stream
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.runtime import frame_fingerprints
+
+    out = {}
+    with torch.backends.mkldnn.flags(enabled=not args.no_mkldnn):
+        for path in args.streams:
+            segments = open_stream(path.read_bytes(), ModelLibrary(device=args.device)).segments()
+            out[path.name] = frame_fingerprints(torch.cat([s.cpu() for s in segments]))
+    print(json.dumps({"fingerprints": out, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                      "threads": torch.get_num_threads()}))
+
+
+def decode_under(setting: dict, streams: list[Path]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    if setting.get("isa"):
+        env["ONEDNN_MAX_CPU_ISA"] = setting["isa"]
+    if setting.get("aten"):
+        env["ATEN_CPU_CAPABILITY"] = setting["aten"]
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(setting.get("threads", 1))
+    cmd = [sys.executable, "-m", "jobs.benchmark_bitexact", "decode", "--device", setting.get("device", "cpu"),
+           *(["--no-mkldnn"] if setting.get("no_mkldnn") else []), *map(str, streams)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"decode under {setting_label(setting)} failed: {out.stderr.strip().splitlines()[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def encode_streams(args: argparse.Namespace, folder: Path) -> dict[str, list[str]]:
+    """Encode each clip with each kind; returns stream file name -> the encoder's frame fingerprints."""
+    from fractions import Fraction
+
+    from evc_archive.core.encoder import encode_video
+    from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.runtime import frame_fingerprints
+    from evc_archive.core.settings import EncoderSettings
+
+    library, metric = ModelLibrary(), shared_lpips()
+    settings = EncoderSettings.product(search="fast", inter_fallback=False)
+    expected = {}
+    for clip_name in args.clips:
+        clip = evaluation_clip(args.data / "video" / f"{clip_name}.mp4")
+        for kind in KINDS:
+            enc = encode_video([clip], Fraction(25), library.keyframe_named("svtav1"), library.predictor_named(kind),
+                               metric, settings)
+            name = f"{clip_name}.{kind}.evc"
+            (folder / name).write_bytes(enc.data)
+            expected[name] = frame_fingerprints(torch.cat([r.reconstruction for r in enc.results]))
+            print(f"encoded {name}: {len(enc.data)} bytes", flush=True)
+    return expected
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    child = sub.add_parser("decode", help="(internal) decode streams, print per-frame fingerprints")
+    child.add_argument("streams", type=Path, nargs="+")
+    child.add_argument("--device", default="cpu")
+    child.add_argument("--no-mkldnn", action="store_true")
+    parser.add_argument("--data", type=Path, help="the shared data folder (video/)")
+    parser.add_argument("--clips", nargs="+", default=["sam2_05_juggle", "mmaction2_pool_cleaning"],
+                        help="validation clips (file stems)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args(argv)
+    if args.command == "decode":
+        return decode_child(args)
+    if args.data is None:
+        parser.error("--data is required")
+    torch.set_num_threads(1)
+    settings = CPU_SETTINGS + [{"device": d} for d in args.devices if d != "cpu"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        expected = encode_streams(args, folder)
+        streams = sorted(folder / n for n in expected)
+        rows = []
+        for setting in settings:
+            got = decode_under(setting, streams)
+            for name, prints in got["fingerprints"].items():
+                differ = [i for i, (a, b) in enumerate(zip(expected[name], prints)) if a != b]
+                rows.append({"setting": setting_label(setting), "stream": name, "frames": len(prints),
+                             "frames_differing": len(differ), "first_differing": differ[0] if differ else None,
+                             "cpu_capability": got["cpu_capability"], "threads": got["threads"]})
+            print(setting_label(setting), {r["stream"]: r["frames_differing"] for r in rows[-len(streams):]}, flush=True)
+    results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+               "encoded_under": f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN best, 1 thread",
+               "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bitexact.json").write_text(json.dumps(results, indent=1))
+    write_report(results, args.out / "bitexact.md")
+
+
+def write_report(results: dict, out: Path) -> None:
+    streams = sorted({r["stream"] for r in results["rows"]})
+    lines = ["# Decodes under other kernels: integer vs float restoration", "",
+             f"Streams encoded once ({results['encoded_under']}; torch {results['torch']}), decoded in a fresh "
+             "process per setting; each cell: frames that differ from the encoder's reconstruction / frames "
+             "(first differing frame). Written by `jobs/benchmark_bitexact.py`.", "",
+             "| setting | " + " | ".join(streams) + " |", "|---|" + "---|" * len(streams)]
+    for setting in dict.fromkeys(r["setting"] for r in results["rows"]):
+        cells = []
+        for s in streams:
+            r = next(r for r in results["rows"] if r["setting"] == setting and r["stream"] == s)
+            first = f" (from {r['first_differing']})" if r["first_differing"] is not None else ""
+            cells.append(f"{r['frames_differing']}/{r['frames']}{first}")
+        lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+    out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Golden streams (tests/golden/recipe.py) decode to the committed frame hashes under every
+setting that may change a float kernel's result: oneDNN's instruction set, ATen's vector width,
+the thread count, oneDNN off, and CUDA (`gpu` marker); a stream encoded under one setting decodes
+to the encoder's frames under another. Each setting runs in its own process (the variables are
+read when torch loads)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from evc_archive.core.bitstream import unpack
+from evc_archive.core.registry import PREDICTORS as KINDS
+from evc_archive.core.registry import float_models_of
+from tests.golden.make import describe
+from tests.golden.recipe import EXPECTED, GOLDEN_DIR, PREDICTORS, WITH_INTER, decode, frames_sha256, stream_path
+
+ROOT = GOLDEN_DIR.parent.parent
+ISAS = ("SSE41", "AVX2", None)  # None: oneDNN's best for the machine
+ATEN = ("default", "avx2")
+THREADS = (1, 2)
+MATRIX = [(isa, aten, threads) for isa in ISAS for aten in ATEN for threads in THREADS]
+
+
+def expected() -> dict:
+    return json.loads(EXPECTED.read_text())
+
+
+def run_module(module: str, *args: str, isa: str | None = None, aten: str | None = None,
+               threads: int | None = None) -> tuple[dict, str]:
+    """python -m module args under these settings -> (its last stdout line as JSON, all it printed)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    env["PYTHONPATH"] = str(ROOT)
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    if aten:
+        env["ATEN_CPU_CAPABILITY"] = aten
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stdout + out.stderr
+
+
+def test_goldens_cover_every_bit_exact_predictor_and_segment_kind():
+    exp = expected()
+    encodable_exact = {s.name for s in KINDS.specs() if s.bit_exact}  # every integer kind
+    assert set(PREDICTORS) == set(exp) == encodable_exact
+    for name in PREDICTORS:
+        data = stream_path(name).read_bytes()
+        stream = unpack(data)
+        assert KINDS.by_id(stream.header.predictor_model_id).name == name
+        assert float_models_of(stream.header.keyframe_model_id, stream.header.predictor_model_id) == ()
+        facts = describe(stream)
+        assert {k: exp[name][k] for k in facts} == facts and exp[name]["bytes"] == len(data)
+        assert facts["coded_frames"] >= 2 and facts["generated_frames"] >= 4 and facts["residual_frames"] >= 1
+        assert facts["inter_segments"] == (name == WITH_INTER)
+        if KINDS.named(name).takes_hints:  # at least one call moves its frame
+            assert any(h for seg in stream.segments for h in seg.hints), name
+    assert exp[WITH_INTER]["restored_calls"] >= 1 and exp[WITH_INTER]["version"] == 5
+    assert len({e["sha256"] for e in exp.values()}) == len(exp)  # each predictor's frames are its own
+
+
+def test_goldens_decode_in_this_process():
+    for name, e in expected().items():
+        frames = decode(stream_path(name).read_bytes())
+        assert frames.shape[0] == e["frames"]
+        assert frames_sha256(frames) == e["sha256"], name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa, aten, threads", MATRIX)
+def test_goldens_decode_identically_under(isa, aten, threads):
+    result, _ = run_module("tests.golden.decode", isa=isa, aten=aten, threads=threads)
+    assert result["threads"] == threads and result["cpu_capability"].lower() == aten.lower()
+    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}
+
+
+@pytest.mark.slow
+def test_goldens_decode_identically_without_onednn():
+    result, _ = run_module("tests.golden.decode", "--no-mkldnn", threads=2)
+    assert not result["mkldnn"]
+    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}
+
+
+@pytest.mark.slow
+def test_isa_setting_reaches_onednn():
+    """The matrix means something only if the decode runs oneDNN convolutions and oneDNN obeys the
+    variable: its verbose log names the ISA, and the restoration's convolutions ran its SSE4.1 kernels."""
+    os.environ["ONEDNN_VERBOSE"] = "1"
+    try:
+        _, log = run_module("tests.golden.decode", isa="SSE41", threads=1)
+    finally:
+        del os.environ["ONEDNN_VERBOSE"]
+    assert "isa:Intel SSE4.1" in log, log[-2000:]
+    assert any(",convolution,jit:sse41," in line and "ic48oc48" in line for line in log.splitlines()), log[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encode_at, decode_at", [(("SSE41", "default", 1), (None, "avx2", 2)),
+                                                  ((None, "avx2", 2), ("SSE41", "default", 1))])
+def test_encoded_under_one_setting_decoded_under_another(tmp_path, encode_at, decode_at):
+    path = tmp_path / "clip.evc"
+    isa, aten, threads = encode_at
+    encoded, _ = run_module("tests.golden.encode", WITH_INTER, "--out", str(path), isa=isa, aten=aten, threads=threads)
+    isa, aten, threads = decode_at
+    decoded, _ = run_module("tests.golden.decode", "--stream", str(path), isa=isa, aten=aten, threads=threads)
+    assert decoded["hashes"] == {path.name: encoded["sha256"]}
+
+
+@pytest.mark.gpu
+def test_goldens_decode_identically_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    result, _ = run_module("tests.golden.decode", "--device", "cuda")
+    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}

@@ -33,6 +33,15 @@ CPU_SETTINGS = [{"isa": isa, "aten": aten, "threads": threads}
 CPU_SETTINGS.append({"isa": None, "aten": None, "threads": 2, "no_mkldnn": True})
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector extension (what 'oneDNN best' means here)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    widest = next((isa for isa in ("avx512f", "avx2", "sse4_1") if f" {isa}" in info), "unknown")
+    return f"{name} (widest vector ISA: {widest})"
+
+
 def setting_label(s: dict) -> str:
     if s.get("device", "cpu") != "cpu":
         return s["device"]
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                              "frames_differing": len(differ), "first_differing": differ[0] if differ else None,
                              "cpu_capability": got["cpu_capability"], "threads": got["threads"]})
             print(setting_label(setting), {r["stream"]: r["frames_differing"] for r in rows[-len(streams):]}, flush=True)
-    results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+    results = {"machine": cpu_model(), "devices": args.devices, "torch": torch.__version__,
                "encoded_under": f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN best, 1 thread",
                "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
 def write_report(results: dict, out: Path) -> None:
     streams = sorted({r["stream"] for r in results["rows"]})
     lines = ["# Decodes under other kernels: integer vs float restoration", "",
+             f"Machine: {results['machine']}; devices: {', '.join(results.get('devices', ['cpu']))}. "
              f"Streams encoded once ({results['encoded_under']}; torch {results['torch']}), decoded in a fresh "
              "process per setting; each cell: frames that differ from the encoder's reconstruction / frames "
              "(first differing frame). Written by `jobs/benchmark_bitexact.py`.", "",

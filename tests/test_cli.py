@@ -1,5 +1,6 @@
 """The command line, end to end in subprocesses (the shipped default models)."""
 
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -70,6 +71,28 @@ def test_inspect_shows_segments_and_bpp(encoded):
     assert result.returncode == 0
     assert "bpp" in result.stdout and "segment" in result.stdout
     assert result.stdout.count("C") >= 3  # one coded frame at least per segment (3 segments)
+
+
+def test_inspect_says_whether_a_decode_is_bit_exact_anywhere(tmp_path):
+    """The golden restore-hint-int stream is integer-only (version 5); the same stream naming the
+    float parent (kind 6) depends on the platform, and says which model makes it so."""
+    import dataclasses
+
+    from evc_archive.core.bitstream import Stream, pack, unpack
+    from tests.golden.recipe import stream_path
+
+    def table_text(path) -> str:
+        result = cli("inspect", path)
+        assert result.returncode == 0, result.stderr
+        return " ".join(re.sub("[\u2500-\u257f]", " ", result.stdout).split())  # without the box drawing
+
+    out = table_text(stream_path("restore-hint-int"))
+    assert "format version 5" in out and "bit-exact decode yes: integer arithmetic only" in out
+    stream = unpack(stream_path("restore-hint-int").read_bytes())
+    float_stream = tmp_path / "float.evc"
+    float_stream.write_bytes(pack(Stream(dataclasses.replace(stream.header, predictor_model_id=6), stream.segments)))
+    out = table_text(float_stream)
+    assert "format version 4" in out and "no: depends on the platform (float models: restore-motion-hint-lanczos)" in out
 
 
 def test_residual_and_intra_only_options(source_video, tmp_path):

@@ -54,7 +54,10 @@ def test_verify_names_drift_damaged_and_missing_segments(archived, tmp_path):
     cut = arch / rows["alpha/2"]["object_key"]
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     (arch / rows["beta/0"]["object_key"]).unlink()
-    append_rows(store, [{**rows["beta/1"], "recon_fingerprint": "0" * 64,
+    drifted = list(rows["beta/1"]["frame_fingerprints"])
+    assert len(drifted) == rows["beta/1"]["end_frame"] - rows["beta/1"]["start_frame"]
+    drifted[3] = "0" * 16
+    append_rows(store, [{**rows["beta/1"], "recon_fingerprint": "0" * 64, "frame_fingerprints": drifted,
                          "created_at": rows["beta/1"]["created_at"].replace(year=2100)}])
 
     seen = []
@@ -66,6 +69,11 @@ def test_verify_names_drift_damaged_and_missing_segments(archived, tmp_path):
                       rows["beta/1"]["segment_id"]: "drift", rows["beta/2"]["segment_id"]: "ok"}
     for r in results:
         assert "\n" not in r["detail"] and (r["detail"] or r["status"] == "ok")
+    drift = next(r for r in results if r["status"] == "drift")
+    start = rows["beta/1"]["start_frame"]
+    assert drift["first_drift_frame"] == 3
+    assert f"frame 3 of the segment (source frame {start + 3}) is the first that differs" in drift["detail"]
+    assert not drift["float_models"] and "float" not in drift["detail"]  # the default decodes with integers only
 
     # restore never decodes damage into garbage: the damaged video fails, no file appears for it
     reports = {r["video_id"]: r for r in restore(RestoreConfig(str(arch), tmp_path / "out"))}

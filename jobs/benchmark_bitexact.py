@@ -80,8 +80,9 @@ def decode_under(setting: dict, streams: list[Path]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def encode_streams(args: argparse.Namespace, folder: Path) -> dict[str, list[str]]:
-    """Encode each clip with each kind; returns stream file name -> the encoder's frame fingerprints."""
+def encode_streams(clip_paths: list[Path], folder: Path) -> dict[str, dict]:
+    """Encode each clip with each kind at the product's fixed point (fast search, no rate control);
+    returns stream file name -> its bytes, mean LPIPS / PSNR and the encoder's frame fingerprints."""
     from fractions import Fraction
 
     from evc_archive.core.encoder import encode_video
@@ -92,17 +93,20 @@ def encode_streams(args: argparse.Namespace, folder: Path) -> dict[str, list[str
 
     library, metric = ModelLibrary(), shared_lpips()
     settings = EncoderSettings.product(search="fast", inter_fallback=False)
-    expected = {}
-    for clip_name in args.clips:
-        clip = evaluation_clip(args.data / "video" / f"{clip_name}.mp4")
+    streams = {}
+    for path in clip_paths:
+        clip = evaluation_clip(path)
         for kind in KINDS:
             enc = encode_video([clip], Fraction(25), library.keyframe_named("svtav1"), library.predictor_named(kind),
                                metric, settings)
-            name = f"{clip_name}.{kind}.evc"
+            name = f"{path.stem}.{kind}.evc"
             (folder / name).write_bytes(enc.data)
-            expected[name] = frame_fingerprints(torch.cat([r.reconstruction for r in enc.results]))
-            print(f"encoded {name}: {len(enc.data)} bytes", flush=True)
-    return expected
+            streams[name] = {"clip": path.stem, "kind": kind, "bytes": len(enc.data), "bpp": enc.bpp,
+                             "lpips": float(torch.cat([r.lpips for r in enc.results]).mean()),
+                             "psnr": float(torch.cat([r.psnr for r in enc.results]).mean()),
+                             "fingerprints": frame_fingerprints(torch.cat([r.reconstruction for r in enc.results]))}
+            print(f"encoded {name}: {len(enc.data)} bytes, LPIPS {streams[name]['lpips']:.4f}", flush=True)
+    return streams
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = CPU_SETTINGS + [{"device": d} for d in args.devices if d != "cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        expected = encode_streams(args, folder)
+        encoded = encode_streams([args.data / "video" / f"{c}.mp4" for c in args.clips], folder)
+        expected = {name: e["fingerprints"] for name, e in encoded.items()}
         streams = sorted(folder / n for n in expected)
         rows = []
         for setting in settings:

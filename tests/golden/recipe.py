@@ -12,11 +12,12 @@ Shapes: frames (n,H,W,3) uint8.
 
 from __future__ import annotations
 
-import hashlib
 from fractions import Fraction
 from pathlib import Path
 
 import torch
+
+from evc_archive.core.runtime import fingerprint as frames_sha256  # (n,H,W,3) uint8 -> hex SHA-256 of its bytes
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 STREAM_DIR = GOLDEN_DIR / "streams"
@@ -24,11 +25,6 @@ EXPECTED = GOLDEN_DIR / "expected.json"
 PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int")
 WITH_INTER = "restore-hint-int"  # the stream that also carries an inter segment
 HEIGHT, WIDTH, SEGMENT_FRAMES = 53, 71, 10
-
-
-def frames_sha256(frames: torch.Tensor) -> str:
-    """(n,H,W,3) uint8 -> hex SHA-256 of its bytes (row-major, RGB)."""
-    return hashlib.sha256(frames.contiguous().numpy().tobytes()).hexdigest()
 
 
 def source_segments() -> list[torch.Tensor]:

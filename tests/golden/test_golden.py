@@ -116,7 +116,6 @@ def test_encoded_under_one_setting_decoded_under_another(tmp_path, encode_at, de
 
 @pytest.mark.gpu
 def test_goldens_decode_identically_on_cuda():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    assert torch.cuda.is_available(), "the gpu tests need a CUDA device (run them with -m gpu where one is)"
     result, _ = run_module("tests.golden.decode", "--device", "cuda")
     assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from evc_archive.core.kernel_settings import KernelSetting, cpu_matrix, decode_under
 from jobs.benchmarks_common import evaluation_clip
 
 KINDS = ("restore-hint-int", "restore-hint")
-CPU_SETTINGS = [{"isa": isa, "aten": aten, "threads": threads}
-                for isa in ("SSE41", "AVX2", None) for aten in ("default", "avx2") for threads in (1, 2)]
-CPU_SETTINGS.append({"isa": None, "aten": None, "threads": 2, "no_mkldnn": True})
 
 
 def cpu_model() -> str:
@@ -40,44 +35,6 @@ def cpu_model() -> str:
                 platform.processor() or platform.machine())
     widest = next((isa for isa in ("avx512f", "avx2", "sse4_1") if f" {isa}" in info), "unknown")
     return f"{name} (widest vector ISA: {widest})"
-
-
-def setting_label(s: dict) -> str:
-    if s.get("device", "cpu") != "cpu":
-        return s["device"]
-    if s.get("no_mkldnn"):
-        return f"oneDNN off, {s['threads']} threads"
-    return f"oneDNN {s['isa'] or 'best'}, ATen {s['aten']}, {s['threads']} thread{'s' if s['threads'] > 1 else ''}"
-
-
-def decode_child(args: argparse.Namespace) -> None:
-    """In the child process: decode the streams, print their per-frame fingerprints as JSON."""
-    from evc_archive.core.decoder import open_stream
-    from evc_archive.core.model_library import ModelLibrary
-    from evc_archive.core.runtime import frame_fingerprints
-
-    out = {}
-    with torch.backends.mkldnn.flags(enabled=not args.no_mkldnn):
-        for path in args.streams:
-            segments = open_stream(path.read_bytes(), ModelLibrary(device=args.device)).segments()
-            out[path.name] = frame_fingerprints(torch.cat([s.cpu() for s in segments]))
-    print(json.dumps({"fingerprints": out, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                      "threads": torch.get_num_threads()}))
-
-
-def decode_under(setting: dict, streams: list[Path]) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
-    if setting.get("isa"):
-        env["ONEDNN_MAX_CPU_ISA"] = setting["isa"]
-    if setting.get("aten"):
-        env["ATEN_CPU_CAPABILITY"] = setting["aten"]
-    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(setting.get("threads", 1))
-    cmd = [sys.executable, "-m", "jobs.benchmark_bitexact", "decode", "--device", setting.get("device", "cpu"),
-           *(["--no-mkldnn"] if setting.get("no_mkldnn") else []), *map(str, streams)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(f"decode under {setting_label(setting)} failed: {out.stderr.strip().splitlines()[-1]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def encode_streams(clip_paths: list[Path], folder: Path) -> dict[str, dict]:
@@ -111,23 +68,14 @@ def encode_streams(clip_paths: list[Path], folder: Path) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    child = sub.add_parser("decode", help="(internal) decode streams, print per-frame fingerprints")
-    child.add_argument("streams", type=Path, nargs="+")
-    child.add_argument("--device", default="cpu")
-    child.add_argument("--no-mkldnn", action="store_true")
-    parser.add_argument("--data", type=Path, help="the shared data folder (video/)")
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
     parser.add_argument("--clips", nargs="+", default=["sam2_05_juggle", "mmaction2_pool_cleaning"],
                         help="validation clips (file stems)")
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args(argv)
-    if args.command == "decode":
-        return decode_child(args)
-    if args.data is None:
-        parser.error("--data is required")
     torch.set_num_threads(1)
-    settings = CPU_SETTINGS + [{"device": d} for d in args.devices if d != "cpu"]
+    settings = [*cpu_matrix(), *(KernelSetting(device=d) for d in args.devices if d != "cpu")]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         encoded = encode_streams([args.data / "video" / f"{c}.mp4" for c in args.clips], folder)
@@ -136,12 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for setting in settings:
             got = decode_under(setting, streams)
-            for name, prints in got["fingerprints"].items():
+            for name, decoded in got["streams"].items():
+                prints = decoded["frames"]
                 differ = [i for i, (a, b) in enumerate(zip(expected[name], prints)) if a != b]
-                rows.append({"setting": setting_label(setting), "stream": name, "frames": len(prints),
+                rows.append({"setting": setting.label, "stream": name, "frames": len(prints),
                              "frames_differing": len(differ), "first_differing": differ[0] if differ else None,
                              "cpu_capability": got["cpu_capability"], "threads": got["threads"]})
-            print(setting_label(setting), {r["stream"]: r["frames_differing"] for r in rows[-len(streams):]}, flush=True)
+            print(setting.label, {r["stream"]: r["frames_differing"] for r in rows[-len(streams):]}, flush=True)
     results = {"machine": cpu_model(), "devices": args.devices, "torch": torch.__version__,
                "encoded_under": f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN best, 1 thread",
                "rows": rows}

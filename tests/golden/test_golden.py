@@ -8,44 +8,29 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from evc_archive.core.bitstream import unpack
+from evc_archive.core.kernel_settings import KernelSetting, cpu_matrix, decode_under, run_module_under
 from evc_archive.core.registry import PREDICTORS as KINDS
 from evc_archive.core.registry import float_models_of
 from tests.golden.make import describe
 from tests.golden.recipe import EXPECTED, GOLDEN_DIR, PREDICTORS, WITH_INTER, decode, frames_sha256, stream_path
 
 ROOT = GOLDEN_DIR.parent.parent
-ISAS = ("SSE41", "AVX2", None)  # None: oneDNN's best for the machine
-ATEN = ("default", "avx2")
-THREADS = (1, 2)
-MATRIX = [(isa, aten, threads) for isa in ISAS for aten in ATEN for threads in THREADS]
 
 
 def expected() -> dict:
     return json.loads(EXPECTED.read_text())
 
 
-def run_module(module: str, *args: str, isa: str | None = None, aten: str | None = None,
-               threads: int | None = None) -> tuple[dict, str]:
-    """python -m module args under these settings -> (its last stdout line as JSON, all it printed)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
-    env["PYTHONPATH"] = str(ROOT)
-    if isa:
-        env["ONEDNN_MAX_CPU_ISA"] = isa
-    if aten:
-        env["ATEN_CPU_CAPABILITY"] = aten
-    if threads:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1]), out.stdout + out.stderr
+def golden_hashes_under(setting: KernelSetting) -> dict:
+    """Decode every golden stream in a fresh process under setting -> (its JSON line, name -> SHA-256)."""
+    result = decode_under(setting, [stream_path(n) for n in PREDICTORS])
+    return result, {Path(f).stem: s["sha256"] for f, s in result["streams"].items()}
 
 
 def test_goldens_cover_every_bit_exact_predictor_and_segment_kind():
@@ -75,18 +60,15 @@ def test_goldens_decode_in_this_process():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("isa, aten, threads", MATRIX)
-def test_goldens_decode_identically_under(isa, aten, threads):
-    result, _ = run_module("tests.golden.decode", isa=isa, aten=aten, threads=threads)
-    assert result["threads"] == threads and result["cpu_capability"].lower() == aten.lower()
-    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}
-
-
-@pytest.mark.slow
-def test_goldens_decode_identically_without_onednn():
-    result, _ = run_module("tests.golden.decode", "--no-mkldnn", threads=2)
-    assert not result["mkldnn"]
-    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}
+@pytest.mark.parametrize("setting", cpu_matrix(), ids=lambda s: s.label)
+def test_goldens_decode_identically_under(setting):
+    result, hashes = golden_hashes_under(setting)
+    assert result["mkldnn"] == setting.mkldnn
+    if setting.threads:
+        assert result["threads"] == setting.threads
+    if setting.aten:
+        assert result["cpu_capability"].lower() == setting.aten.lower()
+    assert hashes == {name: e["sha256"] for name, e in expected().items()}
 
 
 @pytest.mark.slow
@@ -95,7 +77,8 @@ def test_isa_setting_reaches_onednn():
     variable: its verbose log names the ISA, and the restoration's convolutions ran its SSE4.1 kernels."""
     os.environ["ONEDNN_VERBOSE"] = "1"
     try:
-        _, log = run_module("tests.golden.decode", isa="SSE41", threads=1)
+        _, log = run_module_under(KernelSetting("SSE41", threads=1), "evc_archive.core.kernel_settings",
+                                  str(stream_path(WITH_INTER)))
     finally:
         del os.environ["ONEDNN_VERBOSE"]
     assert "isa:Intel SSE4.1" in log, log[-2000:]
@@ -103,19 +86,18 @@ def test_isa_setting_reaches_onednn():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encode_at, decode_at", [(("SSE41", "default", 1), (None, "avx2", 2)),
-                                                  ((None, "avx2", 2), ("SSE41", "default", 1))])
+@pytest.mark.parametrize("encode_at, decode_at", [(KernelSetting("SSE41", "default", 1), KernelSetting(None, "avx2", 2)),
+                                                  (KernelSetting(None, "avx2", 2), KernelSetting("SSE41", "default", 1))],
+                         ids=("sse41-to-avx2", "avx2-to-sse41"))
 def test_encoded_under_one_setting_decoded_under_another(tmp_path, encode_at, decode_at):
     path = tmp_path / "clip.evc"
-    isa, aten, threads = encode_at
-    encoded, _ = run_module("tests.golden.encode", WITH_INTER, "--out", str(path), isa=isa, aten=aten, threads=threads)
-    isa, aten, threads = decode_at
-    decoded, _ = run_module("tests.golden.decode", "--stream", str(path), isa=isa, aten=aten, threads=threads)
-    assert decoded["hashes"] == {path.name: encoded["sha256"]}
+    encoded, _ = run_module_under(encode_at, "tests.golden.encode", WITH_INTER, "--out", str(path), root=ROOT)
+    decoded = decode_under(decode_at, [path])
+    assert decoded["streams"][path.name]["sha256"] == encoded["sha256"]
 
 
 @pytest.mark.gpu
 def test_goldens_decode_identically_on_cuda():
     assert torch.cuda.is_available(), "the gpu tests need a CUDA device (run them with -m gpu where one is)"
-    result, _ = run_module("tests.golden.decode", "--device", "cuda")
-    assert result["hashes"] == {name: e["sha256"] for name, e in expected().items()}
+    _, hashes = golden_hashes_under(KernelSetting(device="cuda"))
+    assert hashes == {name: e["sha256"] for name, e in expected().items()}

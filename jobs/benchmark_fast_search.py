@@ -1,0 +1,125 @@
+"""Rate control's fast search alone, per validation clip and target: what it chooses (bpp, LPIPS)
+and what that costs (seconds, keyframe encodes, predictor calls, LPIPS-scored frames). Each run is
+kept under a label, so two versions of the search (run from two checkouts) sit side by side in
+docs/benchmarks/fast_search.{md,json}.
+
+    python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 main" [--size 128x128]
+
+Per (clip of the validation split, target): a fresh core.ratecontrol.SegmentSimulator with the
+product's settings (the default predictor, residual choices and the inter fallback), the fast
+search's points (core.fast_search.fast_points) and the lowest-LPIPS point within the target
+(ratecontrol.choose_for_target). Nothing is encoded beyond what the search simulates: every point
+is exact (the simulator runs the encoder's loop), so its bytes and LPIPS are what encoding it gives.
+Clips: the first 30 frames at --size (short side resized, centre crop; jobs.benchmark_scale.segment_at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+TARGETS = (0.02, 0.03, 0.05)
+
+
+def git_revision() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           check=False).stdout.strip()
+    return (out.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+
+
+def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int) -> list[dict]:
+    from evc_archive.core.fast_search import fast_points
+    from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.model_library import ModelLibrary
+    from evc_archive.core.ratecontrol import SegmentSimulator, choose_for_target
+    from evc_archive.core.registry import DEFAULT_PREDICTOR
+    from evc_archive.core.segment_coding import residual_search
+    from evc_archive.core.settings import EncoderSettings
+    from evc_archive.training.splits import validation_clips
+    from jobs.benchmark_scale import segment_at
+
+    torch.set_num_threads(threads)
+    library, metric = ModelLibrary(), shared_lpips()
+    codec, predictor = library.keyframe_named("svtav1"), library.predictor_named(DEFAULT_PREDICTOR)
+    settings = EncoderSettings.product("svtav1", search="fast")
+    rows = []
+    for path in validation_clips(data / "video"):
+        frames = torch.from_numpy(segment_at(path, width, height)[0])
+        for target in targets:
+            simulator = SegmentSimulator(frames, codec, predictor, metric, settings,
+                                         residual_choices=residual_search(settings.residual_levels),
+                                         inter=settings.inter_fallback)
+            t0 = time.perf_counter()
+            choice = choose_for_target(fast_points(simulator, target), target)
+            seconds = time.perf_counter() - t0
+            p, c = choice.point, simulator.cost
+            rows.append({"clip": path.stem, "target_bpp": target, "setting": p.label, "bpp": p.bpp,
+                         "lpips": p.lpips, "psnr": p.psnr, "seconds": seconds, "keyframe_encodes": c.keyframe_encodes,
+                         "predictor_calls": c.predictor_calls, "lpips_frames": c.lpips_frames,
+                         "inter_encodes": c.inter_encodes, "settings_evaluated": c.settings_evaluated})
+            print(f"{path.stem} {target}: {p.label} {p.bpp:.4f} bpp LPIPS {p.lpips:.4f} in {seconds:.1f} s", flush=True)
+    return rows
+
+
+def write_report(runs: dict, out: Path) -> None:
+    lines = ["# Fast search: what it chooses and what it costs", "",
+             "Written by `jobs/benchmark_fast_search.py`; split: validation. Per run (label: checkout, date, "
+             "machine): means over clips of the chosen point's LPIPS and bpp per target, and the search's mean "
+             "cost per (clip, target): seconds, keyframe encodes (intra and residual frames), predictor calls, "
+             "LPIPS-scored frames, inter GOP encodes. Every point is exact (no encode beyond the search).", ""]
+    for label, r in runs.items():
+        lines += [f"## {label}", "", f"{r['revision']}, {r['date']}, {r['machine']}, {r['size']}, {r['threads']} "
+                  "torch thread(s).", "",
+                  "| target bpp | mean bpp | mean LPIPS | mean PSNR dB | s | keyframe encodes | predictor calls | "
+                  "LPIPS frames | inter encodes |", "|---|---|---|---|---|---|---|---|---|"]
+        for target in sorted({row["target_bpp"] for row in r["rows"]}):
+            rows = [row for row in r["rows"] if row["target_bpp"] == target]
+
+            def mean(key: str, rows=rows) -> float:
+                return sum(row[key] for row in rows) / len(rows)
+
+            lines.append(f"| {target:g} | {mean('bpp'):.4f} | {mean('lpips'):.4f} | {mean('psnr'):.2f} | "
+                         f"{mean('seconds'):.1f} | {mean('keyframe_encodes'):.0f} | {mean('predictor_calls'):.0f} | "
+                         f"{mean('lpips_frames'):.0f} | {mean('inter_encodes'):.1f} |")
+        lines += ["", "Per clip (target: setting, bpp, LPIPS):", ""]
+        for clip in dict.fromkeys(row["clip"] for row in r["rows"]):
+            cells = [f"{row['target_bpp']:g}: {row['setting']} {row['bpp']:.4f} / {row['lpips']:.4f}"
+                     for row in r["rows"] if row["clip"] == clip]
+            lines.append(f"- {clip}: " + "; ".join(cells))
+        lines.append("")
+    out.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
+    parser.add_argument("--label", required=True, help="name of this run in the report (a run of that name is replaced)")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"), help="folder of fast_search.{md,json}")
+    parser.add_argument("--size", default="128x128", help="WIDTHxHEIGHT of the segments")
+    parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    targets = tuple(float(t) for t in args.targets.split(","))
+    rows = run(args.data, width, height, targets, args.threads)
+    path = args.out / "fast_search.json"
+    runs = json.loads(path.read_text()) if path.is_file() else {}
+    runs[args.label] = {"revision": git_revision(), "date": date.today().isoformat(), "size": args.size,
+                        "threads": args.threads, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
+                        "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(runs, indent=1))
+    write_report(runs, args.out / "fast_search.md")
+
+
+if __name__ == "__main__":
+    main()

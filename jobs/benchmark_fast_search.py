@@ -40,24 +40,22 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
     from evc_archive.core.fast_search import fast_points
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
-    from evc_archive.core.ratecontrol import SegmentSimulator, choose_for_target
+    from evc_archive.core.ratecontrol import choose_for_target
     from evc_archive.core.registry import DEFAULT_PREDICTOR
-    from evc_archive.core.segment_coding import residual_search
+    from evc_archive.core.segment_coding import SegmentCoder, segment_simulator
     from evc_archive.core.settings import EncoderSettings
     from evc_archive.training.splits import validation_clips
     from jobs.benchmark_scale import segment_at
 
     torch.set_num_threads(threads)
-    library, metric = ModelLibrary(), shared_lpips()
-    codec, predictor = library.keyframe_named("svtav1"), library.predictor_named(DEFAULT_PREDICTOR)
+    library = ModelLibrary()
+    coder = SegmentCoder(library.keyframe_named("svtav1"), library.predictor_named(DEFAULT_PREDICTOR), shared_lpips())
     settings = EncoderSettings.product("svtav1", search="fast")
     rows = []
     for path in validation_clips(data / "video"):
         frames = torch.from_numpy(segment_at(path, width, height)[0])
         for target in targets:
-            simulator = SegmentSimulator(frames, codec, predictor, metric, settings,
-                                         residual_choices=residual_search(settings.residual_levels),
-                                         inter=settings.inter_fallback)
+            simulator = segment_simulator(coder, frames, settings)
             t0 = time.perf_counter()
             choice = choose_for_target(fast_points(simulator, target), target)
             seconds = time.perf_counter() - t0

@@ -57,6 +57,14 @@ class CodedSegment:
         return len(self.data) * 8 / (n * h * w)
 
 
+def segment_simulator(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings,
+                      first_frame: int = 0) -> SegmentSimulator:
+    """The rate-control simulator of one segment (n,H,W,3) uint8 with the settings' residual
+    choices and inter fallback: what search_points searches."""
+    return SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
+                            residual_search(settings.residual_levels), settings.inter_fallback)
+
+
 def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings,
                   target_bpp: float | tuple[float, ...], first_frame: int = 0,
                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
@@ -65,8 +73,7 @@ def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSe
     one simulator shared between the targets) or the exhaustive sweep's for the highest
     (SegmentSimulator.sweep_near over `thresholds`, which covers every target below it)."""
     targets = tuple(target_bpp) if isinstance(target_bpp, tuple) else (target_bpp,)
-    simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
-                                 residual_search(settings.residual_levels), settings.inter_fallback)
+    simulator = segment_simulator(coder, frames, settings, first_frame)
     if settings.search == "fast":
         points: dict[tuple, RDPoint] = {}
         for target in targets:

@@ -5,8 +5,9 @@
 - test: touched only to produce the README's headline table (re-run when a default changes);
 - train: every other clip in the folder; the only clips a training job reads.
 Names are file stems. Any folder works: a clip this table does not name is a training clip.
-The shipped models (2026-12-02) predate the test split: they were trained on clips that are test
-clips now (see the model cards).
+The learned keyframe codec and the diffusion predictor (2026-12-02) predate the test split: they
+were trained on clips that are test clips now; the default's restoration model (2026-12-03) was
+trained on the train split only (see the model cards).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ and what that costs (seconds, keyframe encodes, predictor calls, LPIPS-scored fr
 kept under a label, so two versions of the search (run from two checkouts) sit side by side in
 docs/benchmarks/fast_search.{md,json}.
 
-    python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 main" [--size 128x128]
+    python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 main" [--size 128x128] \
+        [--mode-frames N] [--residual 0,none] [--frame0-shares 0.25,0.5,0.72]   # variants of the fast search
 
 Per (clip of the validation split, target): a fresh core.ratecontrol.SegmentSimulator with the
 product's settings (the default predictor, residual choices and the inter fallback), the fast
@@ -36,8 +37,11 @@ def git_revision() -> str:
     return (out.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
 
-def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int) -> list[dict]:
-    from evc_archive.core.fast_search import fast_points
+def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict) -> list[dict]:
+    """variant: {mode_frames, residual, frame0_shares} overriding the fast search's (None: its own)."""
+    from evc_archive.core.fast_search import FAST_RESIDUAL_CHOICES, FRAME0_SHARES, fast_points
+    from evc_archive.core.hint_search import FAST_MODE_FRAMES, HintSearch
+    from evc_archive.core.ratecontrol import SegmentSimulator
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.ratecontrol import choose_for_target
@@ -56,8 +60,14 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
         frames = torch.from_numpy(segment_at(path, width, height)[0])
         for target in targets:
             simulator = segment_simulator(coder, frames, settings)
+            mode_frames = variant.get("mode_frames", FAST_MODE_FRAMES)
+            if mode_frames != FAST_MODE_FRAMES:
+                simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, 0,
+                                             simulator.residual_choices, simulator.inter,
+                                             HintSearch("fast", frames, mode_frames))
             t0 = time.perf_counter()
-            choice = choose_for_target(fast_points(simulator, target), target)
+            choice = choose_for_target(fast_points(simulator, target, variant.get("frame0_shares", FRAME0_SHARES),
+                                                   variant.get("residual", FAST_RESIDUAL_CHOICES)), target)
             seconds = time.perf_counter() - t0
             p, c = choice.point, simulator.cost
             rows.append({"clip": path.stem, "target_bpp": target, "setting": p.label, "bpp": p.bpp,
@@ -73,21 +83,27 @@ def write_report(runs: dict, out: Path) -> None:
              "Written by `jobs/benchmark_fast_search.py`; split: validation. Per run (label: checkout, date, "
              "machine): means over clips of the chosen point's LPIPS and bpp per target, and the search's mean "
              "cost per (clip, target): seconds, keyframe encodes (intra and residual frames), predictor calls, "
-             "LPIPS-scored frames, inter GOP encodes. Every point is exact (no encode beyond the search).", ""]
+             "LPIPS-scored frames (those of the chosen hints), inter GOP encodes; a proxy run (branch wip/proxy-search, "
+             "core/proxy_search.py) also counts its proxy's. Every point is exact (no encode beyond the search).", ""]
     for label, r in runs.items():
         lines += [f"## {label}", "", f"{r['revision']}, {r['date']}, {r['machine']}, {r['size']}, {r['threads']} "
-                  "torch thread(s).", "",
+                  f"torch thread(s), search: {r.get('method', 'fast')}.", "",
                   "| target bpp | mean bpp | mean LPIPS | mean PSNR dB | s | keyframe encodes | predictor calls | "
                   "LPIPS frames | inter encodes |", "|---|---|---|---|---|---|---|---|---|"]
         for target in sorted({row["target_bpp"] for row in r["rows"]}):
             rows = [row for row in r["rows"] if row["target_bpp"] == target]
 
             def mean(key: str, rows=rows) -> float:
-                return sum(row[key] for row in rows) / len(rows)
+                return sum(row.get(key, 0) for row in rows) / len(rows)
+
+            def count(key: str, digits: int = 0, rows=rows) -> str:
+                """the exact simulator's count, and a proxy search's beside it where the run had one"""
+                proxy = f" + {mean('proxy_' + key):.{digits}f} proxy" if "proxy_" + key in rows[0] else ""
+                return f"{mean(key):.{digits}f}{proxy}"
 
             lines.append(f"| {target:g} | {mean('bpp'):.4f} | {mean('lpips'):.4f} | {mean('psnr'):.2f} | "
-                         f"{mean('seconds'):.1f} | {mean('keyframe_encodes'):.0f} | {mean('predictor_calls'):.0f} | "
-                         f"{mean('lpips_frames'):.0f} | {mean('inter_encodes'):.1f} |")
+                         f"{mean('seconds'):.1f} | {count('keyframe_encodes')} | {count('predictor_calls')} | "
+                         f"{count('lpips_frames')} | {count('inter_encodes', 1)} |")
         lines += ["", "Per clip (target: setting, bpp, LPIPS):", ""]
         for clip in dict.fromkeys(row["clip"] for row in r["rows"]):
             cells = [f"{row['target_bpp']:g}: {row['setting']} {row['bpp']:.4f} / {row['lpips']:.4f}"
@@ -105,13 +121,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="128x128", help="WIDTHxHEIGHT of the segments")
     parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--mode-frames", type=int, default=None,
+                        help="score restore-hint's modes on a call's first N frames, 0 = every frame "
+                             "(default: core.hint_search.FAST_MODE_FRAMES)")
+    parser.add_argument("--residual", default=None,
+                        help="the residual choices, comma-separated, 'none' = intra only "
+                             "(default: core.fast_search.FAST_RESIDUAL_CHOICES)")
+    parser.add_argument("--frame0-shares", default=None,
+                        help="first-frame shares of the budget, comma-separated (default: core.fast_search.FRAME0_SHARES)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     targets = tuple(float(t) for t in args.targets.split(","))
-    rows = run(args.data, width, height, targets, args.threads)
+    variant = {}
+    if args.mode_frames is not None:
+        variant["mode_frames"] = args.mode_frames or None
+    if args.residual is not None:
+        variant["residual"] = tuple(None if r == "none" else int(r) for r in args.residual.split(","))
+    if args.frame0_shares is not None:
+        variant["frame0_shares"] = tuple(float(v) for v in args.frame0_shares.split(","))
+    rows = run(args.data, width, height, targets, args.threads, variant)
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}
     runs[args.label] = {"revision": git_revision(), "date": date.today().isoformat(), "size": args.size,
+                        "method": ", ".join(["fast"] + [f"{k} {v}" for k, v in variant.items()]),
                         "threads": args.threads, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
                         "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)

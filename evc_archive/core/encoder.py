@@ -46,35 +46,42 @@ def predict_call(predictor: Predictor, scores: SourceScores, hints: HintSearch, 
                  steps: int, start: int) -> tuple[torch.Tensor, torch.Tensor, bytes | None]:
     """One predictor call as the encoder makes it, for the frames from `start` -> (frames (m,H,W,3)
     for the m <= F source frames left, their LPIPS (m,), the chosen hint or None for a kind without
-    hints). The hint is `hints`' pick (core.hint_search: lowest mean LPIPS plus the kind's
-    `hint_byte_weight` per hint byte); it does not depend on the threshold, so rate control can
-    share it between settings."""
+    hints). The hint is `hints`' pick (core.hint_search: lowest mean LPIPS, over the frames its
+    policy scores, plus the kind's `hint_byte_weight` per hint byte); it does not depend on the
+    threshold, so rate control can share it between settings."""
     spec = PREDICTORS.by_id(predictor.model_id)
     m = min(predictor.frames_per_call, scores.source.shape[0] - start)
-    tried: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+    tried: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # hint -> frames, LPIPS of its first k
 
-    def cost(hint: bytes) -> float:
+    def lpips_of(hint: bytes, k: int) -> torch.Tensor:
+        """The LPIPS (k,) of the hint's first k frames (each frame scored once)."""
         if hint not in tried:
-            generated = predictor.predict(context, hint, seed, steps)[:m]
-            tried[hint] = generated, scores.lpips(generated, start)
-        return float(tried[hint][1].mean()) + spec.hint_byte_weight * len(hint)
+            tried[hint] = predictor.predict(context, hint, seed, steps)[:m], torch.zeros(0)
+        generated, done = tried[hint]
+        if done.shape[0] < k:
+            done = torch.cat([done, scores.lpips(generated[done.shape[0]:k], start + done.shape[0])])
+            tried[hint] = generated, done
+        return done[:k]
+
+    def cost(hint: bytes, frames: int | None = None) -> float:
+        return float(lpips_of(hint, m if frames is None else min(frames, m)).mean()) + spec.hint_byte_weight * len(hint)
 
     hint = hints.choose(predictor, context, start, cost)
-    generated, lpips = tried[hint]
-    return generated, lpips, hint if spec.takes_hints else None
+    lpips = lpips_of(hint, m)
+    return tried[hint][0], lpips, hint if spec.takes_hints else None
 
 
 class DirectPieces:
     """loop.LoopPieces computed when asked, nothing cached but the source's LPIPS features (the
-    encoder's single pass)."""
+    encoder's single pass). `hints`: the hint policy (default: the settings' search's)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
-                 settings: EncoderSettings, first_frame: int):
+                 settings: EncoderSettings, first_frame: int, hints: HintSearch | None = None):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.first_frame = settings, first_frame
         self.frame_count, self.context_frames = frames.shape[0], predictor.context_frames
         self.scores = SourceScores(metric, frames)
-        self.hints = HintSearch(settings.search, frames)
+        self.hints = hints or HintSearch(settings.search, frames)
 
     def _piece(self, payload: bytes, frame: torch.Tensor, i: int) -> CodedPiece:
         return CodedPiece(payload, frame, float(self.scores.lpips(frame[None], i)[0]),

@@ -36,8 +36,9 @@ REFINE_STEPS = 2  # the loop's own breakpoints tried where a chain steps over th
 QUALITY_WALK = 3  # neighbouring qualities tried, at most, after the FRAME0_SHARES ones
 
 
-def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float) -> list[int]:
-    """The qualities whose first frame takes about each of FRAME0_SHARES of `budget_bytes`
+def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float,
+                     shares: tuple[float, ...] = FRAME0_SHARES) -> list[int]:
+    """The qualities whose first frame takes about each of `shares` of `budget_bytes`
     (distinct, each the highest quality within its share; the lowest quality when none fits)."""
     ordered = sorted(simulator.codec.qualities)
 
@@ -45,7 +46,7 @@ def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float) -> list[i
         return len(simulator.pieces.intra(0, q).payload)
 
     chosen: list[int] = []
-    for share in FRAME0_SHARES:
+    for share in shares:
         lo, hi = 0, len(ordered) - 1  # highest index whose size fits share * budget
         if size(ordered[lo]) > share * budget_bytes:
             q = ordered[0]
@@ -122,16 +123,18 @@ def best_within(points: list[RDPoint], target_bpp: float) -> RDPoint | None:
     return min(fits, key=lambda p: (p.lpips, p.bytes)) if fits else None
 
 
-def fast_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
-    """The exact points the fast search tries for `target_bpp`, cheapest first: the FRAME0_SHARES
-    qualities' chains per residual choice, then a walk over neighbouring qualities (their chains,
+def fast_points(simulator: SegmentSimulator, target_bpp: float,
+                frame0_shares: tuple[float, ...] = FRAME0_SHARES,
+                residual: tuple[int | None, ...] = FAST_RESIDUAL_CHOICES) -> list[RDPoint]:
+    """The exact points the fast search tries for `target_bpp`, cheapest first: the `frame0_shares`
+    qualities' chains per residual choice (of `residual`, those the simulator has), then a walk over neighbouring qualities (their chains,
     at the best point's residual choice) while the best point within the target improves."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
-    residual_choices = [r for r in simulator.residual_choices if r in FAST_RESIDUAL_CHOICES] or \
+    residual_choices = [r for r in simulator.residual_choices if r in residual] or \
         list(simulator.residual_choices[:1])
     points: list[RDPoint] = []
-    for q in frame0_qualities(simulator, budget_bytes):
+    for q in frame0_qualities(simulator, budget_bytes, frame0_shares):
         for r in residual_choices:
             points.extend(quality_chain(simulator, q, r, target_bpp))
     ordered = sorted(simulator.codec.qualities)

@@ -25,6 +25,7 @@ from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
 from evc_archive.core.bounded_cache import BoundedCache
 from evc_archive.core.encoder import DirectPieces, encode_inter_segment, make_header
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
+from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictors.base import Predictor
@@ -155,18 +156,20 @@ _SETTINGS = object()  # run()'s default: the settings' residual_levels
 class SegmentSimulator:
     """frames (n,H,W,3) uint8 of one segment; `run(quality, threshold[, residual_levels])` ->
     RDPoint, exact and cached. The sweeps cover `residual_choices` (default: the settings' own) and,
-    with `inter`, the segment coded as one AV1 inter GOP (`run_inter(level)`)."""
+    with `inter`, the segment coded as one AV1 inter GOP (`run_inter(level)`). `hints`: the
+    predictor calls' hint policy (default: the settings' search's)."""
 
     def __init__(self, frames: torch.Tensor, codec: ImageCodec, predictor: Predictor, metric,
                  settings: EncoderSettings, fps: Fraction = Fraction(25), first_frame: int = 0,
-                 residual_choices: tuple[int | None, ...] | None = None, inter: bool = False):
+                 residual_choices: tuple[int | None, ...] | None = None, inter: bool = False,
+                 hints: HintSearch | None = None):
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.fps, self.first_frame = settings, fps, first_frame
         self.n, self.h, self.w = frames.shape[0], frames.shape[1], frames.shape[2]
         self.cost = SimulationCost()
         # a segment object is a one-segment stream: its calls are seeded from positions 0..n-1, as the
         # encoder and decoder seed them; first_frame is the header's (the segment's place in its source)
-        self.pieces = CachedPieces(DirectPieces(frames, codec, predictor, metric, settings, 0), self.cost)
+        self.pieces = CachedPieces(DirectPieces(frames, codec, predictor, metric, settings, 0, hints), self.cost)
         self.residual_choices = residual_choices or (settings.residual_levels,)
         self.inter = inter
         # per setting: its point and the highest LPIPS among its trace's frames <= threshold (next_threshold)

@@ -4,11 +4,23 @@ import pytest
 import torch
 
 from evc_archive.core.encoder import predict_call
-from evc_archive.core.hint_search import HintSearch, SourceMotion
+from evc_archive.core.hint_search import FAST_MODE_FRAMES, HintSearch, SourceMotion
 from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
 from evc_archive.core.predictors.motion_hint import GlobalMotionPredictor, unpack_velocity
+from evc_archive.core.predictors.restore_hint import RestoreHintPredictor
 from evc_archive.core.source_scores import SourceScores
 from tests.core.predictors.test_motion_hint import panning_video
+from tests.core.test_restore import random_restorer
+
+
+class CountingScores(SourceScores):
+    """SourceScores that counts the frames it scores."""
+
+    scored = 0
+
+    def lpips(self, frames, start):
+        self.scored += frames.shape[0]
+        return super().lpips(frames, start)
 
 
 def test_source_motion_chains_consecutive_shifts():
@@ -40,3 +52,21 @@ def test_kinds_without_hints_have_one_candidate(lpips_metric):
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown"):
         HintSearch("quick", torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("mode_frames", [1, 2])
+def test_mode_frames_picks_the_restoration_mode_on_the_first_frames(tmp_path, lpips_metric, mode_frames):
+    """restore-hint, fast policy with mode_frames: its 3 modes are scored on that many frames each,
+    then the winner's other frames; the LPIPS returned covers every frame and is the frames' own."""
+    video = panning_video(8, step=1.5)
+    predictor = RestoreHintPredictor(random_restorer(tmp_path / "r.pt"), frames_per_call=4, model_id=6)
+    scores = CountingScores(lpips_metric, video)
+    frames, lpips, _ = predict_call(predictor, scores, HintSearch("fast", video, mode_frames), video[:1], 0, 1, 1)
+    modes = len(predictor.kind.modes)
+    assert scores.scored == modes * mode_frames + (4 - mode_frames)
+    assert frames.shape[0] == lpips.shape[0] == 4
+    assert torch.allclose(lpips, SourceScores(lpips_metric, video).lpips(frames, 1), atol=1e-5)
+    every_frame = CountingScores(lpips_metric, video)
+    predict_call(predictor, every_frame, HintSearch("fast", video, None), video[:1], 0, 1, 1)
+    assert every_frame.scored == modes * 4  # None: every mode on every frame
+    assert HintSearch("fast", video).mode_frames == FAST_MODE_FRAMES

@@ -83,8 +83,8 @@ def write_report(runs: dict, out: Path) -> None:
              "Written by `jobs/benchmark_fast_search.py`; split: validation. Per run (label: checkout, date, "
              "machine): means over clips of the chosen point's LPIPS and bpp per target, and the search's mean "
              "cost per (clip, target): seconds, keyframe encodes (intra and residual frames), predictor calls, "
-             "LPIPS-scored frames (those of the chosen hints), inter GOP encodes; a proxy run (branch wip/proxy-search, "
-             "core/proxy_search.py) also counts its proxy's. Every point is exact (no encode beyond the search).", ""]
+             "LPIPS-scored frames (those of the chosen hints), inter GOP encodes; a proxy run (branch "
+             "wip/proxy-search, core/proxy_search.py) also counts its proxy's. Every point is exact (no encode beyond the search).", ""]
     for label, r in runs.items():
         lines += [f"## {label}", "", f"{r['revision']}, {r['date']}, {r['machine']}, {r['size']}, {r['threads']} "
                   f"torch thread(s), search: {r.get('method', 'fast')}.", "",
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the residual choices, comma-separated, 'none' = intra only "
                              "(default: core.fast_search.FAST_RESIDUAL_CHOICES)")
     parser.add_argument("--frame0-shares", default=None,
-                        help="first-frame shares of the budget, comma-separated (default: core.fast_search.FRAME0_SHARES)")
+                        help="first-frame shares of the budget, comma-separated "
+                             "(default: core.fast_search.FRAME0_SHARES)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     targets = tuple(float(t) for t in args.targets.split(","))

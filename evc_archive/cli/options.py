@@ -49,7 +49,8 @@ NoInter = Annotated[bool, typer.Option("--no-inter", help=(
     "(static cameras from about 0.05 bpp up); with this flag every segment is the generative loop."))]
 Search = Annotated[str, typer.Option(help=(
     "How hard the encoder searches. 'fast' (default): hint velocities from one motion estimate of the source, "
-    "the restoration mode scored on each predictor call's first frame, and with a bpp target a few exact settings per segment near it (core.fast_search). 'exhaustive': every hint "
+    "the restoration mode scored on each predictor call's first frame, and with a bpp target a few exact "
+    "settings per segment near it (core.fast_search). 'exhaustive': every hint "
     "candidate, and with a bpp target the full threshold x quality x residual sweep (tens of times slower; "
     "the reference the fast search is measured against, docs/benchmarks/scale.md)."))]
 StorageOptions = Annotated[Optional[str], typer.Option(

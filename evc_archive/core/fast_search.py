@@ -127,8 +127,9 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float,
                 frame0_shares: tuple[float, ...] = FRAME0_SHARES,
                 residual: tuple[int | None, ...] = FAST_RESIDUAL_CHOICES) -> list[RDPoint]:
     """The exact points the fast search tries for `target_bpp`, cheapest first: the `frame0_shares`
-    qualities' chains per residual choice (of `residual`, those the simulator has), then a walk over neighbouring qualities (their chains,
-    at the best point's residual choice) while the best point within the target improves."""
+    qualities' chains per residual choice (of `residual`, those the simulator has), then a walk
+    over neighbouring qualities (their chains, at the best point's residual choice) while the best
+    point within the target improves."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
     residual_choices = [r for r in simulator.residual_choices if r in residual] or \

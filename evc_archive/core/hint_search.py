@@ -15,8 +15,8 @@ decoder never searches). `EncoderSettings.search` names the policy:
   Kinds without hints have one candidate either way.
 
 Among the LPIPS-scored candidates either policy keeps the lowest mean LPIPS (over the frames it
-scores) plus the kind's `hint_byte_weight` per hint byte (ties: the earliest). No choice depends on the LPIPS threshold,
-so rate control can share predictor calls between settings.
+scores) plus the kind's `hint_byte_weight` per hint byte (ties: the earliest). No choice depends
+on the LPIPS threshold, so rate control can share predictor calls between settings.
 """
 
 from __future__ import annotations

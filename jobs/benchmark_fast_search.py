@@ -41,7 +41,6 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
     """variant: {mode_frames, residual, frame0_shares} overriding the fast search's (None: its own)."""
     from evc_archive.core.fast_search import FAST_RESIDUAL_CHOICES, FRAME0_SHARES, fast_points
     from evc_archive.core.hint_search import FAST_MODE_FRAMES, HintSearch
-    from evc_archive.core.ratecontrol import SegmentSimulator
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.ratecontrol import choose_for_target
@@ -59,12 +58,9 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
     for path in validation_clips(data / "video"):
         frames = torch.from_numpy(segment_at(path, width, height)[0])
         for target in targets:
-            simulator = segment_simulator(coder, frames, settings)
             mode_frames = variant.get("mode_frames", FAST_MODE_FRAMES)
-            if mode_frames != FAST_MODE_FRAMES:
-                simulator = SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, 0,
-                                             simulator.residual_choices, simulator.inter,
-                                             HintSearch("fast", frames, mode_frames))
+            simulator = segment_simulator(coder, frames, settings, hints=None if mode_frames == FAST_MODE_FRAMES
+                                          else HintSearch("fast", frames, mode_frames))
             t0 = time.perf_counter()
             choice = choose_for_target(fast_points(simulator, target, variant.get("frame0_shares", FRAME0_SHARES),
                                                    variant.get("residual", FAST_RESIDUAL_CHOICES)), target)

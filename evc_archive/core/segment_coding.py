@@ -23,6 +23,7 @@ import torch
 from evc_archive.core.bitstream import Stream, pack
 from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
 from evc_archive.core.fast_search import fast_points
+from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import residual_search
 from evc_archive.core.predictors.base import Predictor
@@ -58,11 +59,12 @@ class CodedSegment:
 
 
 def segment_simulator(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings,
-                      first_frame: int = 0) -> SegmentSimulator:
+                      first_frame: int = 0, hints: HintSearch | None = None) -> SegmentSimulator:
     """The rate-control simulator of one segment (n,H,W,3) uint8 with the settings' residual
-    choices and inter fallback: what search_points searches."""
+    choices and inter fallback: what search_points searches (`hints`: another hint policy than
+    the settings' search's, for benchmarks)."""
     return SegmentSimulator(frames, coder.codec, coder.predictor, coder.metric, settings, coder.fps, first_frame,
-                            residual_search(settings.residual_levels), settings.inter_fallback)
+                            residual_search(settings.residual_levels), settings.inter_fallback, hints)
 
 
 def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings,

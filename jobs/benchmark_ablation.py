@@ -72,8 +72,6 @@ def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINE
 def run_clip(combo: str, name: str, clip: np.ndarray, threads: int, search: str = "exhaustive") -> dict:
     """One (combination, clip): search, choose per target, encode + decode the chosen points for
     real. Builds its own models, so it runs in a worker process as well as in this one."""
-    import dataclasses
-
     from evc_archive.core.reported_metrics import reported_scores
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
@@ -105,7 +103,7 @@ def run_clip(combo: str, name: str, clip: np.ndarray, threads: int, search: str 
         per_target[str(target)] = row
     return {"search_seconds": search_s, "search": SEARCH_NAME if search == "exhaustive" else "fast",
             "targets": per_target,
-            "points": [dataclasses.asdict(p) for p in points]}
+            "points": [p.row() for p in points]}
 
 
 def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray], workers: int, done,

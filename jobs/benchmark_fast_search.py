@@ -1,10 +1,11 @@
-"""Rate control's fast search alone, per validation clip and target: what it chooses (bpp, LPIPS)
+"""Rate control's fast (or quick) search alone, per validation clip and target: what it chooses (bpp, LPIPS)
 and what that costs (seconds, keyframe encodes, predictor calls, LPIPS-scored frames). Each run is
 kept under a label, so two versions of the search (run from two checkouts) sit side by side in
 docs/benchmarks/fast_search.{md,json}.
 
     python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 main" [--size 128x128] \
         [--mode-frames N] [--residual 0,none] [--frame0-shares 0.25,0.5,0.72]   # variants of the fast search
+    python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 quick" --search quick
 
 Per (clip of the validation split, target): a fresh core.ratecontrol.SegmentSimulator with the
 product's settings (the default predictor, residual choices and the inter fallback), the fast
@@ -37,9 +38,11 @@ def git_revision() -> str:
     return (out.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
 
-def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict) -> list[dict]:
-    """variant: {mode_frames, residual, frame0_shares} overriding the fast search's (None: its own)."""
-    from evc_archive.core.fast_search import FAST_RESIDUAL_CHOICES, FRAME0_SHARES, fast_points
+def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict,
+        search: str = "fast") -> list[dict]:
+    """variant: {mode_frames, residual, frame0_shares} overriding the fast search's (None: its own);
+    search "quick": core.fast_search.quick_points instead (with variant's mode_frames only)."""
+    from evc_archive.core.fast_search import FAST_RESIDUAL_CHOICES, FRAME0_SHARES, fast_points, quick_points
     from evc_archive.core.hint_search import FAST_MODE_FRAMES, HintSearch
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
@@ -62,8 +65,10 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
             simulator = segment_simulator(coder, frames, settings, hints=None if mode_frames == FAST_MODE_FRAMES
                                           else HintSearch("fast", frames, mode_frames))
             t0 = time.perf_counter()
-            choice = choose_for_target(fast_points(simulator, target, variant.get("frame0_shares", FRAME0_SHARES),
-                                                   variant.get("residual", FAST_RESIDUAL_CHOICES)), target)
+            points = quick_points(simulator, target) if search == "quick" else fast_points(
+                simulator, target, variant.get("frame0_shares", FRAME0_SHARES),
+                variant.get("residual", FAST_RESIDUAL_CHOICES))
+            choice = choose_for_target(points, target)
             seconds = time.perf_counter() - t0
             p, c = choice.point, simulator.cost
             rows.append({"clip": path.stem, "target_bpp": target, "setting": p.label, "bpp": p.bpp,
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="128x128", help="WIDTHxHEIGHT of the segments")
     parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--search", choices=("fast", "quick"), default="fast",
+                        help="the fast search (with the variants below) or the quick one (core.fast_search)")
     parser.add_argument("--mode-frames", type=int, default=None,
                         help="score restore-hint's modes on a call's first N frames, 0 = every frame "
                              "(default: core.hint_search.FAST_MODE_FRAMES)")
@@ -136,11 +143,13 @@ def main(argv: list[str] | None = None) -> None:
         variant["residual"] = tuple(None if r == "none" else int(r) for r in args.residual.split(","))
     if args.frame0_shares is not None:
         variant["frame0_shares"] = tuple(float(v) for v in args.frame0_shares.split(","))
-    rows = run(args.data, width, height, targets, args.threads, variant)
+    if args.search == "quick" and set(variant) - {"mode_frames"}:
+        parser.error("--residual and --frame0-shares vary the fast search only")
+    rows = run(args.data, width, height, targets, args.threads, variant, args.search)
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}
     runs[args.label] = {"revision": git_revision(), "date": date.today().isoformat(), "size": args.size,
-                        "method": ", ".join(["fast"] + [f"{k} {v}" for k, v in variant.items()]),
+                        "method": ", ".join([args.search] + [f"{k} {v}" for k, v in variant.items()]),
                         "threads": args.threads, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
                         "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ conventional curves of the plot. Results: docs/benchmarks/ratecontrol.{md,json,p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ratecontrol.json").write_text(json.dumps({
         "meta": meta, "results": results, "envelope": envelope, "baselines": baseline_curves,
-        "brute_tables": [[dataclasses.asdict(p) for p in t] for t in brute]}, indent=1))
+        "brute_tables": [[p.row() for p in t] for t in brute]}, indent=1))
     _plot(results, envelope, baseline_curves, meta, args.out / "ratecontrol.png")
     _report(results, meta, args.out / "ratecontrol.md")
 

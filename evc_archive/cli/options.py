@@ -50,7 +50,9 @@ NoInter = Annotated[bool, typer.Option("--no-inter", help=(
 Search = Annotated[str, typer.Option(help=(
     "How hard the encoder searches. 'fast' (default): hint velocities from one motion estimate of the source, "
     "the restoration mode scored on each predictor call's first frame, and with a bpp target a few exact "
-    "settings per segment near it (core.fast_search). 'exhaustive': every hint "
+    "settings per segment near it (core.fast_search). 'quick': the fast hints, and with a bpp target one "
+    "keyframe quality and one residual choice per segment (about a third of the fast search's time, "
+    "docs/benchmarks/fast_search.md). 'exhaustive': every hint "
     "candidate, and with a bpp target the full threshold x quality x residual sweep (tens of times slower; "
     "the reference the fast search is measured against, docs/benchmarks/scale.md)."))]
 StorageOptions = Annotated[Optional[str], typer.Option(

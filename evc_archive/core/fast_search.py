@@ -28,6 +28,10 @@ from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator
 
 FRAME0_SHARES = (0.5, 0.72)  # first frame's bytes / target's bytes of the qualities tried
+# the quick search (`--search quick`): one quality, one residual choice, one quality step at most
+QUICK_FRAME0_SHARES = (0.6,)
+QUICK_RESIDUAL_CHOICES: tuple[int | None, ...] = (0,)
+QUICK_QUALITY_WALK = 1
 FAST_RESIDUAL_CHOICES: tuple[int | None, ...] = (None, 0)
 FAST_THRESHOLDS = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
 WINDOW = 1.5  # points up to this multiple of the target are kept (room for a corpus' allocation)
@@ -125,11 +129,12 @@ def best_within(points: list[RDPoint], target_bpp: float) -> RDPoint | None:
 
 def fast_points(simulator: SegmentSimulator, target_bpp: float,
                 frame0_shares: tuple[float, ...] = FRAME0_SHARES,
-                residual: tuple[int | None, ...] = FAST_RESIDUAL_CHOICES) -> list[RDPoint]:
+                residual: tuple[int | None, ...] = FAST_RESIDUAL_CHOICES,
+                quality_walk: int = QUALITY_WALK) -> list[RDPoint]:
     """The exact points the fast search tries for `target_bpp`, cheapest first: the `frame0_shares`
     qualities' chains per residual choice (of `residual`, those the simulator has), then a walk
-    over neighbouring qualities (their chains, at the best point's residual choice) while the best
-    point within the target improves."""
+    over neighbouring qualities (up to `quality_walk`: their chains, at the best point's residual
+    choice) while the best point within the target improves."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
     residual_choices = [r for r in simulator.residual_choices if r in residual] or \
@@ -140,7 +145,7 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float,
             points.extend(quality_chain(simulator, q, r, target_bpp))
     ordered = sorted(simulator.codec.qualities)
     tried = {(p.quality, p.residual_levels) for p in points}
-    for _ in range(QUALITY_WALK):
+    for _ in range(quality_walk):
         best = best_within(points, target_bpp)
         if best is None:
             break
@@ -157,3 +162,10 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float,
     if simulator.inter:
         points.extend(inter_points(simulator, target_bpp))
     return sorted(points, key=lambda p: (p.bytes, p.lpips))
+
+
+def quick_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
+    """The quick search's exact points for `target_bpp`: the fast search narrowed to the quality
+    whose first frame takes QUICK_FRAME0_SHARES of the budget, QUICK_RESIDUAL_CHOICES, and
+    QUICK_QUALITY_WALK neighbouring qualities; the inter GOP as in the fast search."""
+    return fast_points(simulator, target_bpp, QUICK_FRAME0_SHARES, QUICK_RESIDUAL_CHOICES, QUICK_QUALITY_WALK)

@@ -3,9 +3,9 @@ decoder never searches). `EncoderSettings.search` names the policy:
 
 - "exhaustive": every candidate the predictor offers (`hint_candidates`, its motion measured from
   the decoded last frame to each target) is generated and scored.
-- "fast" (the product's default): the motion-hint kinds take their velocities from one motion
-  estimate of the segment's source (`SourceMotion`: the global shift between consecutive source
-  frames, measured once and chained); restore-hint picks its velocity by the least luma error of
+- "fast" (the product's default; "quick" shares it): the motion-hint kinds take their velocities
+  from one motion estimate of the segment's source (`SourceMotion`: the global shift between
+  consecutive source frames, measured once and chained); restore-hint picks its velocity by the least luma error of
   the restored frame moved by it, then its mode (restored / as decoded / halfway) by the LPIPS of
   the call's first FAST_MODE_FRAMES frames at that velocity (the winner's other frames are scored
   after): 3 + 3 LPIPS-scored frames a call instead of 3 x 4, where the exhaustive policy scores up

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 
 import torch
@@ -30,6 +30,7 @@ from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
 from evc_archive.core.predictors.base import Predictor
 from evc_archive.core.residual import apply_residual
+from evc_archive.core.runtime import fingerprint
 from evc_archive.core.settings import EncoderSettings
 
 # thresholds below 0.1 pay only with residual frames (frequent, cheap coded frames)
@@ -39,11 +40,25 @@ SEARCH_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.05 * i, 3) for i in rang
 # of bytes with up to REFINE_STEPS of the loop's own breakpoints (SegmentSimulator.next_threshold)
 REFINE_GAP = 0.25
 REFINE_STEPS = 3
+# the streams a table carries (Pareto points only, at most this many bytes in all): what lets the
+# final encode verify-decode the simulated stream instead of encoding the segment again
+CARRIED_STREAM_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class PointStream:
+    """What the simulator made for one point: the one-segment stream's bytes, the sha256 of the
+    frames its decoder must rebuild (runtime.fingerprint) and their per-frame LPIPS / PSNR."""
+
+    data: bytes
+    reconstruction_sha256: str
+    lpips: tuple[float, ...]
+    psnr: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class RDPoint:
-    """One setting's exact outcome on one segment."""
+    """One setting's exact outcome on one segment (`stream`: the simulated stream, when carried)."""
 
     quality: int
     threshold: float
@@ -55,6 +70,11 @@ class RDPoint:
     coded: int
     residual_levels: int | None = None  # EncoderSettings.residual_levels of this point
     inter: bool = False  # the segment as one AV1 inter GOP at level `quality` (threshold unused)
+    stream: PointStream | None = field(default=None, compare=False, repr=False)
+
+    def row(self) -> dict:
+        """The point's numbers (everything but the stream), e.g. for JSON."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stream"}
 
     @property
     def bpp(self) -> float:
@@ -188,9 +208,10 @@ class SegmentSimulator:
                          residual_quality_for(self.codec.qualities, quality, residual_levels))
         settings = replace(self.settings, lpips_threshold=threshold, quality=quality, residual_levels=residual_levels)
         header = make_header(self.codec, self.predictor, settings, self.w, self.h, self.fps, self.first_frame)
-        size = len(pack(Stream(header, (trace.segment,))))
-        point = RDPoint(quality, threshold, size, self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
-                        sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels)
+        data = pack(Stream(header, (trace.segment,)))
+        point = RDPoint(quality, threshold, len(data), self.n, self.n * self.w * self.h, sum(trace.lpips) / self.n,
+                        sum(trace.psnr) / self.n, sum(trace.segment.coded), residual_levels,
+                        stream=PointStream(data, fingerprint(trace.reconstruction), trace.lpips, trace.psnr))
         self._points[key] = point, max((v for v in trace.lpips if v <= threshold), default=-1.0)
         return point
 
@@ -228,7 +249,10 @@ class SegmentSimulator:
                             float(result.psnr.mean()), self.n, None, True)
             header = make_header(self.codec, self.predictor, point.settings(self.settings), self.w, self.h, self.fps,
                                  self.first_frame)
-            self._inter_points[level] = replace(point, bytes=len(pack(Stream(header, (result.segment,)))))
+            data = pack(Stream(header, (result.segment,)))
+            stream = PointStream(data, fingerprint(result.reconstruction), tuple(result.lpips.tolist()),
+                                 tuple(result.psnr.tolist()))
+            self._inter_points[level] = replace(point, bytes=len(data), stream=stream)
         return self._inter_points[level]
 
     def sweep(self, qualities: tuple[int, ...] | None = None,
@@ -287,14 +311,32 @@ class Choice:
     note: str = ""  # "" when the target was met; otherwise why it could not be
 
 
+def pareto_front(points: list[RDPoint]) -> list[RDPoint]:
+    """The points no other beats in both bytes and LPIPS, sorted by bytes (LPIPS falling)."""
+    front: list[RDPoint] = []
+    for p in sorted(points, key=lambda p: (p.bytes, p.lpips)):
+        if not front or p.lpips < front[-1].lpips:
+            front.append(p)
+    return front
+
+
+def carried_streams(points: list[RDPoint], limit_bytes: int = CARRIED_STREAM_BYTES) -> list[RDPoint]:
+    """`points` with the streams of the Pareto front's points only (what an allocation picks),
+    cheapest first while they fit in `limit_bytes`; every other point without its stream (its
+    final encode runs the encoder again)."""
+    keep, total = set(), 0
+    for p in pareto_front(points):
+        if p.stream is None or total + len(p.stream.data) > limit_bytes:
+            break
+        keep.add(id(p))
+        total += len(p.stream.data)
+    return [p if id(p) in keep else replace(p, stream=None) for p in points]
+
+
 def lower_hull(points: list[RDPoint]) -> list[RDPoint]:
     """The Pareto front (bytes up, LPIPS down) and then its lower convex hull, sorted by bytes."""
-    pareto: list[RDPoint] = []
-    for p in sorted(points, key=lambda p: (p.bytes, p.lpips)):
-        if not pareto or p.lpips < pareto[-1].lpips:
-            pareto.append(p)
     hull: list[RDPoint] = []
-    for p in pareto:
+    for p in pareto_front(points):
         while len(hull) >= 2:
             a, b = hull[-2], hull[-1]
             # drop b if it lies on or above the segment a-p

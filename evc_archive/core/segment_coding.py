@@ -4,6 +4,8 @@
   SegmentSimulator over the residual choices and, where the settings allow it, the inter GOP).
 - `encode_at`: the segment encoded for real at fixed settings or at a chosen RDPoint, packed as the
   one-segment stream the archive stores; at a point, its bytes must be the ones rate control measured.
+  A point that carries its simulated stream (ratecontrol.carried_streams) is not encoded again: its
+  stream is decoded, and the decode must rebuild the frames the simulation scored.
 - `encode_to_target`: the three for one segment on its own (the per-segment choice,
   ratecontrol.choose_for_target). A corpus instead allocates its budget over all segments' points
   (ratecontrol.allocate) between `search_points` and `encode_at`.
@@ -20,15 +22,21 @@ from fractions import Fraction
 
 import torch
 
-from evc_archive.core.bitstream import Stream, pack
+from evc_archive.core.bitstream import Stream, pack, unpack
+from evc_archive.core.decoder import decode_segment
 from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
-from evc_archive.core.fast_search import fast_points
+from evc_archive.core.fast_search import fast_points, quick_points
 from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import residual_search
 from evc_archive.core.predictors.base import Predictor
-from evc_archive.core.ratecontrol import SEARCH_THRESHOLDS, RDPoint, SegmentSimulator, choose_for_target
+from evc_archive.core.ratecontrol import (SEARCH_THRESHOLDS, RDPoint, SegmentSimulator, carried_streams,
+                                          choose_for_target)
+from evc_archive.core.runtime import fingerprint
 from evc_archive.core.settings import EncoderSettings
+
+
+NARROW_SEARCHES = {"fast": fast_points, "quick": quick_points}  # search -> points near one target
 
 
 @dataclass(frozen=True)
@@ -44,13 +52,15 @@ class SegmentCoder:
 @dataclass(frozen=True)
 class CodedSegment:
     """A segment encoded for real: the object's bytes, what the decoder rebuilds, the settings the
-    encoder ran, and rate control's point and note (None / "" at fixed settings)."""
+    encoder ran, and rate control's point and note (None / "" at fixed settings). `decoded`: the
+    reconstruction is the decode of `data` (a carried stream's), so it needs no verify-decode."""
 
     data: bytes
     result: SegmentResult
     settings: EncoderSettings
     point: RDPoint | None = None
     note: str = ""
+    decoded: bool = False
 
     @property
     def bpp(self) -> float:
@@ -71,28 +81,49 @@ def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSe
                   target_bpp: float | tuple[float, ...], first_frame: int = 0,
                   thresholds: tuple[float, ...] = SEARCH_THRESHOLDS) -> list[RDPoint]:
     """frames (n,H,W,3) uint8 -> the exact RD points a target near `target_bpp` (or each of several
-    targets) can use: by settings.search, the fast search's few near each target (core.fast_search,
-    one simulator shared between the targets) or the exhaustive sweep's for the highest
+    targets) can use: by settings.search, the fast or quick search's few near each target
+    (core.fast_search, one simulator shared between the targets) or the exhaustive sweep's for the highest
     (SegmentSimulator.sweep_near over `thresholds`, which covers every target below it)."""
     targets = tuple(target_bpp) if isinstance(target_bpp, tuple) else (target_bpp,)
     simulator = segment_simulator(coder, frames, settings, first_frame)
-    if settings.search == "fast":
+    if settings.search in NARROW_SEARCHES:
         points: dict[tuple, RDPoint] = {}
         for target in targets:
             points.update(((p.quality, p.threshold, p.residual_levels, p.inter), p)
-                          for p in fast_points(simulator, target))
-        return sorted(points.values(), key=lambda p: (p.bytes, p.lpips))
-    return simulator.sweep_near(max(targets), thresholds=thresholds)
+                          for p in NARROW_SEARCHES[settings.search](simulator, target))
+        return carried_streams(sorted(points.values(), key=lambda p: (p.bytes, p.lpips)))
+    return carried_streams(simulator.sweep_near(max(targets), thresholds=thresholds))
+
+
+def decode_carried(coder: SegmentCoder, point: RDPoint) -> SegmentResult:
+    """The SegmentResult of a point's carried stream: its one segment decoded with the coder's
+    models, which must rebuild the frames rate control simulated (their sha256)."""
+    stream = unpack(point.stream.data)
+    reconstruction = decode_segment(stream.segments[0], stream.header, coder.codec, coder.predictor)
+    if fingerprint(reconstruction) != point.stream.reconstruction_sha256:
+        raise RuntimeError(f"decoding rate control's stream of {point.label} gives other frames than it "
+                           "simulated: encoder and decoder disagree")
+    return SegmentResult(stream.segments[0], reconstruction, torch.tensor(point.stream.lpips),
+                         torch.tensor(point.stream.psnr, dtype=torch.float64))
+
+
+def _made_with(data: bytes, header) -> bool:
+    """Whether the stream `data` is its segments packed under `header`, byte for byte."""
+    return pack(Stream(header, unpack(data).segments)) == data
 
 
 def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, first_frame: int = 0,
               point: RDPoint | None = None, note: str = "") -> CodedSegment:
     """frames (n,H,W,3) uint8 -> CodedSegment at `settings`, or at `point` (its setting over
-    `settings`), whose bytes must then be exactly the point's."""
+    `settings`), whose bytes must then be exactly the point's. A point's carried stream made with
+    the same header (settings, models, size, first frame) is decoded, not encoded again
+    (decode_carried)."""
     chosen = settings if point is None else point.settings(settings)
-    result = encode_segment(frames, coder.codec, coder.predictor, coder.metric, chosen)
     n, h, w, _ = frames.shape
     header = make_header(coder.codec, coder.predictor, chosen, w, h, coder.fps, first_frame)
+    if point is not None and point.stream is not None and _made_with(point.stream.data, header):
+        return CodedSegment(point.stream.data, decode_carried(coder, point), chosen, point, note, decoded=True)
+    result = encode_segment(frames, coder.codec, coder.predictor, coder.metric, chosen)
     data = pack(Stream(header, (result.segment,)))
     if point is not None and len(data) != point.bytes:
         raise RuntimeError(f"the encode gave {len(data)} bytes where rate control measured {point.bytes} "

@@ -18,7 +18,7 @@ DEFAULT_THRESHOLD = 0.3  # fixed settings (no bpp target)
 DEFAULT_GOP = 30
 DEFAULT_STEPS = 1
 DEFAULT_SEARCH = "fast"
-SEARCHES = ("fast", "exhaustive")
+SEARCHES = ("fast", "quick", "exhaustive")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class EncoderSettings:
     residual_levels: int | None = None  # rejected frames may be coded as residuals this many quality levels up; None: intra only
     inter_level: int | None = None  # set: the segment is one AV1 inter GOP at this level (core.gop_av1), not the loop
     inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
-    search: str = "exhaustive"  # encoder only, not in the stream: "fast" or "exhaustive" hint picks
+    search: str = "exhaustive"  # encoder only, not in the stream: a SEARCHES name for hint picks
     # (core.hint_search) and rate control search (core.segment_coding.search_points)
 
     def __post_init__(self) -> None:

@@ -140,12 +140,13 @@ class SegmentEncoder:
         return frames
 
     def _encode(self, plan: SegmentPlan, point: RDPoint | None, rate_note: str) -> dict[str, Any]:
-        # 1. read this segment's frames; 2. encode (at the point, whose bytes encode_at checks)
+        # 1. read this segment's frames; 2. encode (at the point, whose bytes encode_at checks), or decode
+        # the point's carried stream
         frames = self._read(plan)
         coded = encode_at(self._coder(plan), frames, self._settings(plan), plan.start, point, rate_note)
-        # 3. verify-decode the bytes exactly as restore will
-        decoded = next(open_stream(coded.data, self.verify_library).segments())
-        if not torch.equal(decoded, coded.result.reconstruction):
+        # 3. verify-decode the bytes exactly as restore will (a carried stream was decoded in step 2)
+        decoded = coded.result.reconstruction
+        if not coded.decoded and not torch.equal(next(open_stream(coded.data, self.verify_library).segments()), decoded):
             raise RuntimeError("verify-decode differs from the encoder's reconstruction")
         # 4. store the object (or hand it to the driver)
         out = self._result_values(plan, coded, frames) | {"recon_fingerprint": fingerprint(decoded),

@@ -52,3 +52,25 @@ def test_frame0_qualities_take_their_share_of_the_budget():
     chosen = frame0_qualities(sim, budget)
     assert chosen == [max(q for q in sizes if sizes[q] <= share * budget) for share in FRAME0_SHARES]
     assert frame0_qualities(sim, 10) == [1]  # nothing fits: the lowest quality
+
+
+def test_the_quick_search_tries_one_residual_choice_and_fewer_settings(lpips_metric):
+    from fractions import Fraction
+
+    from evc_archive.core.fast_search import fast_points, quick_points
+    from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+    from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
+    from evc_archive.core.segment_coding import SegmentCoder, segment_simulator
+    from evc_archive.core.settings import EncoderSettings
+    from tests.conftest import moving_square_video
+
+    coder = SegmentCoder(AV1IntraCodec(), CopyLastFramePredictor(frames_per_call=3), lpips_metric, Fraction(25))
+    frames = moving_square_video(8, 32, 48)
+    runs = {}
+    for name, search in (("fast", fast_points), ("quick", quick_points)):
+        simulator = segment_simulator(coder, frames, EncoderSettings.product(gop=8, search=name))
+        runs[name] = search(simulator, 0.3), simulator.cost.settings_evaluated
+    quick, quick_settings = runs["quick"]
+    loop = [p for p in quick if not p.inter]
+    assert loop and {p.residual_levels for p in loop} == {0} and len({p.quality for p in loop}) <= 3
+    assert any(p.inter for p in quick) and quick_settings < runs["fast"][1]

@@ -6,7 +6,8 @@ import torch
 from evc_archive.core.encoder import encode_video
 from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
 from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
-from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, allocate, choose_for_target, lower_hull
+from evc_archive.core.ratecontrol import (PointStream, RDPoint, SegmentSimulator, allocate, carried_streams,
+                                          choose_for_target, lower_hull, pareto_front)
 from evc_archive.core.settings import EncoderSettings
 from tests.conftest import moving_square_video
 
@@ -68,6 +69,19 @@ def test_lower_hull_is_pareto_and_convex():
     assert [p.bytes for p in hull] == [100, 200, 400, 500]  # 250 dominated, 300 above the chord
     slopes = [(b.lpips - a.lpips) / (b.bytes - a.bytes) for a, b in zip(hull, hull[1:])]
     assert all(s1 <= s2 for s1, s2 in zip(slopes, slopes[1:]))
+
+
+def test_only_the_pareto_fronts_streams_are_carried_and_within_the_limit():
+    def with_stream(p):
+        return RDPoint(**p.row(), stream=PointStream(bytes(p.bytes), "", (), ()))
+
+    pts = [with_stream(p) for p in (_pt(1, 0.5, 100, 0.5), _pt(1, 0.4, 200, 0.3), _pt(2, 0.4, 250, 0.35),
+                                    _pt(2, 0.3, 300, 0.29), _pt(3, 0.2, 400, 0.1))]
+    assert [p.bytes for p in pareto_front(pts)] == [100, 200, 300, 400]
+    carried = carried_streams(pts)
+    assert carried == pts and [p.bytes for p in carried if p.stream is not None] == [100, 200, 300, 400]
+    assert [p.bytes for p in carried_streams(pts, limit_bytes=650) if p.stream is not None] == [100, 200, 300]
+    assert "stream" not in pts[0].row() and RDPoint(**pts[0].row()) == pts[0]
 
 
 def test_choose_for_target_and_its_notes():

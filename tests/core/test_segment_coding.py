@@ -47,7 +47,33 @@ def test_every_searched_point_encodes_to_its_bytes(coder, search):
     points = search_points(coder, frames, settings, TARGET, first_frame=8)
     assert {p.inter for p in points} == {False, True}
     for point in points[:: max(1, len(points) // 4)]:
-        assert len(encode_at(coder, frames, settings, 8, point).data) == point.bytes
+        assert len(encode_at(coder, frames, settings, 8, replace(point, stream=None)).data) == point.bytes
+
+
+def test_a_carried_stream_is_the_encoders_and_decodes_to_what_was_simulated(coder):
+    frames = moving_square_video(8, 32, 48)
+    settings = EncoderSettings.product(gop=8, search="fast")
+    points = search_points(coder, frames, settings, TARGET, first_frame=8)
+    carried = [p for p in points if p.stream is not None]
+    assert carried and {p.inter for p in carried} == {False, True}
+    for point in carried:
+        reused = encode_at(coder, frames, settings, 8, point)
+        encoded = encode_at(coder, frames, settings, 8, replace(point, stream=None))
+        assert reused.decoded and not encoded.decoded and reused.data == encoded.data
+        assert torch.equal(reused.result.reconstruction, encoded.result.reconstruction)
+        assert torch.allclose(reused.result.lpips, encoded.result.lpips)
+        assert torch.equal(reused.result.psnr.double(), encoded.result.psnr.double())
+    # another first frame changes the header: the stream is not this encode's, so it is encoded again
+    assert not encode_at(coder, frames, settings, 0, carried[0]).decoded
+
+
+def test_a_carried_stream_that_decodes_to_other_frames_is_refused(coder):
+    frames = moving_square_video(8, 32, 48)
+    settings = EncoderSettings.product(gop=8)
+    point = next(p for p in search_points(coder, frames, settings, TARGET) if p.stream is not None)
+    wrong = replace(point, stream=replace(point.stream, reconstruction_sha256="0" * 64))
+    with pytest.raises(RuntimeError, match="other frames than it simulated"):
+        encode_at(coder, frames, settings, 0, wrong)
 
 
 def test_a_point_that_does_not_match_the_encode_is_refused(coder):
@@ -55,9 +81,9 @@ def test_a_point_that_does_not_match_the_encode_is_refused(coder):
     settings = EncoderSettings.product(gop=8)
     point = search_points(coder, frames, settings, TARGET)[0]
     with pytest.raises(RuntimeError, match="rate control measured"):
-        encode_at(coder, frames, settings, 0, replace(point, bytes=point.bytes + 1))
+        encode_at(coder, frames, settings, 0, replace(point, bytes=point.bytes + 1, stream=None))
 
 
 def test_an_unknown_search_is_refused(coder):
     with pytest.raises(ValueError, match="unknown"):
-        search_points(coder, moving_square_video(4, 32, 48), EncoderSettings.product(search="quick"), TARGET)
+        search_points(coder, moving_square_video(4, 32, 48), EncoderSettings.product(search="nearest"), TARGET)

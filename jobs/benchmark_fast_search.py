@@ -40,9 +40,11 @@ def git_revision() -> str:
 
 def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict,
         search: str = "fast") -> list[dict]:
-    """variant: {mode_frames, residual, frame0_shares} overriding the fast search's (None: its own);
-    search "quick": core.fast_search.quick_points instead (with variant's mode_frames only)."""
-    from evc_archive.core.fast_search import FAST_RESIDUAL_CHOICES, FRAME0_SHARES, fast_points, quick_points
+    """variant: {mode_frames, residual_choices, frame0_shares} overriding the search's (`search`:
+    core.fast_search.FAST or QUICK; absent: its own)."""
+    from dataclasses import replace
+
+    from evc_archive.core.fast_search import FAST, QUICK, fast_points
     from evc_archive.core.hint_search import FAST_MODE_FRAMES, HintSearch
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
@@ -65,10 +67,9 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
             simulator = segment_simulator(coder, frames, settings, hints=None if mode_frames == FAST_MODE_FRAMES
                                           else HintSearch("fast", frames, mode_frames))
             t0 = time.perf_counter()
-            points = quick_points(simulator, target) if search == "quick" else fast_points(
-                simulator, target, variant.get("frame0_shares", FRAME0_SHARES),
-                variant.get("residual", FAST_RESIDUAL_CHOICES))
-            choice = choose_for_target(points, target)
+            knobs = {k: v for k, v in variant.items() if k != "mode_frames"}
+            narrow = replace(QUICK if search == "quick" else FAST, **knobs)
+            choice = choose_for_target(fast_points(simulator, target, narrow), target)
             seconds = time.perf_counter() - t0
             p, c = choice.point, simulator.cost
             rows.append({"clip": path.stem, "target_bpp": target, "setting": p.label, "bpp": p.bpp,
@@ -123,16 +124,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--search", choices=("fast", "quick"), default="fast",
-                        help="the fast search (with the variants below) or the quick one (core.fast_search)")
+                        help="core.fast_search.FAST or QUICK, with the variants below")
     parser.add_argument("--mode-frames", type=int, default=None,
                         help="score restore-hint's modes on a call's first N frames, 0 = every frame "
                              "(default: core.hint_search.FAST_MODE_FRAMES)")
     parser.add_argument("--residual", default=None,
                         help="the residual choices, comma-separated, 'none' = intra only "
-                             "(default: core.fast_search.FAST_RESIDUAL_CHOICES)")
+                             "(default: the search's residual_choices, core.fast_search)")
     parser.add_argument("--frame0-shares", default=None,
                         help="first-frame shares of the budget, comma-separated "
-                             "(default: core.fast_search.FRAME0_SHARES)")
+                             "(default: the search's frame0_shares, core.fast_search)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     targets = tuple(float(t) for t in args.targets.split(","))
@@ -140,11 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode_frames is not None:
         variant["mode_frames"] = args.mode_frames or None
     if args.residual is not None:
-        variant["residual"] = tuple(None if r == "none" else int(r) for r in args.residual.split(","))
+        variant["residual_choices"] = tuple(None if r == "none" else int(r) for r in args.residual.split(","))
     if args.frame0_shares is not None:
         variant["frame0_shares"] = tuple(float(v) for v in args.frame0_shares.split(","))
-    if args.search == "quick" and set(variant) - {"mode_frames"}:
-        parser.error("--residual and --frame0-shares vary the fast search only")
     rows = run(args.data, width, height, targets, args.threads, variant, args.search)
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}

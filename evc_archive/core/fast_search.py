@@ -1,47 +1,55 @@
-"""Rate control's fast search (`--search fast`, the product's default): a few exact points of one
-segment near a target, for about the cost of a few encodes. `ratecontrol.SegmentSimulator.sweep_near`
-(`--search exhaustive`) stays the reference it is measured against (docs/benchmarks/scale.md).
+"""Rate control's narrow searches: a few exact points of one segment near a target. `FAST`
+(`--search fast`, the product's default) and `QUICK` (`--search quick`, fewer settings) are two
+`NarrowSearch` settings of the same walk; `ratecontrol.SegmentSimulator.sweep_near`
+(`--search exhaustive`) stays the reference they are measured against (docs/benchmarks/scale.md,
+fast_search.md).
 
 Every point is still exact (the simulator runs the encoder's own loop; the bytes are the stream's);
 only fewer settings are tried:
 - qualities: the segment's first frame is always coded at the segment's quality, so its size at
   each quality bounds what a target can afford. On the validation clips the chosen quality's first
   frame takes 0.4-0.95 of the target's bytes; the search tries the qualities whose first frame
-  takes FRAME0_SHARES of the budget (found by bisection on the first frame's size, which grows
+  takes its frame0_shares of the budget (found by bisection on the first frame's size, which grows
   with quality);
-- residual choices: FAST_RESIDUAL_CHOICES (of the settings' own), the ones the validation clips
+- residual choices: its residual_choices (of the settings' own), the ones the validation clips
   choose most;
-- thresholds: FAST_THRESHOLDS from the highest (fewest coded frames) down, stopping at the first
-  point above WINDOW x target or with every frame coded;
-- then a walk over neighbouring qualities (up to QUALITY_WALK steps, each a chain of thresholds)
+- thresholds: its thresholds from the highest (fewest coded frames) down, stopping at the first
+  point above its window x target or with every frame coded;
+- then a walk over neighbouring qualities (up to quality_walk steps, each a chain of thresholds)
   while the best point within the target improves;
 - the inter GOP: its bytes grow about geometrically with the level, so a secant search on
   log(bytes) lands next to the target in 2-4 encodes, a bisection closes what is left, and the
   dearest level within the target comes with both its neighbours.
 """
-
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL
 from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator
 
-FRAME0_SHARES = (0.5, 0.72)  # first frame's bytes / target's bytes of the qualities tried
-# the quick search (`--search quick`): one quality, one residual choice, one quality step at most
-QUICK_FRAME0_SHARES = (0.6,)
-QUICK_RESIDUAL_CHOICES: tuple[int | None, ...] = (0,)
-QUICK_QUALITY_WALK = 1
-FAST_RESIDUAL_CHOICES: tuple[int | None, ...] = (None, 0)
-FAST_THRESHOLDS = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
-WINDOW = 1.5  # points up to this multiple of the target are kept (room for a corpus' allocation)
+
+
+@dataclass(frozen=True)
+class NarrowSearch:
+    """The knobs of a search over a few settings near a target (fast_points)."""
+
+    frame0_shares: tuple[float, ...]  # first frame's bytes / target's bytes of the qualities tried
+    residual_choices: tuple[int | None, ...]  # of the simulator's, the ones tried
+    quality_walk: int  # neighbouring qualities tried, at most, after the frame0_shares ones
+    window: float = 1.5  # a chain stops above this multiple of the target (room for a corpus' allocation)
+    refine_steps: int = 2  # the loop's own breakpoints tried where a chain steps over the target
+    thresholds: tuple[float, ...] = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
+
+
+FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3)
+QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1)
 INTER_PROBES = 4
-REFINE_STEPS = 2  # the loop's own breakpoints tried where a chain steps over the target
-QUALITY_WALK = 3  # neighbouring qualities tried, at most, after the FRAME0_SHARES ones
 
 
 def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float,
-                     shares: tuple[float, ...] = FRAME0_SHARES) -> list[int]:
+                     shares: tuple[float, ...] = FAST.frame0_shares) -> list[int]:
     """The qualities whose first frame takes about each of `shares` of `budget_bytes`
     (distinct, each the highest quality within its share; the lowest quality when none fits)."""
     ordered = sorted(simulator.codec.qualities)
@@ -107,17 +115,19 @@ def inter_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint
 
 
 def quality_chain(simulator: SegmentSimulator, quality: int, residual_levels: int | None,
-                  target_bpp: float) -> list[RDPoint]:
-    """One quality and residual choice over FAST_THRESHOLDS from the highest down, stopping at the
-    first point above WINDOW x target or with every frame coded; where two steps straddle the
-    target, up to REFINE_STEPS of the loop's breakpoints between them (SegmentSimulator.refine_between)."""
+                  target_bpp: float, search: NarrowSearch = FAST) -> list[RDPoint]:
+    """One quality and residual choice over the search's thresholds from the highest down, stopping
+    at the first point above its window x target or with every frame coded; where two steps
+    straddle the target, up to its refine_steps of the loop's breakpoints between them
+    (SegmentSimulator.refine_between)."""
     points: list[RDPoint] = []
-    for t in FAST_THRESHOLDS:
+    for t in search.thresholds:
         p = simulator.run(quality, t, residual_levels)
         if points and points[-1].bpp <= target_bpp < p.bpp:  # the target lies between two grid steps
-            points.extend(simulator.refine_between(quality, points[-1].threshold, t, residual_levels, REFINE_STEPS))
+            points.extend(simulator.refine_between(quality, points[-1].threshold, t, residual_levels,
+                                                   search.refine_steps))
         points.append(p)
-        if p.bpp > WINDOW * target_bpp or p.coded == p.frames:
+        if p.bpp > search.window * target_bpp or p.coded == p.frames:
             break
     return points
 
@@ -127,25 +137,22 @@ def best_within(points: list[RDPoint], target_bpp: float) -> RDPoint | None:
     return min(fits, key=lambda p: (p.lpips, p.bytes)) if fits else None
 
 
-def fast_points(simulator: SegmentSimulator, target_bpp: float,
-                frame0_shares: tuple[float, ...] = FRAME0_SHARES,
-                residual: tuple[int | None, ...] = FAST_RESIDUAL_CHOICES,
-                quality_walk: int = QUALITY_WALK) -> list[RDPoint]:
-    """The exact points the fast search tries for `target_bpp`, cheapest first: the `frame0_shares`
-    qualities' chains per residual choice (of `residual`, those the simulator has), then a walk
-    over neighbouring qualities (up to `quality_walk`: their chains, at the best point's residual
-    choice) while the best point within the target improves."""
+def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSearch = FAST) -> list[RDPoint]:
+    """The exact points `search` tries for `target_bpp`, cheapest first: its frame0_shares
+    qualities' chains per residual choice (of its residual_choices, those the simulator has), then
+    a walk over neighbouring qualities (up to its quality_walk: their chains, at the best point's
+    residual choice) while the best point within the target improves; then the inter GOP's."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
-    residual_choices = [r for r in simulator.residual_choices if r in residual] or \
+    residual_choices = [r for r in simulator.residual_choices if r in search.residual_choices] or \
         list(simulator.residual_choices[:1])
     points: list[RDPoint] = []
-    for q in frame0_qualities(simulator, budget_bytes, frame0_shares):
+    for q in frame0_qualities(simulator, budget_bytes, search.frame0_shares):
         for r in residual_choices:
-            points.extend(quality_chain(simulator, q, r, target_bpp))
+            points.extend(quality_chain(simulator, q, r, target_bpp, search))
     ordered = sorted(simulator.codec.qualities)
     tried = {(p.quality, p.residual_levels) for p in points}
-    for _ in range(quality_walk):
+    for _ in range(search.quality_walk):
         best = best_within(points, target_bpp)
         if best is None:
             break
@@ -156,7 +163,7 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float,
             break
         for q, r in fresh:
             tried.add((q, r))
-            points.extend(quality_chain(simulator, q, r, target_bpp))
+            points.extend(quality_chain(simulator, q, r, target_bpp, search))
         if best_within(points, target_bpp) == best:
             break
     if simulator.inter:
@@ -165,7 +172,5 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float,
 
 
 def quick_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
-    """The quick search's exact points for `target_bpp`: the fast search narrowed to the quality
-    whose first frame takes QUICK_FRAME0_SHARES of the budget, QUICK_RESIDUAL_CHOICES, and
-    QUICK_QUALITY_WALK neighbouring qualities; the inter GOP as in the fast search."""
-    return fast_points(simulator, target_bpp, QUICK_FRAME0_SHARES, QUICK_RESIDUAL_CHOICES, QUICK_QUALITY_WALK)
+    """The quick search's exact points for `target_bpp` (fast_points with QUICK)."""
+    return fast_points(simulator, target_bpp, QUICK)

@@ -3,7 +3,7 @@
 import math
 from types import SimpleNamespace
 
-from evc_archive.core.fast_search import FRAME0_SHARES, frame0_qualities, inter_points
+from evc_archive.core.fast_search import FAST, frame0_qualities, inter_points
 from evc_archive.core.loop import CodedPiece
 from evc_archive.core.ratecontrol import RDPoint
 
@@ -50,7 +50,7 @@ def test_frame0_qualities_take_their_share_of_the_budget():
                           pieces=SimpleNamespace(intra=lambda i, q: CodedPiece(b"x" * sizes[q], None, 0.0, 0.0)))
     budget = 1000
     chosen = frame0_qualities(sim, budget)
-    assert chosen == [max(q for q in sizes if sizes[q] <= share * budget) for share in FRAME0_SHARES]
+    assert chosen == [max(q for q in sizes if sizes[q] <= share * budget) for share in FAST.frame0_shares]
     assert frame0_qualities(sim, 10) == [1]  # nothing fits: the lowest quality
 
 

@@ -41,8 +41,9 @@ SEARCH_THRESHOLDS = (0.05, 0.075) + tuple(round(0.1 + 0.05 * i, 3) for i in rang
 REFINE_GAP = 0.25
 REFINE_STEPS = 3
 # the streams a table carries (Pareto points only, at most this many bytes in all): what lets the
-# final encode verify-decode the simulated stream instead of encoding the segment again
-CARRIED_STREAM_BYTES = 4 << 20
+# final encode verify-decode the simulated stream instead of encoding the segment again; the driver
+# holds them between the passes, so this bounds its memory per segment
+CARRIED_STREAM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

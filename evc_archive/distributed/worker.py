@@ -1,10 +1,11 @@
 """The encode worker: a stateful class that loads its models once and processes one segment per
 call. Plain Python here; submit runs it as a Ray actor (one GPU each where GPUs exist).
 
-An encode call reads its own frames (PyAV, seeking), encodes, verify-decodes, writes the segment
-object atomically and returns one small manifest row, never frames. Where the archive store lives
-in the driver's process only (memory://), the object's bytes ride back with the row instead and
-the driver writes them.
+An encode call reads its own frames (PyAV, seeking), encodes and verify-decodes (or, for a rate
+control point that carries its simulated stream, decodes that stream: the same check, without a
+second encode), writes the segment object atomically and returns one small manifest row, never
+frames. Where the archive store lives in the driver's process only (memory://), the object's bytes
+ride back with the row instead and the driver writes them.
 """
 
 from __future__ import annotations

@@ -44,6 +44,23 @@ def test_rd_table_holds_loop_and_inter_points(setup):
 
 
 @pytest.mark.parametrize("inter", [False, True])
+def test_a_carried_stream_and_a_second_encode_store_the_same_object(setup, inter):
+    from dataclasses import replace
+
+    plan, encoder, _, table = setup
+    point = choose_for_target([p for p in table if p.inter == inter], TARGET).point
+    assert point.stream is not None  # the best point within the target is on the Pareto front
+    carried = encoder.encode(plan, point)
+    carried_bytes = encoder.store.read_bytes(plan.object_key)
+    encoded = encoder.encode(plan, replace(point, stream=None))
+    assert carried["status"] == encoded["status"] == "ok"
+    assert carried_bytes == encoder.store.read_bytes(plan.object_key)
+    for column in ("bytes", "recon_fingerprint", "frame_fingerprints", "frame_psnr", "lpips_vgg_mean"):
+        assert carried[column] == encoded[column], column
+    assert carried["frame_lpips"] == pytest.approx(encoded["frame_lpips"], abs=1e-6)
+
+
+@pytest.mark.parametrize("inter", [False, True])
 def test_encode_at_a_chosen_point_stores_what_its_row_says(setup, inter):
     plan, encoder, decoder, table = setup
     point = choose_for_target([p for p in table if p.inter == inter], TARGET).point

@@ -40,7 +40,7 @@ def git_revision() -> str:
 
 def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict,
         search: str = "fast") -> list[dict]:
-    """variant: {mode_frames, residual_choices, frame0_shares} overriding the search's (`search`:
+    """variant: {mode_frames, residual_choices, frame0_shares, inter_margin} overriding the search's (`search`:
     core.fast_search.FAST or QUICK; absent: its own)."""
     from dataclasses import replace
 
@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame0-shares", default=None,
                         help="first-frame shares of the budget, comma-separated "
                              "(default: the search's frame0_shares, core.fast_search)")
+    parser.add_argument("--inter-margin", type=float, default=None,
+                        help="stop the loop's chains once its best point is this much LPIPS above the inter GOP's "
+                             "(default: the search's inter_margin)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     targets = tuple(float(t) for t in args.targets.split(","))
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         variant["residual_choices"] = tuple(None if r == "none" else int(r) for r in args.residual.split(","))
     if args.frame0_shares is not None:
         variant["frame0_shares"] = tuple(float(v) for v in args.frame0_shares.split(","))
+    if args.inter_margin is not None:
+        variant["inter_margin"] = args.inter_margin
     rows = run(args.data, width, height, targets, args.threads, variant, args.search)
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}

@@ -43,6 +43,7 @@ class NarrowSearch:
     window: float = 1.5  # a chain stops above this multiple of the target (room for a corpus' allocation)
     refine_steps: int = 2  # the loop's own breakpoints tried where a chain steps over the target
     thresholds: tuple[float, ...] = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
+    inter_margin: float | None = None  # stop the loop's chains once it is this much LPIPS behind the inter GOP
 
 
 FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3)
@@ -140,20 +141,32 @@ def best_within(points: list[RDPoint], target_bpp: float) -> RDPoint | None:
 
 
 def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSearch = FAST) -> list[RDPoint]:
-    """The exact points `search` tries for `target_bpp`, cheapest first: its frame0_shares
-    qualities' chains per residual choice (of its residual_choices, those the simulator has), then
-    a walk over neighbouring qualities (up to its quality_walk: their chains, at the best point's
-    residual choice) while the best point within the target improves; then the inter GOP's."""
+    """The exact points `search` tries for `target_bpp`, cheapest first: the inter GOP's (when the
+    simulator has it); its frame0_shares qualities' chains per residual choice (of its
+    residual_choices, those the simulator has), then a walk over neighbouring qualities (up to its
+    quality_walk: their chains, at the best point's residual choice) while the best point within
+    the target improves. With its inter_margin, the loop's chains stop as soon as the loop's best
+    point within the target is that much LPIPS above the inter GOP's."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
+    inter = inter_points(simulator, target_bpp) if simulator.inter else []
+    inter_best = best_within(inter, target_bpp)
+
+    def loop_lost(points: list[RDPoint]) -> bool:
+        best = best_within(points, target_bpp)
+        return None not in (search.inter_margin, inter_best, best) and \
+            best.lpips > inter_best.lpips + search.inter_margin
+
     residual_choices = [r for r in simulator.residual_choices if r in search.residual_choices] or \
         list(simulator.residual_choices[:1])
+    chains = [(q, r) for q in frame0_qualities(simulator, budget_bytes, search.frame0_shares) for r in residual_choices]
     points: list[RDPoint] = []
-    for q in frame0_qualities(simulator, budget_bytes, search.frame0_shares):
-        for r in residual_choices:
-            points.extend(quality_chain(simulator, q, r, target_bpp, search))
+    for q, r in chains:
+        points.extend(quality_chain(simulator, q, r, target_bpp, search))
+        if loop_lost(points):
+            return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
     ordered = sorted(simulator.codec.qualities)
-    tried = {(p.quality, p.residual_levels) for p in points}
+    tried = set(chains)
     for _ in range(search.quality_walk):
         best = best_within(points, target_bpp)
         if best is None:
@@ -166,11 +179,9 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
         for q, r in fresh:
             tried.add((q, r))
             points.extend(quality_chain(simulator, q, r, target_bpp, search))
-        if best_within(points, target_bpp) == best:
+        if best_within(points, target_bpp) == best or loop_lost(points):
             break
-    if simulator.inter:
-        points.extend(inter_points(simulator, target_bpp))
-    return sorted(points, key=lambda p: (p.bytes, p.lpips))
+    return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
 
 
 def quick_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:

@@ -19,9 +19,10 @@ only fewer settings are tried:
   point above its window x target or with every frame coded;
 - then a walk over neighbouring qualities (up to quality_walk steps, each a chain of thresholds)
   while the best point within the target improves;
-- the inter GOP: its bytes grow about geometrically with the level, so a secant search on
+- the inter GOP first: its bytes grow about geometrically with the level, so a secant search on
   log(bytes) lands next to the target in 2-4 encodes, a bisection closes what is left, and the
-  dearest level within the target comes with both its neighbours.
+  dearest level within the target comes with both its neighbours; the loop's chains then stop as
+  soon as the loop's best point within the target is inter_margin LPIPS behind the inter GOP's.
 """
 from __future__ import annotations
 
@@ -46,8 +47,11 @@ class NarrowSearch:
     inter_margin: float | None = None  # stop the loop's chains once it is this much LPIPS behind the inter GOP
 
 
-FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3)
-QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1)
+# inter_margin 0.02: on the six validation clips at 128x128 the same 18 choices as without it, and at
+# 0.05 bpp 66 predictor calls and 45 keyframe encodes a (clip, target) instead of 135 and 91
+# (docs/benchmarks/fast_search.md, 2026-12-03)
+FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3, inter_margin=0.02)
+QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1, inter_margin=0.02)
 INTER_PROBES = 4
 
 

@@ -74,3 +74,25 @@ def test_the_quick_search_tries_one_residual_choice_and_fewer_settings(lpips_met
     loop = [p for p in quick if not p.inter]
     assert loop and {p.residual_levels for p in loop} == {0} and len({p.quality for p in loop}) <= 3
     assert any(p.inter for p in quick) and quick_settings < runs["fast"][1]
+
+
+def test_the_loops_chains_stop_once_it_is_inter_margin_behind_the_inter_gop(lpips_metric):
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from evc_archive.core.fast_search import FAST, fast_points
+    from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+    from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
+    from evc_archive.core.segment_coding import SegmentCoder, segment_simulator
+    from evc_archive.core.settings import EncoderSettings
+    from tests.conftest import moving_square_video
+
+    coder = SegmentCoder(AV1IntraCodec(), CopyLastFramePredictor(frames_per_call=3), lpips_metric, Fraction(25))
+    frames = moving_square_video(8, 32, 48)
+    chains = {}
+    for margin in (None, -1.0):  # -1: any loop point within the target counts as lost to the inter GOP
+        simulator = segment_simulator(coder, frames, EncoderSettings.product(gop=8))
+        points = fast_points(simulator, 0.3, replace(FAST, inter_margin=margin))
+        assert any(p.inter for p in points)
+        chains[margin] = {(p.quality, p.residual_levels) for p in points if not p.inter}
+    assert len(chains[-1.0]) == 1 < len(chains[None]) and chains[-1.0] <= chains[None]

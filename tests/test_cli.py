@@ -160,7 +160,7 @@ def test_sample_corpus_and_search_option(tmp_path):
         info = probe_video(tmp_path / "sample" / f"{name}.mkv")
         assert (info.frame_count, info.height, info.width) == (frames, h, w)
     assert max(h * w for _, _, h, w, _ in SAMPLE_CORPUS) >= 640 * 360
-    result = cli("encode", tmp_path / "sample" / "meadow.mkv", tmp_path / "x.evc", "--search", "quick")
+    result = cli("encode", tmp_path / "sample" / "meadow.mkv", tmp_path / "x.evc", "--search", "nearest")
     assert result.returncode == 1 and "--search" in result.stderr and "Traceback" not in result.stderr
     assert "--search" in cli("submit", "--help").stdout and "--worker-memory-gib" in cli("submit", "--help").stdout
 

@@ -51,9 +51,8 @@ Search = Annotated[str, typer.Option(help=(
     "How hard the encoder searches. 'fast' (default): hint velocities from one motion estimate of the source, "
     "the restoration mode scored on each predictor call's first frame, and with a bpp target a few exact "
     "settings per segment near it (core.fast_search). 'quick': the fast hints, and with a bpp target one "
-    "keyframe quality and one residual choice per segment (on the validation clips at 128x128 about 35 % "
-    "less search time than 'fast', mean LPIPS 0.004-0.009 higher at 0.02-0.03 bpp: "
-    "docs/benchmarks/fast_search.md). 'exhaustive': every hint "
+    "keyframe quality and one residual choice per segment (on the validation clips at 128x128 mean LPIPS "
+    "0.004-0.009 higher than 'fast' at 0.02-0.03 bpp; what it saves: docs/benchmarks/scale.md). 'exhaustive': every hint "
     "candidate, and with a bpp target the full threshold x quality x residual sweep (tens of times slower; "
     "the reference the fast search is measured against, docs/benchmarks/scale.md)."))]
 StorageOptions = Annotated[Optional[str], typer.Option(

@@ -2,8 +2,8 @@
 (`--search fast`, the product's default) and `QUICK` (`--search quick`, fewer settings) are two
 `NarrowSearch` settings of the same walk; `ratecontrol.SegmentSimulator.sweep_near`
 (`--search exhaustive`) stays the reference they are measured against (docs/benchmarks/scale.md,
-fast_search.md). On the six validation clips at 128x128 (2026-12-03) QUICK takes 32-41 % less
-search time than FAST for mean LPIPS 0.1561 / 0.1225 / 0.0707 against 0.1474 / 0.1185 / 0.0705
+fast_search.md). On the six validation clips at 128x128 (2026-12-03, both without their inter
+margin) QUICK took 32-41 % less search time than FAST for mean LPIPS 0.1561 / 0.1225 / 0.0707 against 0.1474 / 0.1185 / 0.0705
 at 0.02 / 0.03 / 0.05 bpp, so FAST stays the default.
 
 Every point is still exact (the simulator runs the encoder's own loop; the bytes are the stream's);

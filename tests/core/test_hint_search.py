@@ -51,7 +51,7 @@ def test_kinds_without_hints_have_one_candidate(lpips_metric):
 
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown"):
-        HintSearch("quick", torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
+        HintSearch("nearest", torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
 
 
 @pytest.mark.parametrize("mode_frames", [1, 2])

@@ -52,7 +52,8 @@ Search = Annotated[str, typer.Option(help=(
     "the restoration mode scored on each predictor call's first frame, and with a bpp target a few exact "
     "settings per segment near it (core.fast_search). 'quick': the fast hints, and with a bpp target one "
     "keyframe quality and one residual choice per segment (on the validation clips at 128x128 mean LPIPS "
-    "0.004-0.009 higher than 'fast' at 0.02-0.03 bpp; what it saves: docs/benchmarks/scale.md). 'exhaustive': every hint "
+    "0.004-0.009 higher than 'fast' at 0.02-0.03 bpp; what it saves: docs/benchmarks/scale.md). "
+    "'exhaustive': every hint "
     "candidate, and with a bpp target the full threshold x quality x residual sweep (tens of times slower; "
     "the reference the fast search is measured against, docs/benchmarks/scale.md)."))]
 StorageOptions = Annotated[Optional[str], typer.Option(

@@ -3,8 +3,8 @@
 `NarrowSearch` settings of the same walk; `ratecontrol.SegmentSimulator.sweep_near`
 (`--search exhaustive`) stays the reference they are measured against (docs/benchmarks/scale.md,
 fast_search.md). On the six validation clips at 128x128 (2026-12-03, both without their inter
-margin) QUICK took 32-41 % less search time than FAST for mean LPIPS 0.1561 / 0.1225 / 0.0707 against 0.1474 / 0.1185 / 0.0705
-at 0.02 / 0.03 / 0.05 bpp, so FAST stays the default.
+margin) QUICK took 32-41 % less search time than FAST for mean LPIPS 0.1561 / 0.1225 / 0.0707
+against 0.1474 / 0.1185 / 0.0705 at 0.02 / 0.03 / 0.05 bpp, so FAST stays the default.
 
 Every point is still exact (the simulator runs the encoder's own loop; the bytes are the stream's);
 only fewer settings are tried:
@@ -52,6 +52,7 @@ class NarrowSearch:
 # (docs/benchmarks/fast_search.md, 2026-12-03)
 FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3, inter_margin=0.02)
 QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1, inter_margin=0.02)
+NARROW_SEARCHES = {"fast": FAST, "quick": QUICK}  # EncoderSettings.search -> its NarrowSearch
 INTER_PROBES = 4
 
 
@@ -186,8 +187,3 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
         if best_within(points, target_bpp) == best or loop_lost(points):
             break
     return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
-
-
-def quick_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
-    """The quick search's exact points for `target_bpp` (fast_points with QUICK)."""
-    return fast_points(simulator, target_bpp, QUICK)

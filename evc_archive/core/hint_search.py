@@ -5,9 +5,9 @@ decoder never searches). `EncoderSettings.search` names the policy:
   the decoded last frame to each target) is generated and scored.
 - "fast" (the product's default; "quick" shares it): the motion-hint kinds take their velocities
   from one motion estimate of the segment's source (`SourceMotion`: the global shift between
-  consecutive source frames, measured once and chained); restore-hint picks its velocity by the least luma error of
-  the restored frame moved by it, then its mode (restored / as decoded / halfway) by the LPIPS of
-  the call's first FAST_MODE_FRAMES frames at that velocity (the winner's other frames are scored
+  consecutive source frames, measured once and chained); restore-hint picks its velocity by the
+  least luma error of the restored frame moved by it, then its mode (restored / as decoded /
+  halfway) by the LPIPS of the call's first FAST_MODE_FRAMES frames at that velocity (the winner's other frames are scored
   after): 3 + 3 LPIPS-scored frames a call instead of 3 x 4, where the exhaustive policy scores up
   to 3 x 6 candidates on every frame. On the six validation clips at 128x128 against scoring every
   frame: 15 of 18 choices the same, mean LPIPS 0.1474 / 0.1185 / 0.0705 against 0.1474 / 0.1185 /

@@ -25,7 +25,7 @@ import torch
 from evc_archive.core.bitstream import Stream, pack, unpack
 from evc_archive.core.decoder import decode_segment
 from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
-from evc_archive.core.fast_search import fast_points, quick_points
+from evc_archive.core.fast_search import NARROW_SEARCHES, fast_points
 from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import residual_search
@@ -34,9 +34,6 @@ from evc_archive.core.ratecontrol import (SEARCH_THRESHOLDS, RDPoint, SegmentSim
                                           choose_for_target)
 from evc_archive.core.runtime import fingerprint
 from evc_archive.core.settings import EncoderSettings
-
-
-NARROW_SEARCHES = {"fast": fast_points, "quick": quick_points}  # search -> points near one target
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,7 @@ def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSe
         points: dict[tuple, RDPoint] = {}
         for target in targets:
             points.update(((p.quality, p.threshold, p.residual_levels, p.inter), p)
-                          for p in NARROW_SEARCHES[settings.search](simulator, target))
+                          for p in fast_points(simulator, target, NARROW_SEARCHES[settings.search]))
         return carried_streams(sorted(points.values(), key=lambda p: (p.bytes, p.lpips)))
     return carried_streams(simulator.sweep_near(max(targets), thresholds=thresholds))
 

@@ -57,7 +57,7 @@ def test_frame0_qualities_take_their_share_of_the_budget():
 def test_the_quick_search_tries_one_residual_choice_and_fewer_settings(lpips_metric):
     from fractions import Fraction
 
-    from evc_archive.core.fast_search import fast_points, quick_points
+    from evc_archive.core.fast_search import FAST, QUICK, fast_points
     from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
     from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
     from evc_archive.core.segment_coding import SegmentCoder, segment_simulator
@@ -67,9 +67,9 @@ def test_the_quick_search_tries_one_residual_choice_and_fewer_settings(lpips_met
     coder = SegmentCoder(AV1IntraCodec(), CopyLastFramePredictor(frames_per_call=3), lpips_metric, Fraction(25))
     frames = moving_square_video(8, 32, 48)
     runs = {}
-    for name, search in (("fast", fast_points), ("quick", quick_points)):
+    for name, search in (("fast", FAST), ("quick", QUICK)):
         simulator = segment_simulator(coder, frames, EncoderSettings.product(gop=8, search=name))
-        runs[name] = search(simulator, 0.3), simulator.cost.settings_evaluated
+        runs[name] = fast_points(simulator, 0.3, search), simulator.cost.settings_evaluated
     quick, quick_settings = runs["quick"]
     loop = [p for p in quick if not p.inter]
     assert loop and {p.residual_levels for p in loop} == {0} and len({p.quality for p in loop}) <= 3

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import torch
 
-from evc_archive.core.bitstream import Stream, pack, unpack
+from evc_archive.core.bitstream import Stream, StreamHeader, pack, unpack
 from evc_archive.core.decoder import decode_segment
 from evc_archive.core.encoder import SegmentResult, encode_segment, make_header
 from evc_archive.core.fast_search import NARROW_SEARCHES, fast_points
@@ -92,21 +92,19 @@ def search_points(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSe
     return carried_streams(simulator.sweep_near(max(targets), thresholds=thresholds))
 
 
-def decode_carried(coder: SegmentCoder, point: RDPoint) -> SegmentResult:
-    """The SegmentResult of a point's carried stream: its one segment decoded with the coder's
-    models, which must rebuild the frames rate control simulated (their sha256)."""
+def decode_carried(coder: SegmentCoder, point: RDPoint, header: StreamHeader) -> SegmentResult | None:
+    """The SegmentResult of a point's carried stream, or None when the stream is not its segment
+    packed under `header` byte for byte (another encode's). Its one segment is decoded with the
+    coder's models, which must rebuild the frames rate control simulated (their sha256)."""
     stream = unpack(point.stream.data)
+    if pack(Stream(header, stream.segments)) != point.stream.data:
+        return None
     reconstruction = decode_segment(stream.segments[0], stream.header, coder.codec, coder.predictor)
     if fingerprint(reconstruction) != point.stream.reconstruction_sha256:
         raise RuntimeError(f"decoding rate control's stream of {point.label} gives other frames than it "
                            "simulated: encoder and decoder disagree")
     return SegmentResult(stream.segments[0], reconstruction, torch.tensor(point.stream.lpips),
                          torch.tensor(point.stream.psnr, dtype=torch.float64))
-
-
-def _made_with(data: bytes, header) -> bool:
-    """Whether the stream `data` is its segments packed under `header`, byte for byte."""
-    return pack(Stream(header, unpack(data).segments)) == data
 
 
 def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, first_frame: int = 0,
@@ -118,8 +116,9 @@ def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettin
     chosen = settings if point is None else point.settings(settings)
     n, h, w, _ = frames.shape
     header = make_header(coder.codec, coder.predictor, chosen, w, h, coder.fps, first_frame)
-    if point is not None and point.stream is not None and _made_with(point.stream.data, header):
-        return CodedSegment(point.stream.data, decode_carried(coder, point), chosen, point, note, decoded=True)
+    carried = decode_carried(coder, point, header) if point is not None and point.stream is not None else None
+    if carried is not None:
+        return CodedSegment(point.stream.data, carried, chosen, point, note, decoded=True)
     result = encode_segment(frames, coder.codec, coder.predictor, coder.metric, chosen)
     data = pack(Stream(header, (result.segment,)))
     if point is not None and len(data) != point.bytes:

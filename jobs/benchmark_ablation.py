@@ -47,7 +47,8 @@ def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINE
     """codec -> [{crf, bpp (SEI removed), raw_bpp, lpips, lpips_vgg, dists, psnr}] over the codec's sweep
     (io.baselines.sweep_crfs: down to its floor); lpips_vgg and dists are None outside the targets'
     io.baselines.rate_window."""
-    from evc_archive.core.encoder import lpips_frames, psnr_frames
+    from evc_archive.core.metrics import score_frames
+    from evc_archive.core.source_scores import psnr_frames
     from evc_archive.core.reported_metrics import reported_scores
     from evc_archive.io.baselines import encode_baseline, rate_window, sweep_crfs
 
@@ -61,7 +62,7 @@ def baseline_curves(clip: np.ndarray, metric, codecs: tuple[str, ...] = BASELINE
             rec = torch.from_numpy(r.frames)
             recs.append(rec)
             pts.append({"crf": crf, "bpp": r.essential_bpp(w, h), "raw_bpp": r.bpp(w, h),
-                        "lpips": float(lpips_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean()),
+                        "lpips": float(score_frames(metric, rec, src).mean()), "psnr": float(psnr_frames(rec, src).mean()),
                         "lpips_vgg": None, "dists": None})
         for i in rate_window([p["bpp"] for p in pts], ABLATION_TARGETS):  # reported metrics near the targets only
             pts[i].update(reported_scores(recs[i], src).means())
@@ -126,7 +127,8 @@ def run_combinations(tasks: list[tuple[str, str]], clips: dict[str, np.ndarray],
 
 def keyframe_rows(images: dict, codecs: dict, metric) -> list[dict]:
     """Every quality of every codec on every image, with the other codecs interpolated at its bpp."""
-    from evc_archive.core.encoder import lpips_frames, psnr_frames
+    from evc_archive.core.metrics import score_frames
+    from evc_archive.core.source_scores import psnr_frames
 
     curves: dict[str, dict[str, list[dict]]] = {}
     for cname, codec in codecs.items():
@@ -138,7 +140,7 @@ def keyframe_rows(images: dict, codecs: dict, metric) -> list[dict]:
                 rec = codec.decode(payload, q, h, w)[None]
                 pts.append({"quality": q, "bpp": len(payload) * 8 / (h * w),
                             "psnr": float(psnr_frames(rec, img[None])[0]),
-                            "lpips": float(lpips_frames(metric, rec, img[None])[0])})
+                            "lpips": float(score_frames(metric, rec, img[None])[0])})
             curves.setdefault(cname, {})[iname] = pts
     rows = []
     for cname in codecs:

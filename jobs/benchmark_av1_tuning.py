@@ -46,7 +46,7 @@ GOP_TARGETS = (0.05, 0.07)
 
 def intra_curve(frame: np.ndarray, preset: int, params: str, metric) -> tuple[list[tuple[int, float]], float]:
     """One frame over the CRF grid -> ([(bytes, LPIPS)], seconds per encode)."""
-    from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.metrics import score_frames
     from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, svtav1_encoder, video_frame
 
     decoder = AV1IntraCodec()
@@ -58,7 +58,7 @@ def intra_curve(frame: np.ndarray, preset: int, params: str, metric) -> tuple[li
         spent += time.perf_counter() - t0
         sizes.append(len(data))
         recons.append(decoder.decode(data, 1, 128, 128))
-    scores = lpips_frames(metric, torch.stack(recons), torch.from_numpy(frame)[None].expand(len(recons), -1, -1, -1).contiguous())
+    scores = score_frames(metric, torch.stack(recons), torch.from_numpy(frame)[None].expand(len(recons), -1, -1, -1).contiguous())
     return list(zip(sizes, scores.tolist())), spent / len(sizes)
 
 
@@ -93,7 +93,7 @@ def measure_intra(frames: list[np.ndarray], metric) -> dict:
 def measure_gop(clips: dict[str, np.ndarray], metric) -> dict:
     """GOP_VARIANTS on each clip as one GOP -> name -> {curves, s_per_gop, lpips_at per target}."""
     from evc_archive.core import gop_av1
-    from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.metrics import score_frames
     from evc_archive.core.keyframes.av1_intra import strip_delimiter
 
     gop = {}
@@ -110,7 +110,7 @@ def measure_gop(clips: dict[str, np.ndarray], metric) -> dict:
                 data = b"".join(strip_delimiter(bytes(p)) for p in packets)
                 spent, n = spent + time.perf_counter() - t0, n + 1
                 rec = gop_av1.decode_gop(data, 30, 128, 128)
-                curve.append((len(data) * 8 / pixels, float(lpips_frames(metric, rec, src).mean())))
+                curve.append((len(data) * 8 / pixels, float(score_frames(metric, rec, src).mean())))
             per_clip[clip_name] = curve
         gop[name] = {"curves": per_clip, "s_per_gop": spent / n,
                      "lpips_at": {str(t): [v for v in (at_log(c, np.log(t)) for c in per_clip.values()) if v is not None]

@@ -36,7 +36,8 @@ CODECS = ("x264", "x265", "svtav1")
 
 
 def baseline_curves(clip: np.ndarray, metric) -> dict:
-    from evc_archive.core.encoder import lpips_frames, psnr_frames
+    from evc_archive.core.metrics import score_frames
+    from evc_archive.core.source_scores import psnr_frames
     from evc_archive.io.baselines import crf_sweep
 
     curves = {}
@@ -46,7 +47,7 @@ def baseline_curves(clip: np.ndarray, metric) -> dict:
         for r in crf_sweep(clip, codec):
             rec = torch.from_numpy(r.frames)
             src = torch.from_numpy(clip)
-            pts.append({"crf": r.crf, "bpp": r.bpp(w, h), "lpips": float(lpips_frames(metric, rec, src).mean()),
+            pts.append({"crf": r.crf, "bpp": r.bpp(w, h), "lpips": float(score_frames(metric, rec, src).mean()),
                         "psnr": float(psnr_frames(rec, src).mean())})
         curves[codec] = pts
     return curves
@@ -85,7 +86,8 @@ def run_clips(args, codec, predictors, metric) -> dict:
 def run_kodak(args, codec, metric) -> list[dict]:
     from PIL import Image
 
-    from evc_archive.core.encoder import lpips_frames, psnr_frames
+    from evc_archive.core.metrics import score_frames
+    from evc_archive.core.source_scores import psnr_frames
     from evc_archive.io.baselines import encode_baseline
 
     rows = []
@@ -97,13 +99,13 @@ def run_kodak(args, codec, metric) -> list[dict]:
             r = encode_baseline(img[None].numpy(), "svtav1", crf)
             rec = torch.from_numpy(r.frames)
             curve.append({"bpp": r.bpp(w, h), "psnr": float(psnr_frames(rec, img[None])[0]),
-                          "lpips": float(lpips_frames(metric, rec, img[None])[0])})
+                          "lpips": float(score_frames(metric, rec, img[None])[0])})
         for q in codec.qualities:
             payload = codec.encode(img, q)
             rec = codec.decode(payload, q, h, w)[None]
             bpp = len(payload) * 8 / (h * w)
             rows.append({"image": path.stem, "quality": q, "bpp": bpp,
-                         "psnr": float(psnr_frames(rec, img[None])[0]), "lpips": float(lpips_frames(metric, rec, img[None])[0]),
+                         "psnr": float(psnr_frames(rec, img[None])[0]), "lpips": float(score_frames(metric, rec, img[None])[0]),
                          "svtav1_psnr": matched(curve, bpp, "psnr"), "svtav1_lpips": matched(curve, bpp, "lpips")})
         print(f"kodak {path.stem}: done", flush=True)
     return rows

@@ -126,7 +126,7 @@ def ours_at(target: float, coder, segments, base, brute, encode_seconds: float, 
 
 def corpus_curves(segments, brute, metric) -> tuple[list, dict]:
     """The plot's curves at corpus level: the sweep's envelope and the baselines' CRF sweeps."""
-    from evc_archive.core.encoder import lpips_frames
+    from evc_archive.core.metrics import score_frames
     from evc_archive.core.ratecontrol import allocate
     from evc_archive.io.baselines import crf_sweep
 
@@ -140,7 +140,7 @@ def corpus_curves(segments, brute, metric) -> tuple[list, dict]:
         pts = []
         for k in range(len(per_seg[0])):  # the same CRF on every segment
             total_bytes = sum(s[k].bytes for s in per_seg)
-            lp = [float(lpips_frames(metric, torch.from_numpy(s[k].frames), seg).mean()) for s, (_, seg) in zip(per_seg, segments)]
+            lp = [float(score_frames(metric, torch.from_numpy(s[k].frames), seg).mean()) for s, (_, seg) in zip(per_seg, segments)]
             pts.append((total_bytes * 8 / (len(segments) * 30 * 128 * 128), float(np.mean(lp))))
         baseline_curves[codec_name] = pts
     return envelope, baseline_curves

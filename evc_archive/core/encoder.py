@@ -22,7 +22,7 @@ from evc_archive.core.predictors.base import Predictor, derive_seed
 from evc_archive.core.registry import PREDICTORS
 from evc_archive.core.residual import apply_residual, residual_image
 from evc_archive.core.settings import EncoderSettings
-from evc_archive.core.source_scores import SourceScores, lpips_input, psnr_frames
+from evc_archive.core.source_scores import SourceScores
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,6 @@ class SegmentResult:
     reconstruction: torch.Tensor
     lpips: torch.Tensor
     psnr: torch.Tensor
-
-
-def lpips_frames(metric, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """LPIPS of uint8 (n,H,W,3) pairs -> (n,), upscaling frames smaller than AlexNet accepts."""
-    return metric.uint8(lpips_input(a), lpips_input(b)).cpu()
 
 
 def predict_call(predictor: Predictor, scores: SourceScores, hints: HintSearch, context: torch.Tensor, seed: int,
@@ -126,13 +121,15 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
                          lpips=torch.tensor(trace.lpips), psnr=torch.tensor(trace.psnr, dtype=torch.float64))
 
 
-def encode_inter_segment(frames: torch.Tensor, metric, level: int) -> SegmentResult:
-    """frames (n,H,W,3) uint8 -> SegmentResult of the segment coded as one AV1 inter GOP."""
+def encode_inter_segment(frames: torch.Tensor, metric, level: int, scores: SourceScores | None = None) -> SegmentResult:
+    """frames (n,H,W,3) uint8 -> SegmentResult of the segment coded as one AV1 inter GOP. `scores`:
+    the segment's SourceScores when the caller has one (its cached source features are reused)."""
     n, h, w, _ = frames.shape
+    scores = scores or SourceScores(metric, frames)
     payload = encode_gop(frames, level)
     reconstruction = decode_gop(payload, n, h, w)
     return SegmentResult(segment=Segment.inter_gop(n, level, payload), reconstruction=reconstruction,
-                         lpips=lpips_frames(metric, reconstruction, frames), psnr=psnr_frames(reconstruction, frames))
+                         lpips=scores.lpips(reconstruction, 0), psnr=scores.psnr(reconstruction, 0))
 
 
 def make_header(codec: ImageCodec, predictor: Predictor, settings: EncoderSettings, width: int,

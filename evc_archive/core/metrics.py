@@ -323,12 +323,17 @@ SCORE_BATCH_PIXELS = 8 * 256 * 256  # score_frames' batches: at most this many p
 # 1080p are ~2 GB a frame pair at this budget's one-frame batches; 8 frames at 256x256)
 
 
+def frames_per_batch(height: int, width: int, batch: int = 8) -> int:
+    """How many height x width frames one scoring batch takes: at most `batch` and
+    SCORE_BATCH_PIXELS pixels (one frame at least)."""
+    return max(1, min(batch, SCORE_BATCH_PIXELS // (height * width)))
+
+
 def score_frames(metric, a: torch.Tensor, b: torch.Tensor, batch: int = 8, min_side: int = 32) -> torch.Tensor:
     """metric.uint8 of uint8 (n, H, W, 3) frame pairs -> (n,) on the CPU, at most `batch` frames and
     SCORE_BATCH_PIXELS pixels at a time (bounded memory at any size); frames under `min_side` px a
     side are upscaled (nearest) first."""
-    h, w = a.shape[1:3]
-    batch = max(1, min(batch, SCORE_BATCH_PIXELS // (h * w)))
+    batch = frames_per_batch(a.shape[1], a.shape[2], batch)
     a, b = upscale_small(a, min_side), upscale_small(b, min_side)
     parts = [metric.uint8(a[i:i + batch], b[i:i + batch]).cpu() for i in range(0, a.shape[0], batch)]
     return torch.cat(parts) if parts else torch.zeros(0)

@@ -244,7 +244,7 @@ class SegmentSimulator:
         """The segment as one AV1 inter GOP (encoder.encode_inter_segment), exact bytes."""
         if level not in self._inter_points:
             self.cost.inter_encodes += 1
-            result = encode_inter_segment(self.frames, self.metric, level)
+            result = encode_inter_segment(self.frames, self.metric, level, self.pieces.direct.scores)
             self.cost.lpips_frames += self.n
             point = RDPoint(level, 0.0, 0, self.n, self.n * self.w * self.h, float(result.lpips.mean()),
                             float(result.psnr.mean()), self.n, None, True)

@@ -5,6 +5,8 @@ The loop scores many candidates against the same source frame (every hint of a p
 every quality of a coded frame), so the source side of LPIPS (its AlexNet features) is computed once
 per frame, one frame per batch (the same floats whichever call asks first), and kept in a cache
 bounded by bytes (least recently used out): memory does not grow with the number of settings tried.
+Candidates are scored in batches of at most metrics.SCORE_BATCH_PIXELS pixels, so a call's AlexNet
+activations stay bounded at any frame size and any number of frames.
 
 Frames are uint8 RGB tensors (m,H,W,3); scores are (m,) on the CPU.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from evc_archive.core.bounded_cache import BoundedCache
-from evc_archive.core.metrics import upscale_small
+from evc_archive.core.metrics import frames_per_batch, upscale_small
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
@@ -54,8 +56,13 @@ class SourceScores:
         m = frames.shape[0]
         if m == 0:
             return torch.zeros(0)
-        ours = self.metric.features(lpips_input(frames))
-        per_frame = [self._source_features(start + j) for j in range(m)]
+        frames = lpips_input(frames)
+        batch = frames_per_batch(frames.shape[1], frames.shape[2])
+        return torch.cat([self._batch_lpips(frames[j:j + batch], start + j) for j in range(0, m, batch)])
+
+    def _batch_lpips(self, frames: torch.Tensor, start: int) -> torch.Tensor:
+        ours = self.metric.features(frames)
+        per_frame = [self._source_features(start + j) for j in range(frames.shape[0])]
         theirs = tuple(torch.cat([f[layer] for f in per_frame]) for layer in range(len(ours)))
         return self.metric.distance_of_features(ours, theirs).cpu()
 

@@ -104,10 +104,11 @@ class VideoComparison:
 
 
 def _quality(metric, rec: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from evc_archive.core.encoder import lpips_frames, psnr_frames
+    from evc_archive.core.metrics import score_frames
+    from evc_archive.core.source_scores import psnr_frames
 
     r, s = torch.from_numpy(np.ascontiguousarray(rec)), torch.from_numpy(np.ascontiguousarray(src))
-    return lpips_frames(metric, r, s).numpy(), psnr_frames(r, s).numpy()
+    return score_frames(metric, r, s).numpy(), psnr_frames(r, s).numpy()
 
 
 def _reported(rec: np.ndarray, src: np.ndarray) -> dict[str, float]:

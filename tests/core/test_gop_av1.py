@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from evc_archive.core.encoder import psnr_frames
+from evc_archive.core.source_scores import psnr_frames
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.gop_av1 import CRF_BY_LEVEL, decode_gop, encode_gop
 from evc_archive.core.keyframes.av1_intra import TEMPORAL_DELIMITER

@@ -2,7 +2,7 @@
 
 import torch
 
-from evc_archive.core.encoder import lpips_frames
+from evc_archive.core.metrics import score_frames
 from evc_archive.core.source_scores import SourceScores, psnr_frames
 from tests.conftest import moving_square_video
 
@@ -11,7 +11,7 @@ def test_scores_match_the_metric_on_frame_pairs(lpips_metric):
     source = moving_square_video(6, 48, 64, seed=1)
     others = moving_square_video(6, 48, 64, seed=2)
     scores = SourceScores(lpips_metric, source)
-    assert torch.allclose(scores.lpips(others[2:5], 2), lpips_frames(lpips_metric, others[2:5], source[2:5]), atol=1e-6)
+    assert torch.allclose(scores.lpips(others[2:5], 2), score_frames(lpips_metric, others[2:5], source[2:5]), atol=1e-6)
     assert torch.equal(scores.psnr(others[2:5], 2), psnr_frames(others[2:5], source[2:5]))
     scores.lpips(others[3:4], 3)
     assert scores.source_feature_frames == 3  # frame 3's features were kept
@@ -19,7 +19,7 @@ def test_scores_match_the_metric_on_frame_pairs(lpips_metric):
 
 def test_small_frames_are_scored_upscaled(lpips_metric):
     source, other = moving_square_video(2, 16, 20, seed=1), moving_square_video(2, 16, 20, seed=3)
-    assert torch.allclose(SourceScores(lpips_metric, source).lpips(other, 0), lpips_frames(lpips_metric, other, source),
+    assert torch.allclose(SourceScores(lpips_metric, source).lpips(other, 0), score_frames(lpips_metric, other, source),
                           atol=1e-6)
 
 
@@ -31,3 +31,17 @@ def test_the_feature_cache_stays_within_its_bytes(lpips_metric):
     assert scores._features.size <= 2 * one_frame and len(scores._features) == 2
     assert torch.allclose(scores.lpips(source, 0), before)  # recomputed where evicted, same values
     assert scores.source_feature_frames == 10
+
+
+def test_candidates_are_scored_in_bounded_batches(lpips_metric, monkeypatch):
+    import evc_archive.core.metrics as metrics
+
+    source, other = moving_square_video(5, 48, 64, seed=1), moving_square_video(5, 48, 64, seed=4)
+    whole = SourceScores(lpips_metric, source).lpips(other, 0)
+    monkeypatch.setattr(metrics, "SCORE_BATCH_PIXELS", 2 * 48 * 64)  # two frames a batch
+    sizes = []
+    features = lpips_metric.features
+    monkeypatch.setattr(lpips_metric, "features", lambda x: sizes.append(x.shape[0]) or features(x))
+    batched = SourceScores(lpips_metric, source).lpips(other, 0)
+    assert max(sizes) == 2 and sizes.count(1) == 6  # candidates 2+2+1, source frames one at a time
+    assert torch.allclose(batched, whole, atol=1e-6)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from evc_archive.core.decoder import open_stream
-from evc_archive.core.encoder import encode_video, psnr_frames
+from evc_archive.core.encoder import encode_video
+from evc_archive.core.source_scores import psnr_frames
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
 from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, rgb_to_yuv420, yuv420_to_rgb
 from evc_archive.core.model_library import ModelLibrary

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from evc_archive.core.bounded_cache import BoundedCache
-from evc_archive.core.metrics import frames_per_batch, upscale_small
+from evc_archive.core.metrics import frames_per_batch, mse_uint8, upscale_small
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
@@ -30,7 +30,7 @@ def lpips_input(frames: torch.Tensor) -> torch.Tensor:
 
 def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(n,H,W,3) uint8 pairs -> (n,) PSNR in dB, capped at 100 for identical frames."""
-    mse = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
+    mse = mse_uint8(a, b)
     return (10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))).clamp_max(100.0)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from evc_archive.core import metrics
 from evc_archive.core.errors import EVCError
-from evc_archive.core.metrics import LpipsMetric, NumpyOnlyUnpickler, psnr_uint8, shared_lpips
+from evc_archive.core.metrics import LpipsMetric, NumpyOnlyUnpickler, mse_uint8, psnr_uint8, shared_lpips
 
 REF_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "lpips-ref"
 
@@ -179,5 +179,15 @@ def test_psnr_uint8_known_values() -> None:
     # uint8 wrap-around must not happen: 0 vs 255 is the worst case, 0 dB.
     black, white = torch.zeros(1, 4, 4, 3, dtype=torch.uint8), torch.full((1, 4, 4, 3), 255, dtype=torch.uint8)
     assert psnr_uint8(black, white).item() == 0.0
+
+
+def test_mse_uint8_is_the_exact_float64_mean_frame_by_frame() -> None:
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randint(0, 256, (4, 33, 47, 3), dtype=torch.uint8, generator=gen)
+    b = torch.randint(0, 256, (4, 33, 47, 3), dtype=torch.uint8, generator=gen)
+    b[1] = a[1]
+    expected = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
+    assert torch.equal(mse_uint8(a, b), expected)
+    assert mse_uint8(a[:0], b[:0]).shape == (0,)
     with pytest.raises(ValueError):
         psnr_uint8(a.float(), b.float())

@@ -73,7 +73,7 @@ def run_clips(args, codec, predictors, metric) -> dict:
                     enc, t_enc, t_dec = timed_round_trip(SegmentCoder(codec, predictor, metric), clip, settings)
                     row = {"predictor": pname, "steps": steps, "quality": q, "threshold": thr, "clip": name,
                            "bpp": enc.bpp, "bytes": len(enc.data), "coded": sum(enc.result.segment.coded),
-                           "lpips": float(enc.result.lpips.mean()), "psnr": float(enc.result.psnr.mean()),
+                           "lpips": float(enc.lpips.mean()), "psnr": float(enc.result.psnr.mean()),
                            "encode_fps": 30 / t_enc, "decode_fps": 30 / t_dec}
                     for c in CODECS:
                         row[f"{c}_lpips"] = matched(results["baselines"][name][c], enc.bpp, "lpips")

@@ -105,7 +105,7 @@ def ours_at(target: float, coder, segments, base, brute, encode_seconds: float, 
     coded = [encode_at(coder, seg, base, point=c.point) for (_, seg), c in zip(segments, alloc.choices)]
     pixels, frames = sum(t[0].pixels for t in tables), sum(t[0].frames for t in tables)
     achieved = sum(len(c.data) for c in coded) * 8 / pixels
-    ours_lpips = sum(float(c.result.lpips.sum()) for c in coded) / frames
+    ours_lpips = sum(float(c.lpips.sum()) for c in coded) / frames
     env = allocate(brute, achieved)  # the sweep's envelope at the bpp we achieved
     env_lpips = sum(c.point.lpips * c.point.frames for c in env.choices) / frames
     return {

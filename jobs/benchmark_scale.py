@@ -107,7 +107,7 @@ def run_one(path: str, width: int, height: int, target: float, search: str, thre
             "upscaled": upscaled, "search": search,
             "target_bpp": target, "threads": threads, "setting": choice.point.label, "note": choice.note,
             "bytes": len(coded.data), "bpp": len(coded.data) * 8 / pixels,
-            "lpips": float(coded.result.lpips.mean()), "lpips_vgg": float(reported.lpips_vgg.mean()),
+            "lpips": float(coded.lpips.mean()), "lpips_vgg": float(reported.lpips_vgg.mean()),
             "psnr": float(coded.result.psnr.mean()), "points": len(points),
             "search_s": search_s, "encode_s": encode_s, "decode_s": decode_s, "ours_s": ours_s,
             "frames_per_s": clip.shape[0] / ours_s, "svtav1_p2_level": level, "svtav1_p2_s": av1_s,

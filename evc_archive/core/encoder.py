@@ -75,7 +75,7 @@ class DirectPieces:
         self.frames, self.codec, self.predictor, self.metric = frames, codec, predictor, metric
         self.settings, self.first_frame = settings, first_frame
         self.frame_count, self.context_frames = frames.shape[0], predictor.context_frames
-        self.scores = SourceScores(metric, frames)
+        self.scores = SourceScores(metric, frames, max_pixels=settings.scoring_pixels)
         self.hints = hints or HintSearch(settings.search, frames)
 
     def _piece(self, payload: bytes, frame: torch.Tensor, i: int) -> CodedPiece:
@@ -112,7 +112,8 @@ def encode_segment(frames: torch.Tensor, codec: ImageCodec, predictor: Predictor
     """frames (n,H,W,3) uint8 -> SegmentResult. `first_frame` is the segment's index in the
     stream (with settings.seed it feeds the per-call seeds)."""
     if settings.inter_level is not None:
-        return encode_inter_segment(frames, metric, settings.inter_level)
+        return encode_inter_segment(frames, metric, settings.inter_level,
+                                    SourceScores(metric, frames, max_pixels=settings.scoring_pixels))
     pieces = DirectPieces(frames, codec, predictor, metric, settings, first_frame)
     trace = run_loop(pieces, settings.quality, settings.lpips_threshold,
                      residual_quality_for(codec.qualities, settings.quality, settings.residual_levels))

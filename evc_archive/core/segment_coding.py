@@ -34,6 +34,7 @@ from evc_archive.core.ratecontrol import (SEARCH_THRESHOLDS, RDPoint, SegmentSim
                                           choose_for_target)
 from evc_archive.core.runtime import fingerprint
 from evc_archive.core.settings import EncoderSettings
+from evc_archive.core.source_scores import full_size_lpips
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,14 @@ class SegmentCoder:
 class CodedSegment:
     """A segment encoded for real: the object's bytes, what the decoder rebuilds, the settings the
     encoder ran, and rate control's point and note (None / "" at fixed settings). `decoded`: the
-    reconstruction is the decode of `data` (a carried stream's), so it needs no verify-decode."""
+    reconstruction is the decode of `data` (a carried stream's), so it needs no verify-decode.
+    `lpips` (n,): the reconstruction's LPIPS at full size, what is reported (result.lpips is the
+    loop's, at settings.scoring_pixels)."""
 
     data: bytes
     result: SegmentResult
     settings: EncoderSettings
+    lpips: torch.Tensor
     point: RDPoint | None = None
     note: str = ""
     decoded: bool = False
@@ -118,13 +122,18 @@ def encode_at(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettin
     header = make_header(coder.codec, coder.predictor, chosen, w, h, coder.fps, first_frame)
     carried = decode_carried(coder, point, header) if point is not None and point.stream is not None else None
     if carried is not None:
-        return CodedSegment(point.stream.data, carried, chosen, point, note, decoded=True)
+        return CodedSegment(point.stream.data, carried, chosen, _full_size(coder, carried, frames, chosen), point,
+                            note, decoded=True)
     result = encode_segment(frames, coder.codec, coder.predictor, coder.metric, chosen)
     data = pack(Stream(header, (result.segment,)))
     if point is not None and len(data) != point.bytes:
         raise RuntimeError(f"the encode gave {len(data)} bytes where rate control measured {point.bytes} "
                            f"({point.label}): encoder and rate control disagree")
-    return CodedSegment(data, result, chosen, point, note)
+    return CodedSegment(data, result, chosen, _full_size(coder, result, frames, chosen), point, note)
+
+
+def _full_size(coder: SegmentCoder, result: SegmentResult, frames: torch.Tensor, settings: EncoderSettings):
+    return full_size_lpips(coder.metric, result.reconstruction, frames, result.lpips, settings.scoring_pixels)
 
 
 def encode_to_target(coder: SegmentCoder, frames: torch.Tensor, settings: EncoderSettings, target_bpp: float,

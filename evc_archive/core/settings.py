@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS
+from evc_archive.core.metrics import SCORING_MAX_PIXELS
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS
 
 DEFAULT_THRESHOLD = 0.3  # fixed settings (no bpp target)
@@ -36,10 +37,14 @@ class EncoderSettings:
     inter_fallback: bool = False  # rate control may pick an inter GOP for a segment where it beats the loop
     search: str = "exhaustive"  # encoder only, not in the stream: a SEARCHES name for hint picks
     # (core.hint_search) and rate control search (core.segment_coding.search_points)
+    scoring_pixels: int | None = None  # encoder only: the loop's LPIPS scores frames above this many
+    # pixels area-downscaled (core.metrics.scoring_size; None: at full size). Final LPIPS is full size.
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
             raise ValueError(f"search {self.search!r} is unknown: choose one of {', '.join(SEARCHES)}")
+        if self.scoring_pixels is not None and self.scoring_pixels < 1:
+            raise ValueError(f"scoring_pixels must be a positive pixel count or None, got {self.scoring_pixels}")
 
     @classmethod
     def product(cls, keyframe_codec: str = DEFAULT_KEYFRAME_CODEC, **changes) -> "EncoderSettings":
@@ -49,5 +54,5 @@ class EncoderSettings:
             del changes["quality"]
         base = cls(lpips_threshold=DEFAULT_THRESHOLD, quality=KEYFRAME_CODECS.named(keyframe_codec).default_quality,
                    gop=DEFAULT_GOP, sampling_steps=DEFAULT_STEPS, seed=0, residual_levels=DEFAULT_RESIDUAL_LEVELS,
-                   inter_fallback=True, search=DEFAULT_SEARCH)
+                   inter_fallback=True, search=DEFAULT_SEARCH, scoring_pixels=SCORING_MAX_PIXELS)
         return replace(base, **changes)

@@ -16,16 +16,17 @@ from __future__ import annotations
 import torch
 
 from evc_archive.core.bounded_cache import BoundedCache
-from evc_archive.core.metrics import frames_per_batch, mse_uint8, upscale_small
+from evc_archive.core.metrics import frames_per_batch, mse_uint8, score_frames, scoring_factor, scoring_size, upscale_small
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
 FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
 
 
-def lpips_input(frames: torch.Tensor) -> torch.Tensor:
+def lpips_input(frames: torch.Tensor, max_pixels: int | None = None) -> torch.Tensor:
     """(m,H,W,3) uint8 -> the frames LPIPS sees: upscaled (nearest, integer factor) when a side is
-    under LPIPS_MIN_SIZE, else unchanged."""
-    return upscale_small(frames, LPIPS_MIN_SIZE)
+    under LPIPS_MIN_SIZE, area-downscaled (integer factor) to at most `max_pixels` (metrics.scoring_size),
+    else unchanged."""
+    return upscale_small(scoring_size(frames, max_pixels), LPIPS_MIN_SIZE)
 
 
 def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,17 +37,20 @@ def psnr_frames(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class SourceScores:
     """LPIPS (core.metrics LpipsMetric) and PSNR of frames against `source` (n,H,W,3) uint8, frame j
-    of a call against source frame start + j."""
+    of a call against source frame start + j. `max_pixels`: LPIPS compares the pair downscaled to
+    at most that many pixels (metrics.scoring_size; the loop's proxy, EncoderSettings.scoring_pixels),
+    None: at full size. PSNR is always at full size."""
 
-    def __init__(self, metric, source: torch.Tensor, cache_bytes: int = FEATURE_CACHE_BYTES):
-        self.metric, self.source = metric, source
+    def __init__(self, metric, source: torch.Tensor, cache_bytes: int = FEATURE_CACHE_BYTES,
+                 max_pixels: int | None = None):
+        self.metric, self.source, self.max_pixels = metric, source, max_pixels
         self._features = BoundedCache(cache_bytes)
         self.source_feature_frames = 0  # source frames whose features were computed (cost counter)
 
     def _source_features(self, position: int) -> tuple[torch.Tensor, ...]:
         features = self._features.get(position)
         if features is None:
-            features = self.metric.features(lpips_input(self.source[position:position + 1]))
+            features = self.metric.features(lpips_input(self.source[position:position + 1], self.max_pixels))
             self.source_feature_frames += 1
             self._features.put(position, features)
         return features
@@ -56,7 +60,7 @@ class SourceScores:
         m = frames.shape[0]
         if m == 0:
             return torch.zeros(0)
-        frames = lpips_input(frames)
+        frames = lpips_input(frames, self.max_pixels)
         batch = frames_per_batch(frames.shape[1], frames.shape[2])
         return torch.cat([self._batch_lpips(frames[j:j + batch], start + j) for j in range(0, m, batch)])
 
@@ -69,3 +73,12 @@ class SourceScores:
     def psnr(self, frames: torch.Tensor, start: int) -> torch.Tensor:
         """frames (m,H,W,3) uint8 -> (m,) PSNR in dB to source[start + j]."""
         return psnr_frames(frames, self.source[start:start + frames.shape[0]])
+
+
+def full_size_lpips(metric, frames: torch.Tensor, source: torch.Tensor, loop_lpips: torch.Tensor,
+                    max_pixels: int | None) -> torch.Tensor:
+    """(n,) LPIPS of frames (n,H,W,3) uint8 to their source at full size: `loop_lpips` (the loop's
+    own scores) where the loop scored at full size, else one exact pass (metrics.score_frames)."""
+    if scoring_factor(frames.shape[1], frames.shape[2], max_pixels) == 1:
+        return loop_lpips
+    return score_frames(metric, frames, source, min_side=LPIPS_MIN_SIZE)

@@ -168,14 +168,14 @@ class SegmentEncoder:
         vgg, dists = scores.lpips_vgg, scores.dists
         return {
             "bytes": len(coded.data), "bpp": len(coded.data) * 8 / (n * plan.width * plan.height),
-            "lpips_mean": float(result.lpips.mean()), "lpips_max": float(result.lpips.max()),
+            "lpips_mean": float(coded.lpips.mean()), "lpips_max": float(coded.lpips.max()),
             "lpips_vgg_mean": float(vgg.mean()), "lpips_vgg_max": float(vgg.max()),
             "dists_mean": float(dists.mean()), "dists_max": float(dists.max()),
             "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
             "coded_frames": sum(result.segment.coded), "generated_frames": n - sum(result.segment.coded),
             "segment_mode": SEGMENT_MODES.by_id(INTER_SEGMENT if inter else LOOP_SEGMENT).name,
             "residual_levels": None if inter else coded.settings.residual_levels,
-            "frame_lpips": [float(v) for v in result.lpips], "frame_lpips_vgg": [float(v) for v in vgg],
+            "frame_lpips": [float(v) for v in coded.lpips], "frame_lpips_vgg": [float(v) for v in vgg],
             "frame_dists": [float(v) for v in dists],
             "frame_psnr": [float(v) for v in result.psnr],
             "frame_coded": [bool(c) for c in result.segment.coded],

@@ -51,12 +51,15 @@ def read_stream_file(path: Path) -> tuple[bytes, Stream]:
 
 @dataclass(frozen=True)
 class EncodeSummary:
+    """An encoded file: its source's probe, the stream, and every frame's LPIPS at full size (n,)."""
+
     info: VideoInfo
     encoded: EncodedVideo
+    frame_lpips: torch.Tensor
 
     @property
     def mean_lpips(self) -> float:
-        return float(torch.cat([r.lpips for r in self.encoded.results]).mean())
+        return float(self.frame_lpips.mean())
 
     @property
     def mean_psnr(self) -> float:
@@ -75,6 +78,7 @@ def encode_file(source: Path, out: Path, settings: EncoderSettings, library: Mod
     on_segment(result, frames_done) is called after each segment. `info` is the exact probe of
     the source when the caller has it (its frame rate goes into the stream)."""
     from evc_archive.core.metrics import shared_lpips
+    from evc_archive.core.source_scores import full_size_lpips
 
     info = info or probe_video(source)
     codec = library.keyframe_named(keyframe_codec)
@@ -82,21 +86,24 @@ def encode_file(source: Path, out: Path, settings: EncoderSettings, library: Mod
         raise EVCError(f"--quality must be one of {codec.qualities}, not {settings.quality}.")
     predictor = library.predictor_named(predictor_name)
     metric = shared_lpips()
-    done = 0
+    done, current, frame_lpips = 0, [], []
 
     def segments():
         for batch in iter_frames(source, batch=settings.gop):
-            yield torch.from_numpy(np.ascontiguousarray(batch))
+            current[:] = [torch.from_numpy(np.ascontiguousarray(batch))]
+            yield current[0]
 
     def progress(result: SegmentResult) -> None:
         nonlocal done
         done += result.reconstruction.shape[0]
+        frame_lpips.append(full_size_lpips(metric, result.reconstruction, current[0], result.lpips,
+                                           settings.scoring_pixels))
         if on_segment:
             on_segment(result, done)
 
     encoded = encode_video(segments(), info.fps, codec, predictor, metric, settings, on_segment=progress)
     write_atomic(out, encoded.data)
-    return EncodeSummary(info, encoded)
+    return EncodeSummary(info, encoded, torch.cat(frame_lpips))
 
 
 def decode_file(source: Path, out: Path, library: ModelLibrary, crf: int | None = None,

@@ -173,7 +173,7 @@ def compare_ours(video: VideoComparison, opts: CompareOptions, metric, on_progre
         coded = [encode_at(coder, torch.from_numpy(video.frames[a:b]), settings, a, choice.point)
                  for (a, b), choice in zip(segs, alloc.choices)]
         total = sum(len(c.data) for c in coded)
-        lpf = np.concatenate([c.result.lpips.numpy() for c in coded])
+        lpf = np.concatenate([c.lpips.numpy() for c in coded])
         psf = np.concatenate([c.result.psnr.numpy() for c in coded])
         video.ours_frames[t] = np.concatenate([c.result.reconstruction.numpy() for c in coded])
         video.ours_frame_lpips[t] = lpf

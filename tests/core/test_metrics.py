@@ -16,7 +16,8 @@ from PIL import Image
 
 from evc_archive.core import metrics
 from evc_archive.core.errors import EVCError
-from evc_archive.core.metrics import LpipsMetric, NumpyOnlyUnpickler, mse_uint8, psnr_uint8, shared_lpips
+from evc_archive.core.metrics import (SCORING_MAX_PIXELS, LpipsMetric, NumpyOnlyUnpickler, mse_uint8, psnr_uint8,
+                                      scoring_size, shared_lpips)
 
 REF_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "lpips-ref"
 
@@ -179,6 +180,8 @@ def test_psnr_uint8_known_values() -> None:
     # uint8 wrap-around must not happen: 0 vs 255 is the worst case, 0 dB.
     black, white = torch.zeros(1, 4, 4, 3, dtype=torch.uint8), torch.full((1, 4, 4, 3), 255, dtype=torch.uint8)
     assert psnr_uint8(black, white).item() == 0.0
+    with pytest.raises(ValueError):
+        psnr_uint8(a.float(), b.float())
 
 
 def test_mse_uint8_is_the_exact_float64_mean_frame_by_frame() -> None:
@@ -189,5 +192,19 @@ def test_mse_uint8_is_the_exact_float64_mean_frame_by_frame() -> None:
     expected = (a.double() - b.double()).square().mean(dim=(1, 2, 3))
     assert torch.equal(mse_uint8(a, b), expected)
     assert mse_uint8(a[:0], b[:0]).shape == (0,)
-    with pytest.raises(ValueError):
-        psnr_uint8(a.float(), b.float())
+
+
+def test_scoring_size_keeps_small_frames():
+    frames = torch.randint(0, 256, (2, 128, 128, 3), dtype=torch.uint8)
+    assert scoring_size(frames) is frames
+
+
+def test_scoring_size_area_downscales_large_frames_by_an_integer_factor():
+    frames = torch.randint(0, 256, (1, 360, 640, 3), dtype=torch.uint8)
+    down = scoring_size(frames)
+    assert down.shape == (1, 180, 320, 3) and down.dtype == torch.uint8
+    assert int(down[0, 0, 0, 0]) == round(float(frames[0, :2, :2, 0].float().mean()))
+    assert scoring_size(torch.zeros(1, 1080, 1920, 3, dtype=torch.uint8)).shape[1:3] == (180, 320)
+    odd = scoring_size(torch.zeros(1, 241, 641, 3, dtype=torch.uint8))
+    assert odd.shape[1] * odd.shape[2] <= SCORING_MAX_PIXELS
+    assert scoring_size(frames, None) is frames  # None: full size

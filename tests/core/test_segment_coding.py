@@ -87,3 +87,15 @@ def test_a_point_that_does_not_match_the_encode_is_refused(coder):
 def test_an_unknown_search_is_refused(coder):
     with pytest.raises(ValueError, match="unknown"):
         search_points(coder, moving_square_video(4, 32, 48), EncoderSettings.product(search="nearest"), TARGET)
+
+
+def test_the_loop_scores_at_its_pixel_budget_and_the_coded_segment_reports_full_size(coder):
+    from evc_archive.core.metrics import score_frames
+
+    frames = moving_square_video(6, 64, 96, seed=2)
+    settings = EncoderSettings.product(gop=6, scoring_pixels=32 * 48)  # the loop scores 2x downscaled
+    coded = encode_to_target(coder, frames, settings, TARGET)
+    exact = score_frames(coder.metric, coded.result.reconstruction, frames)
+    assert torch.allclose(coded.lpips, exact, atol=1e-6)
+    assert coded.point.lpips == pytest.approx(float(coded.result.lpips.mean()), abs=1e-6)  # the loop's proxy
+    assert not torch.allclose(coded.result.lpips, exact, atol=1e-4)

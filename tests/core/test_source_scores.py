@@ -2,8 +2,8 @@
 
 import torch
 
-from evc_archive.core.metrics import score_frames
-from evc_archive.core.source_scores import SourceScores, psnr_frames
+from evc_archive.core.metrics import score_frames, scoring_size
+from evc_archive.core.source_scores import SourceScores, full_size_lpips, psnr_frames
 from tests.conftest import moving_square_video
 
 
@@ -45,3 +45,16 @@ def test_candidates_are_scored_in_bounded_batches(lpips_metric, monkeypatch):
     batched = SourceScores(lpips_metric, source).lpips(other, 0)
     assert max(sizes) == 2 and sizes.count(1) == 6  # candidates 2+2+1, source frames one at a time
     assert torch.allclose(batched, whole, atol=1e-6)
+
+
+def test_a_pixel_budget_scores_the_pair_downscaled_and_full_size_lpips_rescores(lpips_metric):
+    source, other = moving_square_video(3, 96, 128, seed=1), moving_square_video(3, 96, 128, seed=5)
+    budget = 48 * 64  # 96x128 -> factor 2
+    proxy = SourceScores(lpips_metric, source, max_pixels=budget).lpips(other, 0)
+    assert torch.allclose(proxy, score_frames(lpips_metric, scoring_size(other, budget), scoring_size(source, budget)),
+                          atol=1e-6)
+    exact = score_frames(lpips_metric, other, source)
+    assert not torch.allclose(proxy, exact, atol=1e-4)  # the proxy is another number
+    assert torch.allclose(full_size_lpips(lpips_metric, other, source, proxy, budget), exact, atol=1e-6)
+    assert full_size_lpips(lpips_metric, other, source, exact, None) is exact  # scored at full size: kept
+    assert full_size_lpips(lpips_metric, other, source, exact, 96 * 128) is exact

@@ -3,7 +3,7 @@
 import math
 from types import SimpleNamespace
 
-from evc_archive.core.fast_search import FAST, frame0_qualities, inter_points
+from evc_archive.core.fast_search import FAST, INTER_NEIGHBOUR_REACH, INTER_START_LEVEL, frame0_qualities, inter_points
 from evc_archive.core.loop import CodedPiece
 from evc_archive.core.ratecontrol import RDPoint
 
@@ -28,12 +28,13 @@ def test_the_inter_search_finds_the_level_nearest_the_target_in_few_encodes():
     fitting = [p for p in points if p.bpp <= 0.03]
     best = max(p.quality for p in fitting)
     assert sim.run_inter(best + 1).bpp > 0.03  # the dearest level within the target was found
-    assert len(sim.calls) <= 9 and best - 1 in {p.quality for p in points}
+    assert len(sim.calls) <= 6 and any(best - INTER_NEIGHBOUR_REACH <= p.quality < best for p in points)
 
 
 def test_the_inter_search_stops_when_even_the_cheapest_level_is_over():
     sim = FakeInter(0.05)
-    assert [p.quality for p in inter_points(sim, 0.03)] == [1] and sim.calls == [1]
+    assert [p.quality for p in inter_points(sim, 0.03)] == [1, INTER_START_LEVEL]
+    assert sim.calls == [INTER_START_LEVEL, 1]
 
 
 def test_the_inter_search_on_other_curves():

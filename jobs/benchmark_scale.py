@@ -123,8 +123,10 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> None:
              "ours s = rate control's search + the final encode (the chosen point's carried stream decoded, which "
              "is the verify; or, for a point without one, encoded again and verify-decoded); ratio = ours s / "
              "one SVT-AV1 preset-2 (tune=0) encode of the same segment in the same process (the issue's bound: 20). "
-             "Peak RSS: the whole process (models, LPIPS, the clip). LPIPS-VGG is not optimised by anything "
-             "(scored at most 320x180-sized: core.reported_metrics). What the rows show and what is missing: "
+             "Peak RSS: the whole process (models, LPIPS, the clip). LPIPS: full size, of the final reconstruction "
+             "(since 2026-12-04 the loop's decisions compare a proxy at most 320x180-sized: "
+             "EncoderSettings.scoring_pixels). LPIPS-VGG is not optimised by anything (scored at most "
+             "320x180-sized: core.metrics.scoring_size). What the rows show and what is missing: "
              "[scale_notes.md](scale_notes.md).", "",
              "| date | size | clip | target | search | setting | bpp | LPIPS | LPIPS-VGG | PSNR dB | points | search s | "
              "ours s | frames/s | SVT-AV1 p2 s | ratio | peak RSS MiB |", "|" + "---|" * 17]

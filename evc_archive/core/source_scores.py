@@ -8,6 +8,12 @@ bounded by bytes (least recently used out): memory does not grow with the number
 Candidates are scored in batches of at most metrics.SCORE_BATCH_PIXELS pixels, so a call's AlexNet
 activations stay bounded at any frame size and any number of frames.
 
+The product's loop scores a proxy (EncoderSettings.scoring_pixels): each pair area-downscaled to
+at most 320x180 (metrics.scoring_size), so a threshold means the same from 360p to 2160p and a
+1080p candidate costs what a 320x180 one does; `full_size_lpips` gives the exact value once, on
+the final reconstruction. On two validation clips (docs/benchmarks/scale.md, 2026-12-04) the proxy
+made the same choices at 640x360 and 1280x720 in 0.46-0.83x the search time.
+
 Frames are uint8 RGB tensors (m,H,W,3); scores are (m,) on the CPU.
 """
 
@@ -19,7 +25,8 @@ from evc_archive.core.bounded_cache import BoundedCache
 from evc_archive.core.metrics import frames_per_batch, mse_uint8, score_frames, scoring_factor, scoring_size, upscale_small
 
 LPIPS_MIN_SIZE = 32  # AlexNet needs >= 31 px; smaller frames are compared upscaled (nearest)
-FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (a 1080p frame's are ~90 MB)
+FEATURE_CACHE_BYTES = 256 << 20  # source features kept per segment (~2.4 MB a frame at the product's
+# scoring size, ~90 MB a 1080p frame at full size)
 
 
 def lpips_input(frames: torch.Tensor, max_pixels: int | None = None) -> torch.Tensor:

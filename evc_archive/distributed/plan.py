@@ -10,12 +10,13 @@ import hashlib
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-# A worker's peak memory for one segment, by frame size (measured 2026-12-02, docs/benchmarks/scale.md
-# and scale_notes.md): models, LPIPS and SVT-AV1 ~1.4 GiB; rate control's frame and feature caches at
-# most ~0.75 GiB (core.ratecontrol.FRAME_CACHE_BYTES, core.source_scores.FEATURE_CACHE_BYTES); per
-# frame pixel ~900 bytes of per-frame work (one 1920x1080 encode peaked at 2.9 GiB).
-WORKER_BASE_BYTES = 1.4 * 2**30 + 0.75 * 2**30
-WORKER_BYTES_PER_PIXEL = 900
+# A worker's peak memory for one segment, by frame size: above every row of docs/benchmarks/scale.md
+# of 2026-12-04 (peak RSS of the whole process, rate control included: 2.3 GiB at 640x360, 2.7-2.8
+# GiB at 1280x720, 3.2 GiB at 1920x1080; models, LPIPS and SVT-AV1 ~1.4 GiB, rate control's frame
+# and feature caches at most ~0.75 GiB: core.ratecontrol.FRAME_CACHE_BYTES,
+# core.source_scores.FEATURE_CACHE_BYTES).
+WORKER_BASE_BYTES = 2.3 * 2**30
+WORKER_BYTES_PER_PIXEL = 800
 DEFAULT_WORKER_MEMORY_GIB = 4.0
 
 

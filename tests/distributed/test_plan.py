@@ -128,7 +128,7 @@ def test_content_fingerprint_names_content_not_names(tmp_path):
 
 
 def test_a_video_too_large_for_a_worker_is_refused_with_a_reason():
-    from evc_archive.distributed.plan import refuse_oversized, worker_memory_bytes
+    from evc_archive.distributed.plan import DEFAULT_WORKER_MEMORY_GIB, refuse_oversized, worker_memory_bytes
 
     small = SourceProbe("a.mp4", "a", 30, 640, 360, Fraction(25))
     huge = SourceProbe("b.mp4", "b", 30, 7680, 4320, Fraction(25))
@@ -137,3 +137,5 @@ def test_a_video_too_large_for_a_worker_is_refused_with_a_reason():
     assert "7680x4320" in refused.error and "4 GiB" in refused.error and "\n" not in refused.error
     assert plan_segments([refused, small], 30) == plan_segments([small], 30)
     assert worker_memory_bytes(1920, 1080) < worker_memory_bytes(3840, 2160)
+    full_hd = SourceProbe("c.mp4", "c", 30, 1920, 1080, Fraction(25))
+    assert refuse_oversized(full_hd, DEFAULT_WORKER_MEMORY_GIB) == full_hd  # 1080p fits the default worker

@@ -22,9 +22,11 @@ only fewer settings are tried:
 - the inter GOP first: its bytes grow about geometrically with the level, so from a first level
   and a guess with a typical slope a secant search on log(bytes) lands next to the target in 2-4
   encodes, a bisection closes what is left, and the dearest level within the target comes with
-  the cheapest level above it and a cheaper level near it (3-6 encodes; 4.3 on average against
-  5.4 for a start at the cheapest level, on a curve measured at 1280x720); the loop's chains then
-  stop as soon as the loop's best point within the target is inter_margin LPIPS behind the inter GOP's.
+  the cheapest level above it and a cheaper level near it (3-5 encodes: 4.0 on average against
+  5.4 for a start at the cheapest level, on a curve measured at 1280x720; one more than that
+  start where even the cheapest level is over the target, as at 128x128 and 0.02 bpp); the
+  loop's chains then stop as soon as the loop's best point within the target is inter_margin
+  LPIPS behind the inter GOP's.
 """
 from __future__ import annotations
 

@@ -66,12 +66,16 @@ class CompareOptions:
     residual_levels: int | None = EncoderSettings.product().residual_levels  # None: intra only
     inter_fallback: bool = EncoderSettings.product().inter_fallback  # a segment may be one AV1 inter GOP where that wins
     search: str = EncoderSettings.product().search  # "fast" or "exhaustive" (EncoderSettings.search)
+    # the loop's LPIPS at full size (not submit's 320x180 proxy): the allocation curve compare plots is
+    # rate control's own points, so they are exact only when the loop scored at full size
+    scoring_pixels: int | None = None
 
     @property
     def settings(self) -> EncoderSettings:
         """The product's settings with these options (rate control then picks quality and threshold)."""
         return EncoderSettings.product(self.keyframe_codec, gop=self.gop, residual_levels=self.residual_levels,
-                                       inter_fallback=self.inter_fallback, search=self.search)
+                                       inter_fallback=self.inter_fallback, search=self.search,
+                                       scoring_pixels=self.scoring_pixels)
 
 
 @dataclass(frozen=True)

@@ -328,7 +328,7 @@ def scoring_size(frames: torch.Tensor, max_pixels: int | None = SCORING_MAX_PIXE
     """uint8 (n, H, W, 3) -> the frames area-downscaled by the smallest integer factor that brings
     H x W to at most `max_pixels` (edge rows / columns that do not fill a block are dropped); frames
     within it (or any frames, for None) unchanged. A perceptual network at 1080p costs ~36x its
-    cost at 320x180, where a frame's visible distortions at 0.01-0.1 bpp are still visible."""
+    cost at 320x180."""
     h, w = frames.shape[1:3]
     factor = scoring_factor(h, w, max_pixels)
     if factor == 1:

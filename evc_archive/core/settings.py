@@ -38,7 +38,8 @@ class EncoderSettings:
     search: str = "exhaustive"  # encoder only, not in the stream: a SEARCHES name for hint picks
     # (core.hint_search) and rate control search (core.segment_coding.search_points)
     scoring_pixels: int | None = None  # encoder only: the loop's LPIPS scores frames above this many
-    # pixels area-downscaled (core.metrics.scoring_size; None: at full size). Final LPIPS is full size.
+    # pixels area-downscaled (core.metrics.scoring_size; None: at full size); what is reported is
+    # full size (core.segment_coding.CodedSegment.lpips)
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:

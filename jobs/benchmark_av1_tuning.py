@@ -31,6 +31,7 @@ INTRA_VARIANTS = {  # name -> (preset, extra svtav1-params)
     "preset 4, PSNR tune (reference)": (4, ""),
     "preset 4, subjective tune": (4, "tune=0"),
     "preset 4, still-picture mode": (4, "avif=1"),
+    "preset 3, subjective tune, still picture": (3, "tune=0:avif=1"),
     "preset 2, subjective tune, still picture": (2, "tune=0:avif=1"),
     "preset 1, subjective tune, still picture (shipped)": (1, "tune=0:avif=1"),
     "preset 0, subjective tune, still picture": (0, "tune=0:avif=1"),

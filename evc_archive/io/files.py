@@ -86,17 +86,18 @@ def encode_file(source: Path, out: Path, settings: EncoderSettings, library: Mod
         raise EVCError(f"--quality must be one of {codec.qualities}, not {settings.quality}.")
     predictor = library.predictor_named(predictor_name)
     metric = shared_lpips()
-    done, current, frame_lpips = 0, [], []
+    done, segment_source, frame_lpips = 0, None, []
 
     def segments():
+        nonlocal segment_source
         for batch in iter_frames(source, batch=settings.gop):
-            current[:] = [torch.from_numpy(np.ascontiguousarray(batch))]
-            yield current[0]
+            segment_source = torch.from_numpy(np.ascontiguousarray(batch))
+            yield segment_source
 
     def progress(result: SegmentResult) -> None:
         nonlocal done
         done += result.reconstruction.shape[0]
-        frame_lpips.append(full_size_lpips(metric, result.reconstruction, current[0], result.lpips,
+        frame_lpips.append(full_size_lpips(metric, result.reconstruction, segment_source, result.lpips,
                                            settings.scoring_pixels))
         if on_segment:
             on_segment(result, done)

@@ -9,6 +9,7 @@ import torch
 from evc_archive.core.bitstream import unpack
 from evc_archive.core.decoder import open_stream
 from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
+from evc_archive.core.metrics import score_frames
 from evc_archive.core.model_library import ModelLibrary
 from evc_archive.core.predictors.copy_last import CopyLastFramePredictor
 from evc_archive.core.segment_coding import SegmentCoder, encode_at, encode_to_target, search_points
@@ -90,8 +91,6 @@ def test_an_unknown_search_is_refused(coder):
 
 
 def test_the_loop_scores_at_its_pixel_budget_and_the_coded_segment_reports_full_size(coder):
-    from evc_archive.core.metrics import score_frames
-
     frames = moving_square_video(6, 64, 96, seed=2)
     settings = EncoderSettings.product(gop=6, scoring_pixels=32 * 48)  # the loop scores 2x downscaled
     coded = encode_to_target(coder, frames, settings, TARGET)

@@ -69,11 +69,13 @@ def final_encode(coder, clip, settings, point):
     return coded, time.perf_counter() - t0, 0.0
 
 
-def run_one(path: str, width: int, height: int, target: float, search: str, threads: int) -> dict:
+def run_one(path: str, width: int, height: int, target: float, search: str, threads: int,
+            keyframe_preset: int | None = None) -> dict:
     """One (clip, size) in this process -> its row."""
     import torch
 
     from evc_archive.core.gop_av1 import CRF_BY_LEVEL, encode_gop
+    from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, preset_for
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.registry import DEFAULT_PREDICTOR
@@ -86,7 +88,8 @@ def run_one(path: str, width: int, height: int, target: float, search: str, thre
     frames, upscaled = segment_at(Path(path), width, height)
     clip = torch.from_numpy(frames)
     lib = ModelLibrary()
-    coder = SegmentCoder(lib.keyframe_named("svtav1"), lib.predictor_named(DEFAULT_PREDICTOR), shared_lpips())
+    keyframes = lib.keyframe_named("svtav1") if keyframe_preset is None else AV1IntraCodec(preset=keyframe_preset)
+    coder = SegmentCoder(keyframes, lib.predictor_named(DEFAULT_PREDICTOR), shared_lpips())
     settings = EncoderSettings.product("svtav1", search=search)
     t0 = time.perf_counter()
     points = search_points(coder, clip, settings, target)
@@ -105,7 +108,8 @@ def run_one(path: str, width: int, height: int, target: float, search: str, thre
     reported = reported_scores(coded.result.reconstruction, clip)
     return {"date": time.strftime("%Y-%m-%d"), "clip": Path(path).stem, "size": f"{width}x{height}",
             "upscaled": upscaled, "search": search,
-            "target_bpp": target, "threads": threads, "setting": choice.point.label, "note": choice.note,
+            "target_bpp": target, "threads": threads, "keyframe_preset": keyframe_preset or preset_for(height, width),
+            "setting": choice.point.label, "note": choice.note,
             "bytes": len(coded.data), "bpp": len(coded.data) * 8 / pixels,
             "lpips": float(coded.lpips.mean()), "lpips_vgg": float(reported.lpips_vgg.mean()),
             "psnr": float(coded.result.psnr.mean()), "points": len(points),
@@ -127,18 +131,20 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> None:
              "(since 2026-12-04 the loop's decisions compare a proxy at most 320x180-sized: "
              "EncoderSettings.scoring_pixels). LPIPS-VGG is not optimised by anything (scored at most "
              "320x180-sized: core.metrics.scoring_size). What the rows show and what is missing: "
-             "[scale_notes.md](scale_notes.md).", "",
-             "| date | size | clip | target | search | setting | bpp | LPIPS | LPIPS-VGG | PSNR dB | points | search s | "
-             "ours s | frames/s | SVT-AV1 p2 s | ratio | peak RSS MiB |", "|" + "---|" * 17]
+             "[scale_notes.md](scale_notes.md). kf preset: the SVT-AV1 preset of the keyframe and residual encodes "
+             "(av1_intra.preset_for; 1 at every size before 2026-12-07).", "",
+             "| date | size | clip | target | search | kf preset | setting | bpp | LPIPS | LPIPS-VGG | PSNR dB | points | search s | "
+             "ours s | frames/s | SVT-AV1 p2 s | ratio | peak RSS MiB |", "|" + "---|" * 18]
     for r in rows:
         size = r["size"] + (" (upscaled)" if r["upscaled"] else "")
-        lines.append(f"| {r.get('date', '')} | {size} | {r['clip']} | {r['target_bpp']:g} | {r['search']} | {r['setting']} | {r['bpp']:.4f} | {r['lpips']:.4f} | "
+        lines.append(f"| {r.get('date', '')} | {size} | {r['clip']} | {r['target_bpp']:g} | {r['search']} | {r.get('keyframe_preset', 1)} | {r['setting']} | {r['bpp']:.4f} | {r['lpips']:.4f} | "
                      f"{r['lpips_vgg']:.4f} | {r['psnr']:.2f} | {r['points']} | {r['search_s']:.1f} | {r['ours_s']:.1f} | "
                      f"{r['frames_per_s']:.2f} | {r['svtav1_p2_s']:.2f} | {r['ratio']:.1f} | {r['peak_rss_mib']:.0f} |")
     out.joinpath("scale.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evc_archive.core.keyframes.av1_intra import preset_for
     from evc_archive.core.settings import SEARCHES
     from evc_archive.training.splits import add_split_option, clips_in
 
@@ -152,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--search", default="fast", help=f"one of {', '.join(SEARCHES)}, or both comma-separated")
     p.add_argument("--threads", type=int, default=2, help="torch threads (SVT-AV1 uses its own)")
     p.add_argument("--report-only", action="store_true", help="rewrite scale.md from scale.json")
+    p.add_argument("--keyframe-preset", type=int, default=None,
+                   help="code keyframes at this SVT-AV1 preset instead of the product's (av1_intra.preset_for)")
+    p.add_argument("--rerun", action="store_true",
+                   help="measure rows that scale.json already has again, replacing them (default: skip them)")
     add_split_option(p)
     args = p.parse_args(argv)
     searches = [s.strip() for s in args.search.split(",")]
@@ -170,16 +180,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         write_report(rows, args.out, json.loads(results.read_text())["meta"])
         return 0
-    done = {(r["clip"], r["size"], r["search"], r["target_bpp"]) for r in rows}
+    def key(r: dict) -> tuple:
+        return r["clip"], r["size"], r["search"], r["target_bpp"], r.get("keyframe_preset", 1)
+
+    done = set() if args.rerun else {key(r) for r in rows}
     ctx = multiprocessing.get_context("spawn")
     for width, height in sizes:
         for clip in clips:
             for search in searches:
-                if (clip.stem, f"{width}x{height}", search, args.target_bpp) in done:
+                preset = args.keyframe_preset or preset_for(height, width)
+                if (clip.stem, f"{width}x{height}", search, args.target_bpp, preset) in done:
                     continue
                 with ctx.Pool(1, maxtasksperchild=1) as pool:  # a fresh process per row: its own peak RSS
-                    row = pool.apply(run_one, (str(clip), width, height, args.target_bpp, search, args.threads))
-                rows.append(row)
+                    row = pool.apply(run_one, (str(clip), width, height, args.target_bpp, search, args.threads,
+                                               args.keyframe_preset))
+                rows = [r for r in rows if key(r) != key(row)] + [row]
+                rows.sort(key=lambda r: (int(r["size"].split("x")[0]) * int(r["size"].split("x")[1]),
+                                         r["clip"], r["search"]))
                 print(f"{time.strftime('%H:%M:%S')} {row['size']} {row['clip']} {search}: {row['setting']} "
                       f"bpp {row['bpp']:.4f} LPIPS {row['lpips']:.4f} ours {row['ours_s']:.1f} s ratio {row['ratio']:.1f} "
                       f"RSS {row['peak_rss_mib']:.0f} MiB", flush=True)

@@ -11,9 +11,11 @@ differently between CPUs): full-range BT.601 in 16-bit fixed point, chroma avera
 encode and upsampled with the (9,3,3,1)/16 centre-sited filter at decode, all numpy integers.
 The encoder's reconstruction is the decode of the exact payload bytes (keyframes.base.ImageCodec).
 
-Quality levels map to SVT-AV1 CRF values (one intra frame): level 1 = fewest bits. Preset 1 with the
-subjective tune and still-picture mode: on 12 held-out 128x128 frames 7-10 % lower LPIPS at the same
-bytes than preset 4 (PSNR tune), for ~3x the encode time (docs/benchmarks/ablation.md).
+Quality levels map to SVT-AV1 CRF values (one intra frame): level 1 = fewest bits. The subjective
+tune and still-picture mode, at a preset that follows the frame's area (`preset_for`): preset 1 below
+640x360 (on 12 held-out 128x128 frames 7-10 % lower LPIPS at the same bytes than preset 4 with the
+PSNR tune, and 3-3.5 % lower than preset 3: docs/benchmarks/av1_tuning.md), preset 3 from 640x360 up
+(there within ~1 % of preset 1's bytes and LPIPS at a quarter of its time: scale_notes.md).
 The CRF table, preset and tuning matter only to the encoder; the decoder needs none of them, so none
 is in the hash, which names the payload format.
 """
@@ -36,7 +38,9 @@ from evc_archive.core.registry import register_keyframe_codec
 # The level is informational in a stream (the decoder needs no CRF), so streams written with the
 # 13-level table decode unchanged.
 CRF_BY_QUALITY: dict[int, int] = {q: 63 - 2 * (q - 1) for q in range(1, 26)}  # 63, 61, ..., 15
-PRESET = 1
+PRESET = 1  # below LARGE_FRAME_PIXELS
+LARGE_FRAME_PRESET = 3
+LARGE_FRAME_PIXELS = 640 * 360
 # encoder-only tuning (the decoder needs none of it): subjective tune, still-picture mode
 SVT_PARAMS = "keyint=1:tune=0:avif=1"
 TEMPORAL_DELIMITER = b"\x12\x00"
@@ -120,6 +124,11 @@ def rgb_frame(frame, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(yuv420_to_rgb(*planes)[:height, :width])
 
 
+def preset_for(height: int, width: int) -> int:
+    """The SVT-AV1 preset a frame of this size is coded at: slower where it pays, faster from 360p up."""
+    return LARGE_FRAME_PRESET if height * width >= LARGE_FRAME_PIXELS else PRESET
+
+
 def svtav1_encoder(width: int, height: int, gop: int, preset: int, crf: int, params: str):
     """A libsvtav1 encoder context for yuv420p frames of (coded) size width x height."""
     import av
@@ -138,9 +147,10 @@ class AV1IntraCodec:
     model_id = 2
     content_hash = hashlib.sha256(FORMAT_KEY).digest()
 
-    def __init__(self, crf_by_quality: dict[int, int] | None = None, preset: int = PRESET, device: str = "cpu"):
+    def __init__(self, crf_by_quality: dict[int, int] | None = None, preset: int | None = None,
+                 device: str = "cpu"):
         self.crf_by_quality = dict(sorted((crf_by_quality or CRF_BY_QUALITY).items()))
-        self.preset = preset
+        self.preset = preset  # None: by the frame's size (preset_for)
         self.device = device  # frames are coded on the CPU whatever the device
 
     @property
@@ -158,7 +168,8 @@ class AV1IntraCodec:
         h, w, _ = frame.shape
         ch, cw = coded_size(h, w)
         vf = video_frame(frame.cpu().numpy(), 0)
-        enc = svtav1_encoder(cw, ch, 1, self.preset, crf, SVT_PARAMS)
+        preset = preset_for(h, w) if self.preset is None else self.preset
+        enc = svtav1_encoder(cw, ch, 1, preset, crf, SVT_PARAMS)
         return strip_delimiter(b"".join(bytes(p) for p in [*enc.encode(vf), *enc.encode(None)]))
 
     def decode(self, payload: bytes, quality: int, height: int, width: int) -> torch.Tensor:

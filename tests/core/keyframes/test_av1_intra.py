@@ -9,7 +9,8 @@ from evc_archive.core.decoder import open_stream
 from evc_archive.core.encoder import encode_video
 from evc_archive.core.source_scores import psnr_frames
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
-from evc_archive.core.keyframes.av1_intra import AV1IntraCodec, rgb_to_yuv420, yuv420_to_rgb
+from evc_archive.core.keyframes.av1_intra import (LARGE_FRAME_PRESET, PRESET, AV1IntraCodec, preset_for,
+                                                 rgb_to_yuv420, yuv420_to_rgb)
 from evc_archive.core.model_library import ModelLibrary
 from evc_archive.core.predictors.motion_extrapolation import MotionExtrapolationPredictor
 from evc_archive.core.registry import KEYFRAME_CODECS
@@ -32,6 +33,19 @@ def test_rate_and_quality_grow_with_the_level():
     assert CODEC.crf_by_quality[15] == 35  # the CLI's default level
     with pytest.raises(ValueError, match="Invalid quality"):
         CODEC.encode(frame, 26)
+
+
+def test_the_preset_follows_the_frame_area():
+    """Preset 1 below 640x360, preset 3 from there up (portrait the same); the default codec encodes a
+    large frame as preset 3 does, a small one as preset 1 does, and either decodes alike."""
+    assert preset_for(128, 128) == preset_for(359, 640) == PRESET == 1
+    assert preset_for(360, 640) == preset_for(640, 360) == preset_for(1080, 1920) == LARGE_FRAME_PRESET == 3
+    large = moving_square_video(1, 360, 640)[0]
+    small = moving_square_video(1, 64, 64)[0]
+    by_size = CODEC.encode(large, 12)
+    assert by_size == AV1IntraCodec(preset=3).encode(large, 12) != AV1IntraCodec(preset=1).encode(large, 12)
+    assert CODEC.encode(small, 12) == AV1IntraCodec(preset=1).encode(small, 12)
+    assert CODEC.decode(by_size, 12, 360, 640).shape == (360, 640, 3)
 
 
 def test_colour_conversion_is_near_lossless_and_pinned():

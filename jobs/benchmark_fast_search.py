@@ -6,11 +6,15 @@ docs/benchmarks/fast_search.{md,json}.
     python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 main" [--size 128x128] \
         [--mode-frames N] [--residual 0,none] [--frame0-shares 0.25,0.5,0.72]   # variants of the fast search
     python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-03 quick" --search quick
+    python -m jobs.benchmark_fast_search --data ../shared/data --label "2026-12-07 exhaustive" --search exhaustive
 
 Per (clip of the validation split, target): a fresh core.ratecontrol.SegmentSimulator with the
 product's settings (the default predictor, residual choices and the inter fallback), the fast
 search's points (core.fast_search.fast_points) and the lowest-LPIPS point within the target
-(ratecontrol.choose_for_target). Nothing is encoded beyond what the search simulates: every point
+(ratecontrol.choose_for_target). --search exhaustive is the reference the narrow searches are held
+to: per clip one SegmentSimulator.sweep_near for the highest target (the sweep `submit --search
+exhaustive` runs), whose points serve every lower target; its cost is the clip's whole sweep, on each
+of the clip's rows. Nothing is encoded beyond what the search simulates: every point
 is exact (the simulator runs the encoder's loop), so its bytes and LPIPS are what encoding it gives.
 Clips: the first 30 frames at --size (short side resized, centre crop; jobs.benchmark_scale.segment_at).
 """
@@ -62,6 +66,10 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
     rows = []
     for path in validation_clips(data / "video"):
         frames = torch.from_numpy(segment_at(path, width, height)[0])
+        if search == "exhaustive":
+            exhaustive = EncoderSettings.product("svtav1", search="exhaustive")  # its own hint policy too
+            rows.extend(run_exhaustive(segment_simulator(coder, frames, exhaustive), path.stem, targets))
+            continue
         for target in targets:
             mode_frames = variant.get("mode_frames", FAST_MODE_FRAMES)
             simulator = segment_simulator(coder, frames, settings, hints=None if mode_frames == FAST_MODE_FRAMES
@@ -77,6 +85,24 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
                          "predictor_calls": c.predictor_calls, "lpips_frames": c.lpips_frames,
                          "inter_encodes": c.inter_encodes, "settings_evaluated": c.settings_evaluated})
             print(f"{path.stem} {target}: {p.label} {p.bpp:.4f} bpp LPIPS {p.lpips:.4f} in {seconds:.1f} s", flush=True)
+    return rows
+
+
+def run_exhaustive(simulator, clip: str, targets: tuple[float, ...]) -> list[dict]:
+    """One sweep_near for the highest target, then each target's choice from its points."""
+    from evc_archive.core.ratecontrol import choose_for_target
+
+    t0 = time.perf_counter()
+    points = simulator.sweep_near(max(targets))
+    seconds, c = time.perf_counter() - t0, simulator.cost
+    rows = []
+    for target in targets:
+        p = choose_for_target(points, target).point
+        rows.append({"clip": clip, "target_bpp": target, "setting": p.label, "bpp": p.bpp, "lpips": p.lpips,
+                     "psnr": p.psnr, "seconds": seconds, "keyframe_encodes": c.keyframe_encodes,
+                     "predictor_calls": c.predictor_calls, "lpips_frames": c.lpips_frames,
+                     "inter_encodes": c.inter_encodes, "settings_evaluated": c.settings_evaluated})
+        print(f"{clip} {target}: {p.label} {p.bpp:.4f} bpp LPIPS {p.lpips:.4f} (sweep {seconds:.1f} s)", flush=True)
     return rows
 
 
@@ -123,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="128x128", help="WIDTHxHEIGHT of the segments")
     parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--search", choices=("fast", "quick"), default="fast",
-                        help="core.fast_search.FAST or QUICK, with the variants below")
+    parser.add_argument("--search", choices=("fast", "quick", "exhaustive"), default="fast",
+                        help="core.fast_search.FAST or QUICK, with the variants below; or the exhaustive sweep "
+                             "(the reference: the variants do not apply)")
     parser.add_argument("--mode-frames", type=int, default=None,
                         help="score restore-hint's modes on a call's first N frames, 0 = every frame "
                              "(default: core.hint_search.FAST_MODE_FRAMES)")

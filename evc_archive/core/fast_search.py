@@ -17,6 +17,10 @@ only fewer settings are tried:
   choose most;
 - thresholds: its thresholds from the highest (fewest coded frames) down, stopping at the first
   point above its window x target or with every frame coded;
+- where the best point within the target still accepts frames as poor as poor_threshold (fast
+  motion: the budget buys one or two coded frames at these qualities and the predictor cannot
+  hold the rest), the chains of a cheaper first frame (poor_share of the budget): more coded
+  frames at a lower quality;
 - then a walk over neighbouring qualities (up to quality_walk steps, each a chain of thresholds)
   while the best point within the target improves;
 - the inter GOP first: its bytes grow about geometrically with the level, so from a first level
@@ -49,12 +53,16 @@ class NarrowSearch:
     refine_steps: int = 2  # the loop's own breakpoints tried where a chain steps over the target
     thresholds: tuple[float, ...] = (0.55, 0.35, 0.24, 0.17, 0.12, 0.09)
     inter_margin: float | None = None  # stop the loop's chains once it is this much LPIPS behind the inter GOP
+    poor_threshold: float | None = None  # a best point at this threshold or above adds poor_share's chains
+    poor_share: float = 0.25
 
 
 # inter_margin 0.02: on the six validation clips at 128x128 the same 18 choices as without it, and at
 # 0.05 bpp 66 predictor calls and 45 keyframe encodes a (clip, target) instead of 135 and 91
 # (docs/benchmarks/fast_search.md, 2026-12-03)
-FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3, inter_margin=0.02)
+# poor_threshold 0.3: (see fast_search.md, 2026-12-07)
+FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quality_walk=3, inter_margin=0.02,
+                    poor_threshold=0.3)
 QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1, inter_margin=0.02)
 NARROW_SEARCHES = {"fast": FAST, "quick": QUICK}  # EncoderSettings.search -> its NarrowSearch
 INTER_PROBES = 4  # inter GOP encodes before the bisection
@@ -187,12 +195,26 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
         list(simulator.residual_choices[:1])
     chains = [(q, r) for q in frame0_qualities(simulator, budget_bytes, search.frame0_shares) for r in residual_choices]
     points: list[RDPoint] = []
-    for q, r in chains:
-        points.extend(quality_chain(simulator, q, r, target_bpp, search))
-        if loop_lost(points):
+    tried: set[tuple[int, int | None]] = set()
+
+    def run_chains(pairs: list[tuple[int, int | None]]) -> bool:
+        """Each (quality, residual choice) chain not tried yet; whether the loop has lost."""
+        for q, r in pairs:
+            if (q, r) not in tried:
+                tried.add((q, r))
+                points.extend(quality_chain(simulator, q, r, target_bpp, search))
+                if loop_lost(points):
+                    return True
+        return False
+
+    if run_chains(chains):
+        return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
+    best = best_within(points, target_bpp)
+    if search.poor_threshold is not None and best is not None and best.threshold >= search.poor_threshold:
+        cheaper = frame0_qualities(simulator, budget_bytes, (search.poor_share,))
+        if run_chains([(q, r) for q in cheaper for r in residual_choices]):
             return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
     ordered = sorted(simulator.codec.qualities)
-    tried = set(chains)
     for _ in range(search.quality_walk):
         best = best_within(points, target_bpp)
         if best is None:

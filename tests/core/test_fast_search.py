@@ -97,3 +97,46 @@ def test_the_loops_chains_stop_once_it_is_inter_margin_behind_the_inter_gop(lpip
         assert any(p.inter for p in points)
         chains[margin] = {(p.quality, p.residual_levels) for p in points if not p.inter}
     assert len(chains[-1.0]) == 1 < len(chains[None]) and chains[-1.0] <= chains[None]
+
+
+class FakeLoop:
+    """A segment the loop codes with `coded` frames at each threshold of FAST (more at lower
+    thresholds), each frame costing `per_quality` bytes a quality level; the more coded frames, the
+    lower the LPIPS. Records the (quality, residual choice) chains the search runs."""
+
+    CODED = {0.55: 1, 0.35: 2, 0.24: 3, 0.17: 5, 0.12: 8, 0.09: 12}
+
+    def __init__(self, per_quality: int):
+        self.per_quality, self.chains = per_quality, set()
+        self.n, self.h, self.w, self.inter = 30, 128, 128, False
+        self.residual_choices = (None, 0)
+        self.codec = SimpleNamespace(qualities=tuple(range(1, 26)))
+        self.pieces = SimpleNamespace(intra=lambda i, q: CodedPiece(b"x" * (40 * q), None, 0.0, 0.0))
+
+    def run(self, quality: int, threshold: float, residual_levels=None) -> RDPoint:
+        self.chains.add((quality, residual_levels))
+        coded = self.CODED[threshold]
+        return RDPoint(quality, threshold, coded * self.per_quality * quality, 30, PIXELS,
+                       0.5 / coded + 0.001 * (25 - quality), 20.0, coded, residual_levels)
+
+    def refine_between(self, *args) -> list[RDPoint]:
+        return []
+
+
+def test_a_poor_best_point_adds_the_chains_of_a_cheaper_first_frame():
+    """0.02 bpp is 1229 bytes: the frame0 shares pick q15 and q22 (40 bytes a level), whose best
+    point within the target accepts frames at t0.35 (two coded frames): poor, so poor_share (0.25:
+    q7) is tried too, and it and the walk from it win with more coded frames."""
+    from dataclasses import replace
+
+    from evc_archive.core.fast_search import best_within, fast_points
+
+    poor = FakeLoop(per_quality=40)
+    best = best_within(fast_points(poor, 0.02, FAST), 0.02)
+    assert {(7, None), (7, 0)} <= poor.chains and best.quality <= 8 and best.coded >= 3
+    without = FakeLoop(per_quality=40)
+    fast_points(without, 0.02, replace(FAST, poor_threshold=None))
+    assert not any(q <= 8 for q, _ in without.chains)
+    cheap = FakeLoop(per_quality=10)  # the best point codes 8 frames at t0.12: nothing poor to fix
+    best = best_within(fast_points(cheap, 0.02, FAST), 0.02)
+    assert best.threshold < FAST.poor_threshold and not any(q <= 8 for q, _ in cheap.chains)

@@ -17,12 +17,12 @@ only fewer settings are tried:
   choose most;
 - thresholds: its thresholds from the highest (fewest coded frames) down, stopping at the first
   point above its window x target or with every frame coded;
-- where the best point within the target still accepts frames as poor as poor_threshold (fast
-  motion: the budget buys one or two coded frames at these qualities and the predictor cannot
-  hold the rest), the chains of a cheaper first frame (poor_share of the budget): more coded
-  frames at a lower quality;
 - then a walk over neighbouring qualities (up to quality_walk steps, each a chain of thresholds)
   while the best point within the target improves;
+- where the best point within the target then still accepts frames as poor as poor_threshold
+  (fast motion: the budget buys one or two coded frames at these qualities and the predictor
+  cannot hold the rest), the chains of a cheaper first frame (poor_share of the budget: more
+  coded frames at a lower quality), and a walk from there if that found a better point;
 - the inter GOP first: its bytes grow about geometrically with the level, so from a first level
   and a guess with a typical slope a secant search on log(bytes) lands next to the target in 2-4
   encodes, a bisection closes what is left, and the dearest level within the target comes with
@@ -179,8 +179,10 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
     simulator has it); its frame0_shares qualities' chains per residual choice (of its
     residual_choices, those the simulator has), then a walk over neighbouring qualities (up to its
     quality_walk: their chains, at the best point's residual choice) while the best point within
-    the target improves. With its inter_margin, the loop's chains stop as soon as the loop's best
-    point within the target is that much LPIPS above the inter GOP's."""
+    the target improves; then, where the best point still accepts frames as poor as its
+    poor_threshold, the chains of a first frame at poor_share of the budget and a walk from what
+    they find. With its inter_margin, the loop's chains stop as soon as the loop's best point
+    within the target is that much LPIPS above the inter GOP's."""
     n, h, w = simulator.n, simulator.h, simulator.w
     budget_bytes = target_bpp * n * h * w / 8
     inter = inter_points(simulator, target_bpp) if simulator.inter else []
@@ -197,36 +199,40 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
     points: list[RDPoint] = []
     tried: set[tuple[int, int | None]] = set()
 
-    def run_chains(pairs: list[tuple[int, int | None]]) -> bool:
-        """Each (quality, residual choice) chain not tried yet; whether the loop has lost."""
+    def run_chains(pairs: list[tuple[int, int | None]], stop_when_lost: bool = True) -> bool:
+        """Each (quality, residual choice) chain not tried yet (stopping once the loop has lost, or
+        all of them); whether the loop has lost."""
         for q, r in pairs:
             if (q, r) not in tried:
                 tried.add((q, r))
                 points.extend(quality_chain(simulator, q, r, target_bpp, search))
-                if loop_lost(points):
+                if stop_when_lost and loop_lost(points):
                     return True
+        return loop_lost(points)
+
+    ordered = sorted(simulator.codec.qualities)
+
+    def walk() -> bool:
+        """Neighbouring qualities of the best point while it improves; whether the loop has lost."""
+        for _ in range(search.quality_walk):
+            best = best_within(points, target_bpp)
+            if best is None:
+                return False
+            k = ordered.index(best.quality)
+            fresh = [(ordered[j], best.residual_levels) for j in (k - 1, k + 1) if 0 <= j < len(ordered)]
+            if not any(pair not in tried for pair in fresh):
+                return False
+            if run_chains(fresh, stop_when_lost=False):
+                return True
+            if best_within(points, target_bpp) == best:
+                return False
         return False
 
-    if run_chains(chains):
+    if run_chains(chains) or walk():
         return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
     best = best_within(points, target_bpp)
     if search.poor_threshold is not None and best is not None and best.threshold >= search.poor_threshold:
         cheaper = frame0_qualities(simulator, budget_bytes, (search.poor_share,))
-        if run_chains([(q, r) for q in cheaper for r in residual_choices]):
-            return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
-    ordered = sorted(simulator.codec.qualities)
-    for _ in range(search.quality_walk):
-        best = best_within(points, target_bpp)
-        if best is None:
-            break
-        k = ordered.index(best.quality)
-        fresh = [(ordered[j], best.residual_levels) for j in (k - 1, k + 1)
-                 if 0 <= j < len(ordered) and (ordered[j], best.residual_levels) not in tried]
-        if not fresh:
-            break
-        for q, r in fresh:
-            tried.add((q, r))
-            points.extend(quality_chain(simulator, q, r, target_bpp, search))
-        if best_within(points, target_bpp) == best or loop_lost(points):
-            break
+        if not run_chains([(q, r) for q in cheaper for r in residual_choices]) and best_within(points, target_bpp) != best:
+            walk()
     return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))

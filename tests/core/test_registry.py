@@ -26,7 +26,7 @@ def test_ids_are_frozen():
 
 
 def test_encodable_kinds_and_defaults():
-    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint", "restore-hint-int")
+    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint-int")
     assert KEYFRAME_CODECS.choices() == ("hyperprior", "svtav1")
     assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
     hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}

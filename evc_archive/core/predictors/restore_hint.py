@@ -1,8 +1,8 @@
 """Restore-hint predictors: the global-motion hint predictor (core.predictors.motion_hint) applied
 to a learned restoration of the last decoded frame. Kind 7 (restore-hint-int, the product's
 default) runs the integer restoration model (core.int_restore: the same bits on any hardware);
-kind 6 (restore-hint) the float model it is quantised from (core.restore: its bits depend on the
-machine's convolution kernels).
+kind 6 (restore-hint, decode-only since 2026-12-07) the float model it is quantised from
+(core.restore: its bits depend on the machine's convolution kernels).
 
 The decoder's last frame is soft: the keyframe codec's blur and ringing at 0.02-0.07 bpp. Copying
 it (copy-last, motion-hint) carries that blur into every generated frame, while the source's next
@@ -150,7 +150,8 @@ def build(weights: str | None, frames_per_call: int, device: str) -> RestoreHint
 
 
 @register_predictor(6, "restore-hint", "restore-motion-hint-lanczos", weight_file=WEIGHT_FILE, takes_hints=True,
-                    encodable=True, summary="restore-hint-int with the float restoration model it is quantised from "
-                    "(its frames depend on the machine's convolution kernels)")
+                    summary="restore-hint-int with the float restoration model it is quantised from (its frames "
+                    "depend on the machine's convolution kernels; decode-only since 2026-12-07: the integer model "
+                    "is within 1 % of its LPIPS and decodes to the same bits everywhere)")
 def build_float(weights: str | None, frames_per_call: int, device: str) -> RestoreHintPredictor:
     return build_kind(6, weights, frames_per_call, device)

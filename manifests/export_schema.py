@@ -44,8 +44,10 @@ MEANINGS = {
                   "`segments/<video_id>/<segment_index, 6 digits>.evc`.",
     "bytes": "Size of the whole segment object (header and CRC included).",
     "bpp": "`bytes * 8 / (frames * width * height)`, with frames = `end_frame - start_frame`.",
-    "lpips_mean": "Mean over the segment's frames of LPIPS (AlexNet, v0.1) between the decoded and the source frame; "
-                  "frames smaller than 32 px are upscaled (nearest) for the metric.",
+    "lpips_mean": "Mean over the segment's frames of LPIPS (AlexNet, v0.1) between the decoded and the source frame "
+                  "at full size, measured on the final reconstruction; frames smaller than 32 px are upscaled "
+                  "(nearest) for the metric. (The encoder's own decisions compare a proxy: frames above 57,600 "
+                  "pixels area-downscaled by an integer factor, see `lpips_threshold`.)",
     "lpips_max": "Worst (highest) per-frame LPIPS of the segment.",
     "lpips_vgg_mean": "Mean over the segment's frames of LPIPS-VGG (VGG16, v0.1) between the decoded and the source "
                       "frame, measured once by the worker on the final reconstruction (frames under 32 px upscaled "
@@ -69,7 +71,10 @@ MEANINGS = {
     "frame_coded": "Per frame, in order: true = coded by the keyframe codec (where the bits went), false = generated "
                    "by the predictor. Since v2; null in v1 parts.",
     "lpips_threshold": "LPIPS acceptance threshold for generated frames used for this segment: the job's, or rate "
-                       "control's choice when the job has a `target_bpp`.",
+                       "control's choice when the job has a `target_bpp`. The loop compares it with LPIPS of the pair "
+                       "at most 57,600 pixels (320x180) large: larger frames are area-downscaled by the smallest "
+                       "integer factor that fits (640x360 by 2, 1920x1080 by 6; `core.metrics.scoring_size`, "
+                       "`EncoderSettings.scoring_pixels`), so a threshold means the same at every size from 360p up.",
     "quality": "Keyframe codec quality level used for this segment (1 = fewest bits): the job's, or rate control's "
                "choice when the job has a `target_bpp`.",
     "segment_mode": "`loop` (the generative loop: coded and generated frames) or `inter` (the whole segment as one AV1 "
@@ -81,7 +86,9 @@ MEANINGS = {
                        "Since v3; null in older parts.",
     "sampling_steps": "The job's DDIM steps of the diffusion predictor (recorded for copy-last too).",
     "seed": "This segment's predictor seed, derived from the job seed and the segment id (not the job seed itself).",
-    "predictor": "The job's predictor: `restore-hint` (the default), `motion-hint`, `block-hint`, `copy-last`, `motion` or `diffusion`.",
+    "predictor": "The job's predictor, a `core.registry.PREDICTORS` name: `restore-hint-int` (the default), "
+                 "`copy-last` or `diffusion`; archives written before 2026-12-07 may name a kind that is decode-only "
+                 "now (`restore-hint`, `restore-hint-bilinear`, `motion-hint`, `block-hint`, `motion`).",
     "keyframe_model_sha256": "sha256 (hex) of the keyframe model file: the archive holds it as `models/<sha256>.pt`.",
     "predictor_model_sha256": "sha256 (hex) of the predictor model file (`models/<sha256>.pt`); for copy-last, the "
                               "sha256 of its name, which has no file.",

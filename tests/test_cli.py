@@ -196,7 +196,7 @@ def test_cli_residual_default_matches_the_core():
     from evc_archive.core.loop import DEFAULT_RESIDUAL_LEVELS
 
     assert PRODUCT.residual_levels == DEFAULT_RESIDUAL_LEVELS
-    args = (0.3, None, 30, 1, 0, "restore-hint", "svtav1", 3)
+    args = (0.3, None, 30, 1, 0, "restore-hint-int", "svtav1", 3)
     assert coding_settings(*args, intra_only=True).residual_levels is None
     assert coding_settings(*args, intra_only=False).residual_levels == 3
 

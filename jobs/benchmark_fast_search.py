@@ -79,12 +79,7 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
             narrow = replace(QUICK if search == "quick" else FAST, **knobs)
             choice = choose_for_target(fast_points(simulator, target, narrow), target)
             seconds = time.perf_counter() - t0
-            p, c = choice.point, simulator.cost
-            rows.append({"clip": path.stem, "target_bpp": target, "setting": p.label, "bpp": p.bpp,
-                         "lpips": p.lpips, "psnr": p.psnr, "seconds": seconds, "keyframe_encodes": c.keyframe_encodes,
-                         "predictor_calls": c.predictor_calls, "lpips_frames": c.lpips_frames,
-                         "inter_encodes": c.inter_encodes, "settings_evaluated": c.settings_evaluated})
-            print(f"{path.stem} {target}: {p.label} {p.bpp:.4f} bpp LPIPS {p.lpips:.4f} in {seconds:.1f} s", flush=True)
+            rows.append(result_row(path.stem, target, choice.point, seconds, simulator.cost))
     return rows
 
 
@@ -94,16 +89,18 @@ def run_exhaustive(simulator, clip: str, targets: tuple[float, ...]) -> list[dic
 
     t0 = time.perf_counter()
     points = simulator.sweep_near(max(targets))
-    seconds, c = time.perf_counter() - t0, simulator.cost
-    rows = []
-    for target in targets:
-        p = choose_for_target(points, target).point
-        rows.append({"clip": clip, "target_bpp": target, "setting": p.label, "bpp": p.bpp, "lpips": p.lpips,
-                     "psnr": p.psnr, "seconds": seconds, "keyframe_encodes": c.keyframe_encodes,
-                     "predictor_calls": c.predictor_calls, "lpips_frames": c.lpips_frames,
-                     "inter_encodes": c.inter_encodes, "settings_evaluated": c.settings_evaluated})
-        print(f"{clip} {target}: {p.label} {p.bpp:.4f} bpp LPIPS {p.lpips:.4f} (sweep {seconds:.1f} s)", flush=True)
-    return rows
+    seconds = time.perf_counter() - t0
+    return [result_row(clip, target, choose_for_target(points, target).point, seconds, simulator.cost)
+            for target in targets]
+
+
+def result_row(clip: str, target: float, point, seconds: float, cost) -> dict:
+    """One (clip, target) row: the chosen point and the search's cost (printed as it is made)."""
+    print(f"{clip} {target}: {point.label} {point.bpp:.4f} bpp LPIPS {point.lpips:.4f} in {seconds:.1f} s", flush=True)
+    return {"clip": clip, "target_bpp": target, "setting": point.label, "bpp": point.bpp, "lpips": point.lpips,
+            "psnr": point.psnr, "seconds": seconds, "keyframe_encodes": cost.keyframe_encodes,
+            "predictor_calls": cost.predictor_calls, "lpips_frames": cost.lpips_frames,
+            "inter_encodes": cost.inter_encodes, "settings_evaluated": cost.settings_evaluated}
 
 
 def write_report(runs: dict, out: Path) -> None:

@@ -231,10 +231,9 @@ def fast_points(simulator: SegmentSimulator, target_bpp: float, search: NarrowSe
                 return False
         return False
 
-    if run_chains(chains) or walk():
-        return sorted(points + inter, key=lambda p: (p.bytes, p.lpips))
+    lost = run_chains(chains) or walk()
     best = best_within(points, target_bpp)
-    if search.poor_threshold is not None and best is not None and best.threshold >= search.poor_threshold:
+    if not lost and best is not None and search.poor_threshold is not None and best.threshold >= search.poor_threshold:
         cheaper = frame0_qualities(simulator, budget_bytes, (search.poor_share,))
         if not run_chains([(q, r) for q in cheaper for r in residual_choices]) and best_within(points, target_bpp) != best:
             walk()

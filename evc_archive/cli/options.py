@@ -13,7 +13,7 @@ import typer
 from evc_archive.cli.app import fail
 from evc_archive.core.loop import RESIDUAL_SEARCH
 from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, DEFAULT_PREDICTOR, KEYFRAME_CODECS, PREDICTORS
-from evc_archive.core.settings import SEARCHES, EncoderSettings
+from evc_archive.core.settings import MAX_SAMPLING_STEPS, SEARCHES, EncoderSettings
 
 PRODUCT = EncoderSettings.product()
 
@@ -72,6 +72,8 @@ def coding_settings(lpips_threshold: float, quality: int | None, gop: int, steps
     codec's default level). Exits with one line on a bad option."""
     if gop < 1 or steps < 1 or lpips_threshold < 0 or seed < 0:
         fail("--gop and --steps must be >= 1, --lpips-threshold and --seed >= 0.")
+    if steps > MAX_SAMPLING_STEPS:
+        fail(f"--steps must be at most {MAX_SAMPLING_STEPS} (the diffusion model's stored sampler tables).")
     if residual_levels < 0:
         fail("--residual-levels must be >= 0.")
     check_choice("--predictor", predictor, PREDICTORS)

@@ -12,18 +12,7 @@ one quantised after training (training.restore_quantize), and every value it com
 - the input is 2 * pixel - 255 (exactly the float net's input times 255); the last layer emits
   the pixel correction round(127.5 * residual), added to the input pixels and clamped to 0..255.
 
-Integers are carried in float32 tensors so that the fast convolution kernels of every backend run
-them, and the result cannot depend on the kernel: weights and activations are at most 255 in
-magnitude (`MAX_INT`, exact in float32, TF32, bfloat16 and float16 alike), and for every output
-channel sum(|w|) * 255 + |bias| <= 2^23 (`ACC_BOUND`), so every partial sum a kernel may form, in
-any order, with or without FMA or reduced-precision inputs, is an integer below 2^24 and exact.
-Transform-based kernels (Winograd, FFT) are the one way to a different result; a convolution whose
-output is not all integers is recomputed in float64 and rounded, which is exact for any such kernel
-(its error stays far below 0.5 at these magnitudes). `exact_math` also turns cuDNN and NNPACK off
-(they may pick Winograd or FFT) and keeps float32 matmul precision at "highest" while the net runs.
-Everything after the sum is exact in float32 as well: the bias add (|acc + bias| <= 2^23), the
-scale 2^-shift with shift <= MAX_SHIFT (a power of two), the + 0.5 (the sum still has at most 24
-significant bits), floor, clamp and the final pixel add.
+The arithmetic and why it gives one result on every machine: core.int_ops.
 
 Shapes: frames (n,H,W,3) uint8 -> (n,H,W,3) uint8, any H, W (padded to even inside, as core.restore).
 """
@@ -31,7 +20,6 @@ Shapes: frames (n,H,W,3) uint8 -> (n,H,W,3) uint8, any H, W (padded to even insi
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,71 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.errors import ModelMismatchError
+from evc_archive.core.int_ops import ACC_BOUND, MAX_INT, MAX_SHIFT, IntConv, exact_math, within_bounds
 from evc_archive.core.model_file import read_model_blob, write_model_blob
 from evc_archive.core.restore import RestoreConfig, Restorer
 
 MODEL_FORMAT = "evc-restore-int/1"
-MAX_INT = 255  # |weight|, |activation| <= MAX_INT: exact in every float format a kernel may use
-ACC_BOUND = 1 << 23  # per output channel: sum |w| * MAX_INT + |bias| <= ACC_BOUND
-MAX_SHIFT = 22  # (acc + bias) / 2^shift + 0.5 stays exact in float32
 INPUT_SCALE = 1.0 / 255.0  # the float net's input x = (2p - 255) / 255
 OUTPUT_SCALE = 1.0 / 127.5  # the last layer's integers are pixel corrections
-
-
-def within_bounds(weight: torch.Tensor, bias: torch.Tensor) -> bool:
-    """One output channel's integer weight (I,3,3) and bias () keep every sum exact."""
-    return bool(weight.abs().max() <= MAX_INT and weight.abs().sum() * MAX_INT + bias.abs() <= ACC_BOUND)
-
-
-@dataclass(frozen=True)
-class IntConv:
-    """One 3x3 convolution (padding 1): weight (O,I,3,3) and bias (O,) integers, shift (O,) >= 0:
-    out = clamp(round_half_up((conv(a, weight) + bias) / 2^shift), -MAX_INT, MAX_INT)."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor
-    shift: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if (self.shift < 0).any() or (self.shift > MAX_SHIFT).any():
-            raise ValueError("integer convolution: shift out of range")
-        for weight, bias in zip(self.weight, self.bias):
-            if not within_bounds(weight, bias):
-                raise ValueError("integer convolution may leave the exact range of float32")
-
-    def as_float(self, device: str) -> "_FloatConv":
-        return _FloatConv(self.weight.to(device, torch.float32), self.bias.to(device, torch.float32)[:, None, None],
-                          torch.exp2(-self.shift.to(torch.float64)).to(device, torch.float32)[:, None, None],
-                          self.weight.to(device, torch.float64))
-
-
-@dataclass(frozen=True)
-class _FloatConv:
-    """An IntConv's integers as float32 tensors on one device (`exact` runs it)."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor  # (O,1,1)
-    scale: torch.Tensor  # (O,1,1) 2^-shift
-    weight64: torch.Tensor
-
-    def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        """a (B,I,H,W) integers -> (B,O,H,W) integers in [-MAX_INT, MAX_INT]."""
-        acc = F.conv2d(a, self.weight, padding=1)
-        if not torch.equal(acc, acc.round()):  # a transform-based kernel: redo it exactly
-            acc = F.conv2d(a.double(), self.weight64, padding=1).round().float()
-        return torch.floor((acc + self.bias) * self.scale + 0.5).clamp_(-MAX_INT, MAX_INT)
-
-
-@contextmanager
-def exact_math():
-    """Float32 matmuls at full precision and no cuDNN while integer layers run (restored after)."""
-    precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        with torch.backends.cudnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False):
-            yield
-    finally:
-        torch.set_float32_matmul_precision(precision)
 
 
 @dataclass(frozen=True)
@@ -183,3 +113,7 @@ def load_restoration_model(path: Path, device: str = "cpu") -> Restorer | IntRes
         return IntRestorer.from_bytes(data, device)
     except ModelMismatchError:
         return Restorer.from_bytes(data, device)
+
+
+__all__ = ["ACC_BOUND", "MAX_INT", "MAX_SHIFT", "IntConv", "IntRestoreModel", "IntRestorer", "exact_math",
+           "load_restoration_model", "within_bounds"]

@@ -18,6 +18,7 @@ from evc_archive.core.registry import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS
 DEFAULT_THRESHOLD = 0.3  # fixed settings (no bpp target)
 DEFAULT_GOP = 30
 DEFAULT_STEPS = 1
+MAX_SAMPLING_STEPS = 8  # the integer diffusion model stores its sampler's tables for 1..8 steps
 DEFAULT_SEARCH = "fast"
 SEARCHES = ("fast", "quick", "exhaustive")
 

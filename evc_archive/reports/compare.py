@@ -199,16 +199,21 @@ def baseline_note(codec: str, height: int, width: int) -> str:
     return note
 
 
+SWEEP_REACH = 2.0  # a baseline sweep stops once it has coded a rate this many times the highest target
+
+
 def compare_baseline(video: VideoComparison, codec: str, opts: CompareOptions, metric, on_progress: Progress) -> None:
-    """A CRF sweep to the codec's floor (same CRF for every segment, each segment a closed GOP),
-    interpolated at the targets."""
+    """A CRF sweep (same CRF for every segment, each segment a closed GOP) from the codec's floor
+    (its lowest rate) up to the first CRF past twice the highest target, interpolated at the targets."""
     from evc_archive.io.baselines import encode_baseline, interpolate_at, rate_window, sweep_crfs
 
     n, h, w, _ = video.frames.shape
     segs = segment_ranges(n, opts.gop)
     sweep: list[tuple[Point, np.ndarray]] = []
     counted = baseline_note(codec, h, w)
-    for crf in sweep_crfs(codec):
+    for crf in sorted(sweep_crfs(codec), reverse=True):  # from the floor up: rates rise as CRF falls
+        if sweep and max(p.bpp for p, _ in sweep) >= SWEEP_REACH * max(opts.targets):
+            break
         on_progress(f"{video.name}: {codec} CRF {crf}")
         parts = [encode_baseline(video.frames[a:b], codec, crf, video.fps) for a, b in segs]
         rec = np.concatenate([p.frames for p in parts])

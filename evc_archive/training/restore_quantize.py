@@ -10,28 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from evc_archive.core.int_restore import INPUT_SCALE, MAX_INT, MAX_SHIFT, OUTPUT_SCALE, IntConv, IntRestoreModel, within_bounds
+from evc_archive.core.int_ops import MAX_INT
+from evc_archive.core.int_restore import INPUT_SCALE, OUTPUT_SCALE, IntRestoreModel
 from evc_archive.core.restore import RestoreConfig, RestoreNet, to_unit
+from evc_archive.training.int_quantize import quantize_conv as _quantize_conv
 from evc_archive.training.restore_data import RestorePairs
-
-
-def _quantize_conv(conv: torch.nn.Conv2d, in_scale: torch.Tensor, out_scale: torch.Tensor) -> IntConv:
-    """A float conv whose input channels hold integers * in_scale (I,) -> an IntConv whose output
-    channels hold integers * out_scale (O,): per output channel the largest shift in range."""
-    real = conv.weight.detach().double() * in_scale.double()[None, :, None, None]  # acts on integer inputs
-    bias = conv.bias.detach().double()
-    weights, biases, shifts = [], [], []
-    for o in range(real.shape[0]):
-        w_o, b_o, s_o = real[o] / out_scale[o].double(), bias[o] / out_scale[o].double(), 0
-        if not within_bounds(torch.round(w_o), torch.round(b_o)):  # a channel calibration never activated
-            w_o, b_o = torch.zeros_like(w_o), torch.zeros_like(b_o)
-        while s_o < MAX_SHIFT and within_bounds(torch.round(w_o * 2.0 ** (s_o + 1)), torch.round(b_o * 2.0 ** (s_o + 1))):
-            s_o += 1
-        weights.append(torch.round(w_o * 2.0 ** s_o))
-        biases.append(torch.round(b_o * 2.0 ** s_o))
-        shifts.append(s_o)
-    return IntConv(torch.stack(weights).to(torch.int64), torch.stack(biases).to(torch.int64),
-                   torch.tensor(shifts, dtype=torch.int64))
 
 
 @torch.no_grad()

@@ -148,7 +148,7 @@ def test_the_integer_restore_kind_makes_a_version_5_stream():
     stream = _stream()
     seven = Stream(dataclasses.replace(stream.header, predictor_model_id=7), stream.segments)
     data = pack(seven)
-    assert data[4] == FORMAT_VERSION == 5
+    assert data[4] == 5
     assert unpack(data) == seven
     as_v4 = pack(Stream(seven.header, (Segment.inter_gop(2, 3, b"gop"),)))
     body = bytearray(as_v4[:-4])
@@ -157,6 +157,22 @@ def test_the_integer_restore_kind_makes_a_version_5_stream():
         unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
     body[4] = 5
     assert unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))).segments[0].inter.payload == b"gop"
+
+
+def test_the_integer_diffusion_kind_makes_a_version_6_stream():
+    """Kind 8 is new in version 6 (version 4's layout); a version 5 stream naming it is refused."""
+    import dataclasses
+    import struct
+    import zlib
+    stream = _stream()
+    eight = Stream(dataclasses.replace(stream.header, predictor_model_id=8), stream.segments)
+    data = pack(eight)
+    assert data[4] == FORMAT_VERSION == 6
+    assert unpack(data) == eight
+    body = bytearray(data[:-4])
+    body[4] = 5
+    with pytest.raises(BitstreamError, match="version 5 stream cannot name predictor id 8"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
 
 
 def test_inter_segment_has_no_per_frame_payloads_and_unknown_modes_are_refused():

@@ -20,13 +20,13 @@ def test_ids_are_frozen():
     """A stream written today names the same kind forever: these ids never change."""
     assert {s.kind_id: s.name for s in PREDICTORS.specs()} == {
         0: "copy-last", 1: "diffusion", 2: "motion", 3: "motion-hint", 4: "block-hint", 5: "restore-hint-bilinear",
-        6: "restore-hint", 7: "restore-hint-int"}
+        6: "restore-hint", 7: "restore-hint-int", 8: "diffusion-int"}
     assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1"}
     assert {s.kind_id: s.name for s in SEGMENT_MODES.specs()} == {0: "loop", 1: "inter"}
 
 
 def test_encodable_kinds_and_defaults():
-    assert PREDICTORS.choices() == ("copy-last", "diffusion", "restore-hint-int")
+    assert PREDICTORS.choices() == ("copy-last", "restore-hint-int", "diffusion-int")  # by id
     assert KEYFRAME_CODECS.choices() == ("hyperprior", "svtav1")
     assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
     hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}
@@ -46,7 +46,7 @@ def test_the_defaults_decode_bit_exactly_and_float_kinds_say_so():
 def test_lookups_give_clear_errors():
     with pytest.raises(ModelMismatchError, match="predictor id 99, unknown to this build"):
         PREDICTORS.by_id(99)
-    with pytest.raises(ValueError, match='Invalid predictor "optical-flow": choose one of copy-last, diffusion'):
+    with pytest.raises(ValueError, match='Invalid predictor "optical-flow": choose one of copy-last, restore-hint-int, diffusion-int'):
         PREDICTORS.named("optical-flow")
     assert PREDICTORS.named("motion").kind_id == 2  # decode-only kinds stay constructible by name
 
@@ -66,3 +66,4 @@ def test_model_files_derive_from_the_specs():
     assert model_files_for("svtav1", "restore-hint-int") == ["restore-int.pt"]
     assert model_files_for("svtav1", "copy-last") == []
     assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]
+    assert model_files_for("svtav1", "diffusion-int") == ["predictor-int.pt"]

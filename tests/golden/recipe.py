@@ -22,7 +22,7 @@ from evc_archive.core.runtime import fingerprint as frames_sha256  # (n,H,W,3) u
 GOLDEN_DIR = Path(__file__).resolve().parent
 STREAM_DIR = GOLDEN_DIR / "streams"
 EXPECTED = GOLDEN_DIR / "expected.json"
-PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int")
+PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int", "diffusion-int")
 WITH_INTER = "restore-hint-int"  # the stream that also carries an inter segment
 HEIGHT, WIDTH, SEGMENT_FRAMES = 53, 71, 10
 

@@ -22,7 +22,8 @@ SETTINGS = EncoderSettings(gop=8)
 @pytest.mark.parametrize("codec, predictor, files", [("svtav1", "copy-last", set()), ("hyperprior", "copy-last", {"keyframe"}),
                                                      ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"}),
                                                      ("svtav1", "restore-hint", {"restore"}),
-                                                     ("svtav1", "restore-hint-int", {"restore-int"})])
+                                                     ("svtav1", "restore-hint-int", {"restore-int"}),
+                                                     ("svtav1", "diffusion-int", {"predictor-int"})])
 def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
     store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
     cfg = SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec)
@@ -31,7 +32,8 @@ def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files)
     assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
     names = {"keyframe": KEYFRAME_CODECS.named("hyperprior").weight_file, "predictor": PREDICTORS.named("diffusion").weight_file,
              "restore": PREDICTORS.named("restore-hint").weight_file,
-             "restore-int": PREDICTORS.named("restore-hint-int").weight_file}
+             "restore-int": PREDICTORS.named("restore-hint-int").weight_file,
+             "predictor-int": PREDICTORS.named("diffusion-int").weight_file}
     for kind in files:
         data = (shipped_model_dir() / names[kind]).read_bytes()
         assert meta["models"][kind] == hashlib.sha256(data).hexdigest()

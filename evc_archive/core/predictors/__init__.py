@@ -4,6 +4,7 @@ from evc_archive.core.predictors import (  # noqa: F401
                                          block_hint,
                                          copy_last,
                                          diffusion,
+                                         diffusion_int,
                                          motion_extrapolation,
                                          motion_hint,
                                          restore_hint,

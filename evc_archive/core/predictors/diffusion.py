@@ -124,8 +124,9 @@ def load_diffusion(path: str, device: str) -> DiffusionPredictor:
     return DiffusionPredictor.from_bytes(Path(path).read_bytes(), 1, device)
 
 
-@register_predictor(1, "diffusion", "diffusion-unet", weight_file=WEIGHT_FILE, encodable=True,
-                    summary="the shipped conditional video diffusion model (the paper's method)")
+@register_predictor(1, "diffusion", "diffusion-unet", weight_file=WEIGHT_FILE,
+                    summary="diffusion-int's float model (its frames depend on the machine's convolution kernels "
+                    "and torch's random generator; decode-only since 2026-12-07)")
 def build(weights: str | None, frames_per_call: int, device: str) -> DiffusionPredictor:
     """F comes from the model file."""
     if weights is None:

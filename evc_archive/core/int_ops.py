@@ -1,0 +1,155 @@
+"""Integer building blocks of the bit-exact models (core.int_restore, core.int_unet): the same bits
+on every machine, CPU or CUDA, whatever kernel runs them.
+
+- Convolutions sum integer products carried in float32 tensors, so every backend's fast kernel runs
+  them, and the result cannot depend on the kernel: weights and inputs are at most MAX_INT in
+  magnitude (exact in float32, TF32, bfloat16 and float16 alike) and for every output channel
+  sum(|w|) * MAX_INT + |bias| <= ACC_BOUND = 2^23, so every partial sum a kernel may form, in any
+  order, with or without FMA or reduced-precision inputs, is an integer below 2^24 and exact.
+  Transform-based kernels (Winograd, FFT) are the one way to a different result: a convolution whose
+  output is not all integers is recomputed in float64 and rounded, which is exact for any such
+  kernel (its error stays far below 0.5 at these magnitudes). `exact_math` also turns cuDNN and
+  NNPACK off and keeps float32 matmul precision at "highest" while integer layers run. Everything
+  after the sum is exact in float32: the bias add, the scale 2^-shift (shift <= MAX_SHIFT), + 0.5,
+  floor and clamp.
+- Wide convolutions (`IntConv.wide`, for models whose activations need more than 8 bits) take
+  16-bit inputs (|a| <= WIDE_INT) with the same 8-bit weight bounds: a = 256 * hi + lo with
+  lo in [0, 255] and |hi| <= 128, both halves go through one float32 convolution (stacked on the
+  batch axis, each exact as above), and 256 * acc_hi + acc_lo + bias (|bias| <= WIDE_BIAS_BOUND)
+  is formed, scaled and rounded in float64, where every value is an integer below 2^52.
+- Everything else (group norms, lookup tables, rescales, sampler arithmetic) runs on int64 tensors:
+  integer addition, multiplication and floor division have one result on every device.
+- Rounding is ours: round half up (`round_shift`, `round_div`); `isqrt` is the exact integer square
+  root.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MAX_INT = 255  # |weight|, |conv input| <= MAX_INT: exact in every float format a kernel may use
+ACC_BOUND = 1 << 23  # per output channel: sum |w| * MAX_INT + |bias| <= ACC_BOUND
+MAX_SHIFT = 22  # (acc + bias) / 2^shift + 0.5 stays exact in float32
+MAX_LIMIT = 1 << 23  # the widest clamp a convolution's output may have (exact in float32)
+WIDE_INT = (1 << 15) - 1  # a wide convolution's |input| and output limit
+WIDE_BIAS_BOUND = 1 << 40  # a wide convolution's |bias| (its sum stays below 2^52 in float64)
+WIDE_MAX_SHIFT = 40
+
+
+def within_bounds(weight: torch.Tensor, bias: torch.Tensor, wide: bool = False) -> bool:
+    """One output channel's integer weight (I,kh,kw) and bias () keep every sum exact (`wide`:
+    the bias is added in float64 after the two halves' sums)."""
+    bias_ok = bias.abs() <= WIDE_BIAS_BOUND if wide else weight.abs().sum() * MAX_INT + bias.abs() <= ACC_BOUND
+    return bool(weight.abs().max() <= MAX_INT and weight.abs().sum() * MAX_INT <= ACC_BOUND and bias_ok)
+
+
+def round_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """int64 x / 2^bits, rounded half up."""
+    return (x + (1 << (bits - 1))) >> bits if bits > 0 else x
+
+
+def round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """int64 a / b (b > 0), rounded half up."""
+    return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
+
+
+def isqrt(m: torch.Tensor) -> torch.Tensor:
+    """floor(sqrt(m)) of int64 m in [0, 2^53): float64's correctly rounded root, then corrected
+    with integer comparisons (so exact whatever the device's sqrt does)."""
+    r = torch.sqrt(m.double()).floor().to(torch.int64)
+    r = r - (r * r > m).to(torch.int64)
+    return r + ((r + 1) * (r + 1) <= m).to(torch.int64)
+
+
+@dataclass(frozen=True)
+class IntConv:
+    """A convolution, weight (O,I,k,k) and bias (O,) integers, shift (O,) >= 0, padding k // 2:
+    out = clamp(round_half_up((conv(a, weight, stride) + bias) / 2^shift), -limit, limit).
+    Its inputs must be integers of magnitude <= MAX_INT (WIDE_INT where `wide`, in float64)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    shift: torch.Tensor
+    stride: int = 1
+    limit: int = MAX_INT
+    wide: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.shift < 0).any() or (self.shift > (WIDE_MAX_SHIFT if self.wide else MAX_SHIFT)).any():
+            raise ValueError("integer convolution: shift out of range")
+        if not 0 < self.limit <= (WIDE_INT if self.wide else MAX_LIMIT):
+            raise ValueError("integer convolution: output limit out of range")
+        for weight, bias in zip(self.weight, self.bias):
+            if not within_bounds(weight, bias, self.wide):
+                raise ValueError(f"integer convolution may leave the exact range of {self.carrier}")
+
+    @property
+    def carrier(self) -> str:
+        return "float32"
+
+    def as_float(self, device: str) -> "FloatConv":
+        dtype = torch.float64 if self.wide else torch.float32  # the sum after the convolution
+        return FloatConv(self.weight.to(device, torch.float32), self.bias.to(device, dtype)[:, None, None],
+                         torch.exp2(-self.shift.to(torch.float64)).to(device, dtype)[:, None, None],
+                         self.weight.to(device, torch.float64), self.stride, self.weight.shape[-1] // 2, self.limit,
+                         self.wide)
+
+    def to_file(self) -> dict:
+        return {"weight": self.weight.to(torch.int16), "bias": self.bias.to(torch.int64 if self.wide else torch.int32),
+                "shift": self.shift.to(torch.uint8), "stride": self.stride, "limit": self.limit, "wide": self.wide}
+
+    @classmethod
+    def from_file(cls, d: dict) -> "IntConv":
+        return cls(d["weight"].to(torch.int64), d["bias"].to(torch.int64), d["shift"].to(torch.int64),
+                   int(d.get("stride", 1)), int(d.get("limit", MAX_INT)), bool(d.get("wide", False)))
+
+
+@dataclass(frozen=True)
+class FloatConv:
+    """An IntConv's integers as float tensors (its carrier) on one device."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor  # (O,1,1)
+    scale: torch.Tensor  # (O,1,1) 2^-shift
+    weight64: torch.Tensor
+    stride: int
+    padding: int
+    limit: int
+    wide: bool = False
+
+    def _sum(self, a: torch.Tensor) -> torch.Tensor:
+        """a (B,I,H,W) float32 integers, |a| <= MAX_INT -> the exact sums (B,O,H',W') in float32."""
+        acc = F.conv2d(a, self.weight, stride=self.stride, padding=self.padding)
+        if not torch.equal(acc, acc.round()):  # a transform-based kernel: redo it exactly
+            acc = F.conv2d(a.double(), self.weight64, stride=self.stride, padding=self.padding).round().float()
+        return acc
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        """a (B,I,H,W) integers -> (B,O,H',W') integers in [-limit, limit]: float32 in and out, or
+        float64 in and out where `wide`."""
+        if not self.wide:
+            return torch.floor((self._sum(a) + self.bias) * self.scale + 0.5).clamp_(-self.limit, self.limit)
+        n = a.shape[0]
+        whole = a.to(torch.float32)  # |a| <= 2^15: exact, and so is every step to the halves
+        halves = torch.empty((2 * n, *a.shape[1:]), dtype=torch.float32, device=a.device)
+        torch.floor(torch.mul(whole, 1 / 256, out=halves[:n]), out=halves[:n])  # hi: |hi| <= 128
+        torch.add(whole, halves[:n], alpha=-256, out=halves[n:])  # lo in [0, 255]
+        acc = self._sum(halves)
+        total = acc[:n].double().mul_(256).add_(acc[n:]).add_(self.bias)
+        return torch.floor_(total.mul_(self.scale).add_(0.5)).clamp_(-self.limit, self.limit)
+
+
+@contextmanager
+def exact_math():
+    """Float32 matmuls at full precision and no cuDNN or NNPACK while integer layers run (restored after)."""
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.backends.cudnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(precision)

@@ -1,0 +1,233 @@
+"""The diffusion predictor's UNet and DDIM sampler (core.unet, core.ddim) in integer arithmetic:
+the same predicted frames on every machine (the arithmetic and why: core.int_ops).
+
+The network is the float one quantised after training (training.unet_quantize). Every tensor holds
+integers read as integer * scale, the scales fixed at quantisation time and folded into weights and
+tables, so they never appear at run time:
+
+- convolutions: core.int_ops.IntConv, wide (16-bit inputs as two exact float32 halves, 8-bit
+  weights: 8-bit activations lose ~3 % of each layer's signal and ~15 % of v after 16 layers),
+  per-output-channel power-of-two requantisation; every activation between layers is a float64
+  tensor of integers, where each add, multiply and power-of-two rescale below is exact (< 2^52);
+- GroupNorm + affine + FiLM + SiLU (`IntNormSiLU`): exact int64 group sums, the mean rounded to an
+  integer, the variance, the exact integer square root, the normalised value in 2^-12 units, a
+  per-channel (per time step, where FiLM) integer multiply-add to the pre-activation in 2^-10
+  units (|x| <= 64), then SiLU from one stored table, in 2^-9 units (every SiLU output's scale);
+- the time embedding MLP: evaluated at quantisation time for every time a supported sampler visits
+  (t = k/n, n <= MAX_STEPS) and stored as FiLM tables, so no float runs at decode time;
+- identity skips whose scales differ: an integer multiply and shift (`IntRescale`);
+- the starting noise: a counter-based splitmix64 hash of (seed, index) (numpy uint64, wrapping by
+  definition) picks one of 4096 stored Gaussian quantiles (2^-12 units);
+- deterministic DDIM (eta 0) on the cosine schedule with uniform steps: every step is
+  x' = cos(d) x - sin(d) v with d = pi / (2n), two stored fixed-point constants per step count.
+
+Shapes: context (1,3K,H,W) and noisy (1,3F,H,W) integers -> v (1,3F,H,W) integers; H, W multiples
+of 2^(levels-1) (the predictor pads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evc_archive.core.int_ops import WIDE_INT, FloatConv, IntConv, exact_math, isqrt, round_div, round_shift
+from evc_archive.core.settings import MAX_SAMPLING_STEPS
+
+MAX_STEPS = MAX_SAMPLING_STEPS  # sampler step counts 1..MAX_STEPS have stored tables
+SAMPLE_BITS = 12  # the sampler's state and the UNet's noisy input: integer / 2^12
+NORM_BITS = 12  # a normalised value: integer / 2^12
+GAIN_BITS = 12  # IntNormSiLU's per-channel gain: integer / 2^12
+PRE_BITS = 10  # a pre-activation: integer / 2^10
+PRE_LIMIT = 64 << PRE_BITS  # |pre-activation| <= 64
+SILU_BITS = 9  # every SiLU output: integer / 2^9 (|silu| <= 64 in 16 bits)
+STEP_BITS = 16  # DDIM's per-step constants: integer / 2^16
+RESCALE_BITS = 14  # IntRescale's multiplier: integer / 2^14
+NOISE_LEVELS = 4096  # stored Gaussian quantiles (12 bits of hash per sample)
+
+
+def sampler_times() -> tuple[Fraction, ...]:
+    """Every time t > 0 a uniform DDIM schedule of 1..MAX_STEPS steps evaluates the UNet at, sorted."""
+    return tuple(sorted({Fraction(k, n) for n in range(1, MAX_STEPS + 1) for k in range(1, n + 1)}))
+
+
+def floor_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """float64 integers x / 2^bits, rounded half up (exact while |x| < 2^52)."""
+    return torch.floor((x + 2.0 ** (bits - 1)) * 2.0 ** -bits) if bits > 0 else x
+
+
+@dataclass(frozen=True)
+class IntNormSiLU:
+    """GroupNorm(groups) with its affine (and FiLM, where gain/offset have one row per sampler
+    time) then SiLU: x (B,C,H,W) float64 integers with |x| <= WIDE_INT -> the same shape in 2^-9
+    units. Per (sample, group): mean m = round(sum / n), d = x - m, var = round(sum d^2 / n) + eps,
+    root = isqrt(var * 2^20) (sqrt(var) * 2^10), inv = round(2^42 / root) (2^12 / std * 2^20); per
+    channel M = round(inv * gain / 2^20) (the normalisation and the gain together);
+    pre = clamp(round((d * M + offset) / 2^(NORM_BITS + GAIN_BITS - PRE_BITS)), +-PRE_LIMIT) in
+    2^-10 units; out = silu[pre + PRE_LIMIT]. Every product stays below 2^52: |d| / std <= sqrt(n)
+    (one deviation cannot exceed all of them together)."""
+
+    groups: int
+    eps: torch.Tensor  # (groups,) int64: the float eps in each group's x^2 units
+    gain: torch.Tensor  # (T,C) int64 (|gain| < 2^20), T = 1 without FiLM
+    offset: torch.Tensor  # (T,C) int64
+
+    def __call__(self, x: torch.Tensor, time_index: int, silu: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.groups, -1)
+        count = torch.tensor(g.shape[-1], dtype=torch.int64, device=x.device)
+        mean = round_div(g.sum(-1, keepdim=True, dtype=torch.int64), count)
+        d = g - mean.to(x.dtype)
+        var = round_div((d * d).sum(-1, keepdim=True, dtype=torch.int64), count) + self.eps.to(x.device)[None, :, None]
+        inv = round_div(torch.full_like(var, 1 << 42), isqrt(var << 20).clamp(min=1))  # (B,G,1)
+        row = time_index if self.gain.shape[0] > 1 else 0
+        per_channel = inv.repeat_interleave(c // self.groups, dim=1)[..., 0]  # (B,C)
+        multiplier = round_shift(per_channel * self.gain[row].to(x.device), 20).to(x.dtype)[..., None, None]
+        offset = (self.offset[row].to(x.device, x.dtype) + 2.0 ** (NORM_BITS + GAIN_BITS - PRE_BITS - 1))[None, :, None, None]
+        pre = torch.addcmul(offset, d.reshape(b, c, h, w), multiplier)
+        pre = torch.floor_(pre.mul_(2.0 ** -(NORM_BITS + GAIN_BITS - PRE_BITS))).clamp_(-PRE_LIMIT, PRE_LIMIT)
+        return silu[pre.add_(PRE_LIMIT).to(torch.int64)]
+
+    def to_file(self) -> dict:
+        return {"groups": self.groups, "eps": self.eps, "gain": self.gain, "offset": self.offset}
+
+    @classmethod
+    def from_file(cls, d: dict) -> "IntNormSiLU":
+        return cls(int(d["groups"]), d["eps"].to(torch.int64), d["gain"].to(torch.int64), d["offset"].to(torch.int64))
+
+
+@dataclass(frozen=True)
+class IntRescale:
+    """An identity skip between two scales: x -> round(x * multiplier / 2^RESCALE_BITS), |x| <= 2^15."""
+
+    multiplier: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return floor_shift(x * self.multiplier, RESCALE_BITS)
+
+    def to_file(self) -> dict:
+        return {"multiplier": self.multiplier}
+
+
+@dataclass(frozen=True)
+class IntResBlock:
+    """norm1-SiLU-conv1, norm2(FiLM)-SiLU-conv2, plus the skip: clamp(skip(x) + h) to 16 bits."""
+
+    norm1: IntNormSiLU
+    conv1: IntConv
+    norm2: IntNormSiLU
+    conv2: IntConv
+    skip: IntConv | IntRescale
+
+    def layers(self) -> list:
+        return [self.norm1, self.conv1, self.norm2, self.conv2, self.skip]
+
+    def to_file(self) -> dict:
+        return {"norm1": self.norm1.to_file(), "conv1": self.conv1.to_file(), "norm2": self.norm2.to_file(),
+                "conv2": self.conv2.to_file(), "skip": self.skip.to_file()}
+
+    @classmethod
+    def from_file(cls, d: dict) -> "IntResBlock":
+        skip = d["skip"]
+        return cls(IntNormSiLU.from_file(d["norm1"]), IntConv.from_file(d["conv1"]), IntNormSiLU.from_file(d["norm2"]),
+                   IntConv.from_file(d["conv2"]),
+                   IntRescale(int(skip["multiplier"])) if "multiplier" in skip else IntConv.from_file(skip))
+
+
+@dataclass(frozen=True)
+class IntUNetModel:
+    """The quantised ConditionalUNet plus its tables. step_gain/step_v (MAX_STEPS,): per step count
+    n, cos(pi/2n) * 2^16 and -sin(pi/2n) * v_scale * 2^(12+16) (v's integers to the sample's).
+    noise (NOISE_LEVELS,): Gaussian quantiles * 2^12. silu (2 * PRE_LIMIT + 1,): SiLU of
+    (i - PRE_LIMIT) / 2^10, times 2^9."""
+
+    stem: IntConv
+    down: tuple[IntResBlock, ...]
+    downsample: tuple[IntConv, ...]
+    mid: IntResBlock
+    up: tuple[IntResBlock, ...]
+    out_norm: IntNormSiLU
+    out: IntConv
+    step_gain: torch.Tensor
+    step_v: torch.Tensor
+    noise: torch.Tensor
+    silu: torch.Tensor
+
+    def blocks(self) -> list[IntResBlock]:
+        return [*self.down, self.mid, *self.up]
+
+    def parameter_count(self) -> int:
+        convs = [self.stem, *self.downsample, self.out,
+                 *(c for b in self.blocks() for c in (b.conv1, b.conv2, b.skip) if isinstance(c, IntConv))]
+        return sum(c.weight.numel() + c.bias.numel() for c in convs)
+
+    def to_file(self) -> dict:
+        return {"stem": self.stem.to_file(), "down": [b.to_file() for b in self.down],
+                "downsample": [c.to_file() for c in self.downsample], "mid": self.mid.to_file(),
+                "up": [b.to_file() for b in self.up], "out_norm": self.out_norm.to_file(), "out": self.out.to_file(),
+                "step_gain": self.step_gain, "step_v": self.step_v, "noise": self.noise,
+                "silu": self.silu.to(torch.int16)}
+
+    @classmethod
+    def from_file(cls, d: dict) -> "IntUNetModel":
+        return cls(IntConv.from_file(d["stem"]), tuple(IntResBlock.from_file(b) for b in d["down"]),
+                   tuple(IntConv.from_file(c) for c in d["downsample"]), IntResBlock.from_file(d["mid"]),
+                   tuple(IntResBlock.from_file(b) for b in d["up"]), IntNormSiLU.from_file(d["out_norm"]),
+                   IntConv.from_file(d["out"]), d["step_gain"].to(torch.int64), d["step_v"].to(torch.int64),
+                   d["noise"].to(torch.int64), d["silu"].to(torch.int64))
+
+
+class IntUNet:
+    """An IntUNetModel's convolutions on one device: (context, noisy, time index) -> v."""
+
+    def __init__(self, model: IntUNetModel, device: str = "cpu"):
+        self.model, self.device = model, device
+        self._convs: dict[int, FloatConv] = {}
+        self._silu = model.silu.to(device, torch.float64)
+
+    def _run(self, conv: IntConv, x: torch.Tensor) -> torch.Tensor:
+        """float64 integers (B,I,H,W) -> (B,O,H',W') through one wide integer convolution."""
+        key = id(conv)
+        if key not in self._convs:
+            self._convs[key] = conv.as_float(self.device)
+        return self._convs[key](x)
+
+    def _block(self, block: IntResBlock, x: torch.Tensor, ti: int) -> torch.Tensor:
+        h = self._run(block.conv1, block.norm1(x, ti, self._silu))
+        h = self._run(block.conv2, block.norm2(h, ti, self._silu))
+        skip = self._run(block.skip, x) if isinstance(block.skip, IntConv) else block.skip(x)
+        return (skip + h).clamp_(-WIDE_INT, WIDE_INT)
+
+    def __call__(self, context: torch.Tensor, noisy: torch.Tensor, time_index: int) -> torch.Tensor:
+        """context (B,3K,H,W), noisy (B,3F,H,W) int64 in [-WIDE_INT, WIDE_INT] -> v (B,3F,H,W) int64."""
+        m = self.model
+        with exact_math():
+            h = self._run(m.stem, torch.cat([context, noisy], dim=1).to(torch.float64))
+            skips = []
+            for i, block in enumerate(m.down):
+                h = self._block(block, h, time_index)
+                skips.append(h)
+                if i < len(m.downsample):
+                    h = self._run(m.downsample[i], h)
+            h = self._block(m.mid, h, time_index)
+            for block in m.up:
+                skip = skips.pop()
+                if h.shape[-2:] != skip.shape[-2:]:
+                    h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+                h = self._block(block, torch.cat([h, skip], dim=1), time_index)
+            return self._run(m.out, m.out_norm(h, time_index, self._silu)).to(torch.int64)
+
+
+def hashed_noise(seed: int, count: int, table: torch.Tensor) -> torch.Tensor:
+    """count samples of the stored Gaussian quantiles `table` (NOISE_LEVELS,), chosen by the top 12
+    bits of splitmix64(seed * 2^32 + index) -> (count,) int64. The same on every machine."""
+    with np.errstate(over="ignore"):
+        z = np.arange(count, dtype=np.uint64) + np.uint64((seed & 0xFFFFFFFF) << 32) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    index = torch.from_numpy((z >> np.uint64(52)).astype(np.int64))
+    return table[index]

@@ -59,6 +59,12 @@ def floor_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.floor((x + 2.0 ** (bits - 1)) * 2.0 ** -bits) if bits > 0 else x
 
 
+def exact_sum(rows: torch.Tensor) -> torch.Tensor:
+    """float64 integers (B,G,R,W), |value| <= 2^32 -> (B,G,1) int64 sums over R and W. Each row's
+    sum is below 2^53 for W < 2^20, so exact in any order; the row sums add up in int64."""
+    return rows.sum(-1).to(torch.int64).sum(-1, keepdim=True)
+
+
 @dataclass(frozen=True)
 class IntNormSiLU:
     """GroupNorm(groups) with its affine (and FiLM, where gain/offset have one row per sampler
@@ -77,11 +83,11 @@ class IntNormSiLU:
 
     def __call__(self, x: torch.Tensor, time_index: int, silu: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        g = x.reshape(b, self.groups, -1)
-        count = torch.tensor(g.shape[-1], dtype=torch.int64, device=x.device)
-        mean = round_div(g.sum(-1, keepdim=True, dtype=torch.int64), count)
-        d = g - mean.to(x.dtype)
-        var = round_div((d * d).sum(-1, keepdim=True, dtype=torch.int64), count) + self.eps.to(x.device)[None, :, None]
+        rows = x.reshape(b, self.groups, -1, w)  # a group's rows
+        count = torch.tensor(rows.shape[-2] * w, dtype=torch.int64, device=x.device)
+        mean = round_div(exact_sum(rows), count)
+        d = rows - mean[..., None].to(x.dtype)
+        var = round_div(exact_sum(d * d), count) + self.eps.to(x.device)[None, :, None]
         inv = round_div(torch.full_like(var, 1 << 42), isqrt(var << 20).clamp(min=1))  # (B,G,1)
         row = time_index if self.gain.shape[0] > 1 else 0
         per_channel = inv.repeat_interleave(c // self.groups, dim=1)[..., 0]  # (B,C)

@@ -1,10 +1,12 @@
-"""Which settings change a decode: streams of the integer restore-hint predictor (kind 7, the
-default) and of its float parent (kind 6), encoded once, decoded in a fresh process under each
-setting that may change a float kernel's result; per stream and setting, how many frames differ
-from the encoder's reconstruction and the first that does. Writes docs/benchmarks/bitexact.{md,json}.
+"""Which settings change a decode: streams of an integer predictor and of its float parent (by
+default restore-hint-int, kind 7, the default, and restore-hint, kind 6; `--kinds diffusion-int
+diffusion` for the diffusion pair), encoded once, decoded in a fresh process under each setting that
+may change a float kernel's result; per stream and setting, how many frames differ from the
+encoder's reconstruction and the first that does. Writes docs/benchmarks/<name>.{md,json}
+(bitexact, or bitexact_diffusion for the diffusion pair).
 
     python -m jobs.benchmark_bitexact --data ../shared/data [--clips sam2_05_juggle mmaction2_pool_cleaning] \
-        [--devices cpu cuda]
+        [--devices cpu cuda] [--kinds diffusion-int diffusion]
 
 Settings: ONEDNN_MAX_CPU_ISA (SSE41 / AVX2 / oneDNN's best), ATEN_CPU_CAPABILITY (default / avx2),
 OMP_NUM_THREADS (1 / 2), oneDNN convolutions off, and each device of --devices (cuda where one is
@@ -37,7 +39,7 @@ def cpu_model() -> str:
     return f"{name} (widest vector ISA: {widest})"
 
 
-def encode_streams(clip_paths: list[Path], folder: Path) -> dict[str, dict]:
+def encode_streams(clip_paths: list[Path], folder: Path, kinds: tuple[str, ...] = KINDS) -> dict[str, dict]:
     """Encode each clip with each kind at the product's fixed point (fast search, no rate control);
     returns stream file name -> its bytes, mean LPIPS / PSNR and the encoder's frame fingerprints."""
     from fractions import Fraction
@@ -53,7 +55,7 @@ def encode_streams(clip_paths: list[Path], folder: Path) -> dict[str, dict]:
     streams = {}
     for path in clip_paths:
         clip = evaluation_clip(path)
-        for kind in KINDS:
+        for kind in kinds:
             enc = encode_video([clip], Fraction(25), library.keyframe_named("svtav1"), library.predictor_named(kind),
                                metric, settings)
             name = f"{path.stem}.{kind}.evc"
@@ -72,13 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", nargs="+", default=["sam2_05_juggle", "mmaction2_pool_cleaning"],
                         help="validation clips (file stems)")
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--kinds", nargs=2, default=list(KINDS), help="the integer predictor and its float parent")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = [*cpu_matrix(), *(KernelSetting(device=d) for d in args.devices if d != "cpu")]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        encoded = encode_streams([args.data / "video" / f"{c}.mp4" for c in args.clips], folder)
+        encoded = encode_streams([args.data / "video" / f"{c}.mp4" for c in args.clips], folder, tuple(args.kinds))
         expected = {name: e["fingerprints"] for name, e in encoded.items()}
         streams = sorted(folder / n for n in expected)
         rows = []
@@ -93,15 +96,17 @@ def main(argv: list[str] | None = None) -> None:
             print(setting.label, {r["stream"]: r["frames_differing"] for r in rows[-len(streams):]}, flush=True)
     results = {"machine": cpu_model(), "devices": args.devices, "torch": torch.__version__,
                "encoded_under": f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN best, 1 thread",
-               "rows": rows}
+               "kinds": args.kinds, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bitexact.json").write_text(json.dumps(results, indent=1))
-    write_report(results, args.out / "bitexact.md")
+    name = "bitexact" if tuple(args.kinds) == KINDS else f"bitexact_{args.kinds[1]}"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    write_report(results, args.out / f"{name}.md")
 
 
 def write_report(results: dict, out: Path) -> None:
     streams = sorted({r["stream"] for r in results["rows"]})
-    lines = ["# Decodes under other kernels: integer vs float restoration", "",
+    kinds = results.get("kinds", list(KINDS))
+    lines = [f"# Decodes under other kernels: {kinds[0]} (integer) vs {kinds[1]} (float)", "",
              f"Machine: {results['machine']}; devices: {', '.join(results.get('devices', ['cpu']))}. "
              f"Streams encoded once ({results['encoded_under']}; torch {results['torch']}), decoded in a fresh "
              "process per setting; each cell: frames that differ from the encoder's reconstruction / frames "

@@ -85,7 +85,7 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> None:
              f"fallback, `--search {meta['search']}`), rate-controlled to each target as `submit` does it (the loop "
              f"scores {_scoring(meta['scoring_pixels'])}; every LPIPS here is measured at full size), every byte of "
              "the segment object counted. Anchors: `evc-archive compare`'s (x264/x265 veryslow, SVT-AV1 preset 4, SVT-AV1 preset 2 "
-             "tune=0, each at full and half size), CRF-swept to each codec's floor and interpolated at the target; "
+             "tune=0, each at full and half size), CRF-swept from each codec's floor up to twice the highest target and interpolated at the target; "
              "the strongest per clip and per metric (lowest LPIPS, lowest LPIPS-VGG, highest PSNR) among those "
              "that reach the target. LPIPS (AlexNet) is what our encoder optimises; LPIPS-VGG is reported only. "
              "Each clip's full table, plots and frame grids: `clips/<clip>/compare.md`.", "",

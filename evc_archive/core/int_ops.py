@@ -139,8 +139,10 @@ class FloatConv:
         torch.floor(torch.mul(whole, 1 / 256, out=halves[:n]), out=halves[:n])  # hi: |hi| <= 128
         torch.add(whole, halves[:n], alpha=-256, out=halves[n:])  # lo in [0, 255]
         acc = self._sum(halves)
-        total = acc[:n].double().mul_(256).add_(acc[n:]).add_(self.bias)
-        return torch.floor_(total.mul_(self.scale).add_(0.5)).clamp_(-self.limit, self.limit)
+        # (256 acc_hi + acc_lo + bias) * 2^-shift + 1/2 as two fused steps: each term is a power-of-two
+        # multiple of an integer and every partial result has < 53 significant bits, so both are exact
+        total = torch.addcmul(self.bias * self.scale + 0.5, acc[:n].double(), self.scale * 256)
+        return torch.floor_(total.addcmul_(acc[n:].double(), self.scale)).clamp_(-self.limit, self.limit)
 
 
 @contextmanager

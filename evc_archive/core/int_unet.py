@@ -7,12 +7,13 @@ tables, so they never appear at run time:
 
 - convolutions: core.int_ops.IntConv, wide (16-bit inputs as two exact float32 halves, 8-bit
   weights: 8-bit activations lose ~3 % of each layer's signal and ~15 % of v after 16 layers),
-  per-output-channel power-of-two requantisation; every activation between layers is a float64
-  tensor of integers, where each add, multiply and power-of-two rescale below is exact (< 2^52);
-- GroupNorm + affine + FiLM + SiLU (`IntNormSiLU`): exact int64 group sums, the mean rounded to an
-  integer, the variance, the exact integer square root, the normalised value in 2^-12 units, a
-  per-channel (per time step, where FiLM) integer multiply-add to the pre-activation in 2^-10
-  units (|x| <= 64), then SiLU from one stored table, in 2^-9 units (every SiLU output's scale);
+  per-output-channel power-of-two requantisation; convolution outputs and block sums are float64
+  tensors of integers, where each add, multiply and power-of-two rescale below is exact (< 2^52),
+  SiLU outputs float32 tensors of 16-bit integers;
+- GroupNorm + affine + FiLM + SiLU (`IntNormSiLU`): exact group sums (float64 rows below 2^53,
+  added in int64), the mean rounded to an integer, the variance, the exact integer square root,
+  one per-channel (per time step, where FiLM) integer multiplier for normalisation and gain, the
+  pre-activation in 2^-10 units (|x| <= 64), then SiLU from one stored table, in 2^-9 units;
 - the time embedding MLP: evaluated at quantisation time for every time a supported sampler visits
   (t = k/n, n <= MAX_STEPS) and stored as FiLM tables, so no float runs at decode time;
 - identity skips whose scales differ: an integer multiply and shift (`IntRescale`);

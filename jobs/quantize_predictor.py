@@ -17,31 +17,11 @@ from pathlib import Path
 import torch
 
 
-@torch.no_grad()
-def v_error(float_unet, model, config, video: torch.Tensor) -> float:
-    """Relative RMS of the integer v against the float v over the (context, noisy, t) batches of video."""
-    from evc_archive.core.int_unet import SAMPLE_BITS, IntUNet, sampler_times
-    from evc_archive.training.unet_quantize import calibration_batches
-
-    unet, index = IntUNet(model), {float(t): i for i, t in enumerate(sampler_times())}
-    v_scale = -float(model.step_v[0]) / 2 ** (SAMPLE_BITS + 16)  # step count 1: sin(pi/2) = 1
-    err = ref = 0.0
-    for context, noisy, t in calibration_batches(config, video, seed=1):
-        v = float_unet(context, noisy, t).double()
-        for b in range(context.shape[0]):
-            ti = min(index, key=lambda x: abs(x - float(t[b])))
-            vi = unet(torch.round(context[b:b + 1] * 255).long(), torch.round(noisy[b:b + 1] * 2 ** SAMPLE_BITS).long(),
-                      index[ti]).double() * v_scale
-            err += float((vi - v[b:b + 1]).pow(2).sum())
-            ref += float(v[b:b + 1].pow(2).sum())
-    return (err / ref) ** 0.5
-
-
 def main(argv: list[str] | None = None) -> None:
     from evc_archive.core.predictors.diffusion_int import IntDiffusionPredictor
     from evc_archive.core.predictors.diffusion import DiffusionPredictor
     from evc_archive.training.data import FrameDataset
-    from evc_archive.training.unet_quantize import quantize
+    from evc_archive.training.unet_quantize import quantize, v_relative_error
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="float predictor model file")
@@ -68,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     held = dataset.random_sequences(32, length, args.crop, torch.Generator().manual_seed(args.seed + 1))
     print(json.dumps({"out": str(args.out), "sha256": digest.hex(), "parameters": model.parameter_count(),
                       "bytes": args.out.stat().st_size,
-                      "v_relative_rms_error": round(v_error(float_model.unet, model, cfg, held), 5)}))
+                      "v_relative_rms_error": round(v_relative_error(float_model.unet, model, cfg, held), 5)}))
 
 
 if __name__ == "__main__":

@@ -85,11 +85,7 @@ class IntConv:
             raise ValueError("integer convolution: output limit out of range")
         for weight, bias in zip(self.weight, self.bias):
             if not within_bounds(weight, bias, self.wide):
-                raise ValueError(f"integer convolution may leave the exact range of {self.carrier}")
-
-    @property
-    def carrier(self) -> str:
-        return "float32"
+                raise ValueError("integer convolution may leave the exact range of float32")
 
     def as_float(self, device: str) -> "FloatConv":
         dtype = torch.float64 if self.wide else torch.float32  # the sum after the convolution

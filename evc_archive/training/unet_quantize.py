@@ -19,7 +19,7 @@ from evc_archive.core.ddim import add_noise
 from evc_archive.core.int_ops import WIDE_INT
 from evc_archive.core.int_unet import (GAIN_BITS, MAX_STEPS, NOISE_LEVELS, NORM_BITS, PRE_BITS, PRE_LIMIT,
                                        RESCALE_BITS, SAMPLE_BITS, SILU_BITS, STEP_BITS, IntNormSiLU, IntRescale,
-                                       IntResBlock, IntUNetModel, sampler_times)
+                                       IntResBlock, IntUNet, IntUNetModel, sampler_times)
 from evc_archive.core.predictors.diffusion import DiffusionConfig
 from evc_archive.core.unet import ConditionalUNet, ResBlock, timestep_embedding
 from evc_archive.training.int_quantize import quantize_conv
@@ -35,22 +35,13 @@ def film(block: ResBlock, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 class RangeRecorder:
-    """Per named tensor, the largest over the calibration batches of its magnitude's `quantile`
-    (1.0: the peak; below it, rarer outliers are clamped for a finer step everywhere else)."""
+    """The largest magnitude of each named tensor over the calibration batches."""
 
-    def __init__(self, quantile: float = 1.0):
-        self.quantile = quantile
+    def __init__(self):
         self.peak: dict[str, float] = {}
 
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        mags = x.detach().abs().flatten().float()
-        if self.quantile < 1.0:
-            if mags.numel() > 1 << 20:
-                mags = mags[torch.randperm(mags.numel(), generator=torch.Generator().manual_seed(0))[:1 << 20]]
-            value = float(torch.quantile(mags, self.quantile))
-        else:
-            value = float(mags.max())
-        self.peak[name] = max(self.peak.get(name, 0.0), value)
+        self.peak[name] = max(self.peak.get(name, 0.0), float(x.detach().abs().max()))
         return x
 
     def scale(self, name: str) -> float:
@@ -172,12 +163,10 @@ def noise_quantiles() -> torch.Tensor:
 
 
 @torch.no_grad()
-def quantize(unet: ConditionalUNet, config: DiffusionConfig, video: torch.Tensor, seed: int = 0,
-             quantile: float = 1.0) -> IntUNetModel:
-    """A float ConditionalUNet and calibration video (B,K+F,3,H,W) in [0,1] -> its integer model
-    (activation ranges: RangeRecorder(quantile))."""
+def quantize(unet: ConditionalUNet, config: DiffusionConfig, video: torch.Tensor, seed: int = 0) -> IntUNetModel:
+    """A float ConditionalUNet and calibration video (B,K+F,3,H,W) in [0,1] -> its integer model."""
     unet = unet.eval()
-    rec = RangeRecorder(quantile)
+    rec = RangeRecorder()
     for context, noisy, t in calibration_batches(config, video, seed):
         calibrate_into(rec, unet, context, noisy, t)
     times = torch.tensor([float(t) for t in sampler_times()])
@@ -209,3 +198,21 @@ def quantize(unet: ConditionalUNet, config: DiffusionConfig, video: torch.Tensor
     return IntUNetModel(stem, tuple(down), tuple(downsample), mid, tuple(up), out_norm, out, step_gain, step_v,
                         noise_quantiles(), silu_table())
 
+
+@torch.no_grad()
+def v_relative_error(unet: ConditionalUNet, model: IntUNetModel, config: DiffusionConfig, video: torch.Tensor,
+                     seed: int = 1) -> float:
+    """Relative RMS of the integer model's v against the float UNet's over the (context, noisy, t)
+    batches of video (B,K+F,3,H,W) in [0,1]."""
+    integer, index = IntUNet(model), {float(t): i for i, t in enumerate(sampler_times())}
+    v_scale = -float(model.step_v[0]) / 2 ** (SAMPLE_BITS + STEP_BITS)  # one step: -sin(pi/2) * v_scale
+    err = ref = 0.0
+    for context, noisy, t in calibration_batches(config, video, seed):
+        v = unet(context, noisy, t).double()
+        for b in range(context.shape[0]):
+            ti = index[min(index, key=lambda x: abs(x - float(t[b])))]
+            vi = integer(torch.round(context[b:b + 1] * 255).long(),
+                         torch.round(noisy[b:b + 1] * 2 ** SAMPLE_BITS).long(), ti)
+            err += float((vi.double() * v_scale - v[b:b + 1]).pow(2).sum())
+            ref += float(v[b:b + 1].pow(2).sum())
+    return (err / ref) ** 0.5

@@ -78,6 +78,26 @@ def test_odd_sizes_and_every_anchor_decode_to_the_source_size():
     assert encode_baseline(clip, "x264-half", 40).coded_size == (17, 18)
 
 
+def test_every_anchor_converts_colour_as_our_codecs_do():
+    """A flat frame is coded exactly by every anchor at its best quality, so its decode is the colour
+    path's own round trip: ours (full-range BT.601), not swscale's limited range (201,37,90 -> 199,35,88)."""
+    from evc_archive.core.keyframes.av1_intra import rgb_to_yuv420, yuv420_to_rgb
+
+    flat = np.zeros((2, 16, 16, 3), np.uint8)
+    flat[...] = (201, 37, 90)
+    ours = yuv420_to_rgb(*rgb_to_yuv420(flat[0]))
+    assert ours[0, 0].tolist() == [201, 37, 90]
+    for name, spec in BASELINES.items():
+        decoded = encode_baseline(flat, name, spec.crf_range[0]).frames
+        assert (decoded == ours).all(), name
+
+
+def test_x265_codes_pictures_below_its_minimum_size_padded():
+    tiny = moving_square_video(2, 9, 11).numpy()
+    for name in ("x265", "x265-half"):
+        assert encode_baseline(tiny, name, 40).frames.shape == tiny.shape
+
+
 def test_preset_2_tune_0_is_a_different_encode_than_preset_4():
     clip = moving_square_video(6, 64, 64).numpy()
     p2, p4 = crf_sweep(clip, "svtav1-p2", [45]), crf_sweep(clip, "svtav1", [45])

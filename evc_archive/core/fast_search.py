@@ -23,22 +23,24 @@ only fewer settings are tried:
   (fast motion: the budget buys one or two coded frames at these qualities and the predictor
   cannot hold the rest), the chains of a cheaper first frame (poor_share of the budget: more
   coded frames at a lower quality), and a walk from there if that found a better point;
-- the inter GOP first: its bytes grow about geometrically with the level, so from a first level
-  and a guess with a typical slope a secant search on log(bytes) lands next to the target in 2-4
-  encodes, a bisection closes what is left, and the dearest level within the target comes with
-  the cheapest level above it and a cheaper level near it (3-5 encodes: 4.0 on average against
-  5.4 for a start at the cheapest level, on a curve measured at 1280x720; one more than that
-  start where even the cheapest level is over the target, as at 128x128 and 0.02 bpp); the
-  loop's chains then stop as soon as the loop's best point within the target is inter_margin
-  LPIPS behind the inter GOP's.
+- the inter GOP first: its bytes grow about geometrically with the CRF, so over whole CRF steps
+  from a first step and a guess with a typical slope a secant search on log(bytes) lands next to
+  the target in 2-4 encodes, a bisection closes what is left, and the dearest step within the
+  target comes with the cheapest step above it and a cheaper step near it (3-5 encodes: 4.0 on
+  average against 5.4 for a start at the cheapest step, on a curve measured at 1280x720; one more
+  than that start where even the cheapest step is over the target, as at 128x128 and 0.02 bpp);
+  then one encode at the quarter-CRF level (SVT-AV1 takes CRF in quarter steps) where log(bytes),
+  linear between the two whole steps, meets the target, which takes about half of a whole step's
+  5-10 % gap to the target; the loop's chains then stop as soon as the loop's best point within
+  the target is inter_margin LPIPS behind the inter GOP's.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from evc_archive.core.gop_av1 import CRF_BY_LEVEL
-from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator
+from evc_archive.core.gop_av1 import WHOLE_CRF_LEVELS
+from evc_archive.core.ratecontrol import RDPoint, SegmentSimulator, refine_inter
 
 
 
@@ -69,10 +71,11 @@ FAST = NarrowSearch(frame0_shares=(0.5, 0.72), residual_choices=(None, 0), quali
 QUICK = NarrowSearch(frame0_shares=(0.6,), residual_choices=(0,), quality_walk=1, inter_margin=0.02)
 NARROW_SEARCHES = {"fast": FAST, "quick": QUICK}  # EncoderSettings.search -> its NarrowSearch
 INTER_PROBES = 4  # inter GOP encodes before the bisection
-INTER_NEIGHBOUR_REACH = 3  # a cheaper level this near the dearest that fits is kept, none is added
-INTER_START_LEVEL = 11  # the inter GOP's first level (CRF 53)
-INTER_PRIOR_SLOPE = 0.06  # d log(bytes) / d level assumed for the second level (1280x720, sam2_02_cups:
-# 0.10 from level 1 to 11, 0.049 from 11 to 23)
+INTER_NEIGHBOUR_REACH = 3  # a cheaper whole CRF step this near the dearest that fits is kept, none is added
+INTER_START_STEP = 11  # the inter GOP's first whole CRF step (CRF 53)
+INTER_PRIOR_SLOPE = 0.06  # d log(bytes) / d CRF step assumed for the second step (1280x720, sam2_02_cups:
+# 0.10 from CRF 63 to 53, 0.049 from 53 to 41)
+INTER_FINE_PROBES = 1  # quarter-CRF encodes between the two whole steps around the target
 
 
 def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float,
@@ -103,25 +106,26 @@ def frame0_qualities(simulator: SegmentSimulator, budget_bytes: float,
 
 
 def inter_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint]:
-    """Inter GOP points around the target: a first level (INTER_START_LEVEL) and a guess from it
-    with INTER_PRIOR_SLOPE (or, when the first level is over the target, the cheapest level), a
-    secant search on log(bpp) over the levels from there, a bisection of what it leaves between the
-    dearest level within the target and the cheapest above it, then that level's cheaper neighbour
-    unless a level at most INTER_NEIGHBOUR_REACH below it was tried."""
-    levels = sorted(CRF_BY_LEVEL)
+    """Inter GOP points around the target, over whole CRF steps (gop_av1.WHOLE_CRF_LEVELS): a first
+    step (INTER_START_STEP) and a guess from it with INTER_PRIOR_SLOPE (or, when the first step is
+    over the target, the cheapest), a secant search on log(bpp) from there, a bisection of what it
+    leaves between the dearest step within the target and the cheapest above it, that step's
+    cheaper neighbour unless a step at most INTER_NEIGHBOUR_REACH below it was tried; then one
+    quarter-CRF level between the two whole steps around the target (ratecontrol.refine_inter)."""
+    steps = range(1, len(WHOLE_CRF_LEVELS) + 1)  # step k: level WHOLE_CRF_LEVELS[k - 1]
     tried: dict[int, RDPoint] = {}
 
-    def run(level: int) -> RDPoint:
-        tried[level] = simulator.run_inter(level)
-        return tried[level]
+    def run(step: int) -> RDPoint:
+        tried[step] = simulator.run_inter(WHOLE_CRF_LEVELS[step - 1])
+        return tried[step]
 
-    def clamp(level: float) -> int:
-        return min(max(round(level), levels[0]), levels[-1])
+    def clamp(step: float) -> int:
+        return min(max(round(step), steps[0]), steps[-1])
 
-    b = INTER_START_LEVEL
+    b = INTER_START_STEP
     pb = run(b)
     if pb.bpp > target_bpp:
-        a, pa = levels[0], run(levels[0])
+        a, pa = steps[0], run(steps[0])
         if pa.bpp > target_bpp:  # even the cheapest level is over
             return sorted(tried.values(), key=lambda p: p.bytes)
     else:
@@ -134,24 +138,25 @@ def inter_points(simulator: SegmentSimulator, target_bpp: float) -> list[RDPoint
         if slope <= 0:
             break
         guess = clamp(math.floor(b + (math.log(target_bpp) - math.log(pb.bpp)) / slope))  # the dearest fit
-        if guess in tried:  # the estimate is a tried level: its neighbour towards the target
+        if guess in tried:  # the estimate is a tried step: its neighbour towards the target
             guess = clamp(guess + 1 if tried[guess].bpp <= target_bpp else guess - 1)
             if guess in tried:
                 break
         a, pa, b, pb = b, pb, guess, run(guess)
-    while True:  # bytes grow with the level: bisect the gap at the target
-        fit = max(lv for lv, p in tried.items() if p.bpp <= target_bpp)  # level 1 or the first fits
-        over = min((lv for lv, p in tried.items() if p.bpp > target_bpp), default=None)
+    while True:  # bytes grow with the step: bisect the gap at the target
+        fit = max(k for k, p in tried.items() if p.bpp <= target_bpp)  # step 1 or the first fits
+        over = min((k for k, p in tried.items() if p.bpp > target_bpp), default=None)
         if over is None:
-            if fit + 1 in CRF_BY_LEVEL and fit + 1 not in tried:
+            if fit + 1 in steps and fit + 1 not in tried:
                 run(fit + 1)
             break
         if over - fit <= 1:
             break
         run((fit + over) // 2)
-    if fit - 1 in CRF_BY_LEVEL and not any(fit - INTER_NEIGHBOUR_REACH <= lv < fit for lv in tried):
-        run(fit - 1)  # a cheaper level near the dearest that fits, for a corpus' allocation
-    return sorted(tried.values(), key=lambda p: p.bytes)
+    if fit - 1 in steps and not any(fit - INTER_NEIGHBOUR_REACH <= k < fit for k in tried):
+        run(fit - 1)  # a cheaper step near the dearest that fits, for a corpus' allocation
+    fine = refine_inter(simulator.run_inter, {p.quality: p for p in tried.values()}, target_bpp, INTER_FINE_PROBES)
+    return sorted([*tried.values(), *fine], key=lambda p: p.bytes)
 
 
 def quality_chain(simulator: SegmentSimulator, quality: int, residual_levels: int | None,

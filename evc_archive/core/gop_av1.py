@@ -20,9 +20,14 @@ import torch
 from evc_archive.core.errors import BitstreamError
 from evc_archive.core.keyframes.av1_intra import coded_size, rgb_frame, strip_delimiter, svtav1_encoder, video_frame
 
-# level -> CRF, level 1 = fewest bits (every CRF: near a target the next level up costs 5-10 % more
-# bytes); on the held-out 128x128x30 clips level 1 (CRF 63) takes 0.012-0.04 bpp
-CRF_BY_LEVEL: dict[int, int] = {level: 64 - level for level in range(1, 42)}  # 63, 62, ..., 23
+# level -> CRF, level 1 = fewest bits, in quarter CRF steps (SVT-AV1 takes a fractional CRF: one
+# quarter step is one quantiser index; near a target a whole CRF step costs 5-10 % more bytes, a
+# quarter step 1-3 %). On the held-out 128x128x30 clips level 1 (CRF 63) takes 0.012-0.04 bpp.
+# Streams from builds before 2026-12-07 counted whole CRF steps (CRF = 64 - level): the level is
+# informational, the decoder needs none of it.
+LEVELS_PER_CRF = 4
+CRF_BY_LEVEL: dict[int, float] = {level: 63 - (level - 1) / LEVELS_PER_CRF for level in range(1, 162)}  # 63 .. 23
+WHOLE_CRF_LEVELS: tuple[int, ...] = tuple(range(1, 162, LEVELS_PER_CRF))  # CRF 63, 62, ..., 23: the search's grid
 PRESET = 2  # on two held-out clips 10-25 % lower LPIPS than preset 4 at the lowest levels, ~2x the time
 SVT_PARAMS = "tune=0"  # the subjective tune (encoder only: the decoder needs no setting)
 

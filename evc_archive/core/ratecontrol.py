@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 
@@ -24,7 +25,7 @@ import torch
 from evc_archive.core.bitstream import THRESHOLD_UNIT, Stream, pack
 from evc_archive.core.bounded_cache import BoundedCache
 from evc_archive.core.encoder import DirectPieces, encode_inter_segment, make_header
-from evc_archive.core.gop_av1 import CRF_BY_LEVEL
+from evc_archive.core.gop_av1 import CRF_BY_LEVEL, WHOLE_CRF_LEVELS
 from evc_archive.core.hint_search import HintSearch
 from evc_archive.core.keyframes.base import ImageCodec
 from evc_archive.core.loop import CodedPiece, PredictionPiece, residual_quality_for, run_loop
@@ -83,9 +84,9 @@ class RDPoint:
 
     @property
     def label(self) -> str:
-        """Short text of the setting: q8/t0.3[/r2] for the loop, inter5 for an inter GOP."""
+        """Short text of the setting: q8/t0.3[/r2] for the loop, inter-crf50.75 for an inter GOP."""
         if self.inter:
-            return f"inter{self.quality}"
+            return f"inter-crf{CRF_BY_LEVEL[self.quality]:g}"
         return f"q{self.quality}/t{self.threshold:g}" + ("" if self.residual_levels is None else f"/r{self.residual_levels}")
 
     def settings(self, base: EncoderSettings) -> EncoderSettings:
@@ -262,7 +263,7 @@ class SegmentSimulator:
         to the caches."""
         points = [self.run(q, t, r) for r in self.residual_choices for q in (qualities or self.codec.qualities)
                   for t in thresholds]
-        return points + ([self.run_inter(level) for level in CRF_BY_LEVEL] if self.inter else [])
+        return points + ([self.run_inter(level) for level in WHOLE_CRF_LEVELS] if self.inter else [])
 
     def sweep_near(self, target_bpp: float, window: float = 3.0,
                    thresholds: tuple[float, ...] = SEARCH_THRESHOLDS, patience: int = 2,
@@ -298,11 +299,37 @@ class SegmentSimulator:
                 if p.bpp > window * target_bpp or p.coded == p.frames or dominated_run >= patience:
                     break
         if self.inter:
-            for level in sorted(CRF_BY_LEVEL):
+            for level in WHOLE_CRF_LEVELS:
                 points.append(self.run_inter(level))
                 if points[-1].bpp > window * target_bpp:
                     break
+            refined.extend(refine_inter(self.run_inter, self._inter_points, target_bpp, probes=2))
         return points + refined
+
+
+def refine_inter(run_inter: Callable[[int], RDPoint], tried: dict[int, RDPoint], target_bpp: float,
+                 probes: int = 1) -> list[RDPoint]:
+    """Inter GOP levels (`tried`: level -> point) between the dearest tried level within the target
+    and the cheapest tried above it: up to `probes` more (`run_inter`), each where log(bpp), linear
+    between the two, reaches the target (rounded down), none where that is the fitting level itself.
+    Between two whole CRF steps 1 probe takes about half of the gap to the target, 2 nearly all."""
+    tried, added = dict(tried), []
+    for _ in range(probes):
+        fitting = [lv for lv, p in tried.items() if p.bpp <= target_bpp]
+        if not fitting:
+            break
+        fit = max(fitting)
+        over = min((lv for lv, p in tried.items() if p.bpp > target_bpp and lv > fit), default=None)
+        if over is None or over - fit <= 1:
+            break
+        low, high = math.log(tried[fit].bpp), math.log(tried[over].bpp)
+        step = math.floor((math.log(target_bpp) - low) / (high - low) * (over - fit)) if high > low else 0
+        if step < 1:
+            break
+        level = fit + min(step, over - fit - 1)
+        tried[level] = run_inter(level)
+        added.append(tried[level])
+    return added
 
 
 # -- choosing settings ------------------------------------------------------------------------------

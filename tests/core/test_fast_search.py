@@ -3,7 +3,8 @@
 import math
 from types import SimpleNamespace
 
-from evc_archive.core.fast_search import FAST, INTER_NEIGHBOUR_REACH, INTER_START_LEVEL, frame0_qualities, inter_points
+from evc_archive.core.fast_search import FAST, INTER_NEIGHBOUR_REACH, INTER_START_STEP, frame0_qualities, inter_points
+from evc_archive.core.gop_av1 import CRF_BY_LEVEL, LEVELS_PER_CRF, WHOLE_CRF_LEVELS
 from evc_archive.core.loop import CodedPiece
 from evc_archive.core.ratecontrol import RDPoint
 
@@ -11,14 +12,14 @@ PIXELS = 30 * 128 * 128
 
 
 class FakeInter:
-    """run_inter(level) on a geometric bytes-per-level curve, counting encodes."""
+    """run_inter(level) on a geometric bytes-per-CRF curve, counting encodes."""
 
     def __init__(self, cheapest_bpp: float, growth: float = 0.07):
         self.cheapest, self.growth, self.calls = cheapest_bpp, growth, []
 
     def run_inter(self, level: int) -> RDPoint:
         self.calls.append(level)
-        bpp = self.cheapest * math.exp(self.growth * (level - 1))
+        bpp = self.cheapest * math.exp(self.growth * (63 - CRF_BY_LEVEL[level]))
         return RDPoint(level, 0.0, int(bpp * PIXELS / 8), 30, PIXELS, 0.1, 20.0, 30, None, True)
 
 
@@ -27,14 +28,17 @@ def test_the_inter_search_finds_the_level_nearest_the_target_in_few_encodes():
     points = inter_points(sim, 0.03)
     fitting = [p for p in points if p.bpp <= 0.03]
     best = max(p.quality for p in fitting)
-    assert sim.run_inter(best + 1).bpp > 0.03  # the dearest level within the target was found
-    assert len(sim.calls) <= 6 and any(best - INTER_NEIGHBOUR_REACH <= p.quality < best for p in points)
+    assert sim.run_inter(best + 1).bpp > 0.03  # the dearest quarter-CRF level within the target was found
+    assert (best - 1) % LEVELS_PER_CRF != 0  # between two whole CRF steps
+    whole = [p.quality for p in points if p.quality in WHOLE_CRF_LEVELS]
+    assert len(sim.calls) <= 7 and any(best - INTER_NEIGHBOUR_REACH * LEVELS_PER_CRF <= lv < best - 1 for lv in whole)
 
 
 def test_the_inter_search_stops_when_even_the_cheapest_level_is_over():
     sim = FakeInter(0.05)
-    assert [p.quality for p in inter_points(sim, 0.03)] == [1, INTER_START_LEVEL]
-    assert sim.calls == [INTER_START_LEVEL, 1]
+    start = WHOLE_CRF_LEVELS[INTER_START_STEP - 1]
+    assert [p.quality for p in inter_points(sim, 0.03)] == [1, start]
+    assert sim.calls == [start, 1] and CRF_BY_LEVEL[start] == 53
 
 
 def test_the_inter_search_on_other_curves():
@@ -42,7 +46,20 @@ def test_the_inter_search_on_other_curves():
         sim = FakeInter(cheapest, growth)
         points = inter_points(sim, target)
         best = max(p.quality for p in points if p.bpp <= target)
-        assert best == 41 or sim.run_inter(best + 1).bpp > target
+        assert best == max(CRF_BY_LEVEL) or sim.run_inter(best + 1).bpp > target
+
+
+def test_refine_inter_probes_quarter_crf_levels_between_two_whole_steps():
+    from evc_archive.core.ratecontrol import refine_inter
+
+    sim = FakeInter(0.02, growth=0.1)
+    tried = {lv: sim.run_inter(lv) for lv in (37, 41)}  # CRF 54 and 53
+    target = sim.run_inter(39).bpp * 1.001  # CRF 53.5 is the dearest level within it
+    sim.calls.clear()
+    assert [p.quality for p in refine_inter(sim.run_inter, tried, target, probes=2)] == [39]
+    assert refine_inter(sim.run_inter, tried, sim.run_inter(37).bpp * 1.01) == []  # under a quarter step: none
+    assert refine_inter(sim.run_inter, tried, 1.0) == []  # nothing above the target
+    assert refine_inter(sim.run_inter, tried, 0.001) == []  # nothing within it
 
 
 def test_frame0_qualities_take_their_share_of_the_budget():

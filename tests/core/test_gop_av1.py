@@ -11,7 +11,7 @@ from tests.conftest import moving_square_video
 def test_round_trip_is_deterministic_and_rate_grows_with_the_level():
     video = moving_square_video(6, 48, 64)
     sizes, psnrs = [], []
-    for level in (1, 21, 41):
+    for level in (1, 81, 161):  # CRF 63, 43, 23
         payload = encode_gop(video, level)
         assert not payload.startswith(TEMPORAL_DELIMITER)  # delimiters are stripped
         decoded = decode_gop(payload, 6, 48, 64)
@@ -23,6 +23,16 @@ def test_round_trip_is_deterministic_and_rate_grows_with_the_level():
     assert psnrs[0] < psnrs[2] and psnrs[2] > 28
     with pytest.raises(ValueError, match="Invalid inter level"):
         encode_gop(video, max(CRF_BY_LEVEL) + 1)
+
+
+def test_quarter_crf_levels_code_between_their_whole_neighbours():
+    from evc_archive.core.gop_av1 import LEVELS_PER_CRF, WHOLE_CRF_LEVELS
+
+    assert CRF_BY_LEVEL[1] == 63 and CRF_BY_LEVEL[3] == 62.5 and CRF_BY_LEVEL[max(CRF_BY_LEVEL)] == 23
+    assert WHOLE_CRF_LEVELS == tuple(lv for lv, crf in CRF_BY_LEVEL.items() if crf == int(crf))
+    video = moving_square_video(6, 48, 64)
+    whole, half, next_whole = (len(encode_gop(video, lv)) for lv in (41, 41 + LEVELS_PER_CRF // 2, 41 + LEVELS_PER_CRF))
+    assert whole < half < next_whole  # CRF 53, 52.5, 52: a different encode, not a rounded one
 
 
 def test_odd_sizes_are_padded_and_cropped():

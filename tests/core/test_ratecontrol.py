@@ -200,7 +200,7 @@ def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
     byte for byte by the encoder (through RDPoint.settings), decodes to the same frames, and wins a
     target on a static scene where the loop must code many frames."""
     from evc_archive.core.decoder import open_stream
-    from evc_archive.core.gop_av1 import CRF_BY_LEVEL
+    from evc_archive.core.gop_av1 import CRF_BY_LEVEL, WHOLE_CRF_LEVELS
     from evc_archive.core.model_library import ModelLibrary
 
     codec = AV1IntraCodec(crf_by_quality={1: 55, 2: 45, 3: 35, 4: 25})
@@ -211,11 +211,11 @@ def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
     loop_only = SegmentSimulator(frames, codec, predictor, lpips_metric, base, residual_choices=(None, 2))
     points = sim.sweep(qualities=(2, 4), thresholds=(0.05, 0.2))
     inter = [p for p in points if p.inter]
-    assert len(inter) == len(CRF_BY_LEVEL) and all(p.coded == 12 and p.residual_levels is None for p in inter)
+    assert [p.quality for p in inter] == list(WHOLE_CRF_LEVELS) and all(p.coded == 12 and p.residual_levels is None for p in inter)
     assert [p for p in points if not p.inter] == loop_only.sweep(qualities=(2, 4), thresholds=(0.05, 0.2))
-    assert sim.cost.inter_encodes == len(CRF_BY_LEVEL)
+    assert sim.cost.inter_encodes == len(WHOLE_CRF_LEVELS)
     for p in (inter[0], inter[10], inter[-1]):
-        assert p.label == f"inter{p.quality}"
+        assert p.label == f"inter-crf{CRF_BY_LEVEL[p.quality]:g}"
         enc = encode_video([frames], Fraction(25), codec, predictor, lpips_metric, p.settings(base))
         assert len(enc.data) == p.bytes and enc.stream.segments[0].inter is not None
         assert enc.data[4] == 4  # bitstream version 4
@@ -225,9 +225,12 @@ def test_inter_points_are_exact_and_chosen_where_they_win(lpips_metric):
     best = choose_for_target(points, max(p.bpp for p in points)).point
     loop_best = choose_for_target([p for p in points if not p.inter], max(p.bpp for p in points)).point
     assert best.lpips <= loop_best.lpips
-    near = sim.sweep_near(inter[3].bpp, thresholds=(0.05, 0.2))
-    assert [p.quality for p in near if p.inter] == list(range(1, 1 + sum(p.inter for p in near)))
-    assert [p for p in near if p.inter][-1].bpp > 3.0 * inter[3].bpp or sum(p.inter for p in near) == len(CRF_BY_LEVEL)
+    near = sim.sweep_near(inter[3].bpp, thresholds=(0.05, 0.2))  # a target on a whole CRF step: no quarter levels
+    assert [p.quality for p in near if p.inter] == list(WHOLE_CRF_LEVELS[:sum(p.inter for p in near)])
+    assert [p for p in near if p.inter][-1].bpp > 3.0 * inter[3].bpp or sum(p.inter for p in near) == len(WHOLE_CRF_LEVELS)
+    between = (inter[3].bpp * inter[4].bpp) ** 0.5  # between CRF 60 and 59: quarter levels are tried
+    fine = [p for p in sim.sweep_near(between, thresholds=(0.05, 0.2)) if p.inter and p.quality not in WHOLE_CRF_LEVELS]
+    assert fine and all(inter[3].quality < p.quality < inter[4].quality for p in fine)
 
 
 def test_points_are_the_same_when_frames_are_evicted(tiny_codec, lpips_metric):

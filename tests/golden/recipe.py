@@ -54,7 +54,7 @@ def encode(predictor_name: str, device: str = "cpu"):
         segments = segments[:2]
     results = []
     for i, frames in enumerate(segments):
-        step = replace(settings, inter_level=10) if i == 2 else settings
+        step = replace(settings, inter_level=37) if i == 2 else settings  # inter level 37: CRF 54
         results.append(encode_segment(frames, codec, predictor, metric, step, i * SEGMENT_FRAMES))
     header = make_header(codec, predictor, settings, WIDTH, HEIGHT, Fraction(25))
     stream = Stream(header, tuple(r.segment for r in results))

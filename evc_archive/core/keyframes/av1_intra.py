@@ -129,15 +129,19 @@ def preset_for(height: int, width: int) -> int:
     return LARGE_FRAME_PRESET if height * width >= LARGE_FRAME_PIXELS else PRESET
 
 
-def svtav1_encoder(width: int, height: int, gop: int, preset: int, crf: int, params: str):
-    """A libsvtav1 encoder context for yuv420p frames of (coded) size width x height."""
+def svtav1_encoder(width: int, height: int, gop: int, preset: int, crf: float, params: str):
+    """A libsvtav1 encoder context for yuv420p frames of (coded) size width x height. A fractional
+    `crf` (quarter steps) goes through SVT-AV1's own parameters: FFmpeg's crf option is an integer."""
     import av
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration to stderr otherwise
     enc = av.CodecContext.create("libsvtav1", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
     enc.time_base, enc.framerate, enc.gop_size = Fraction(1, 25), Fraction(25), gop
-    enc.options = {"preset": str(preset), "crf": str(crf), "svtav1-params": params}
+    if float(crf).is_integer():
+        enc.options = {"preset": str(preset), "crf": str(int(crf)), "svtav1-params": params}
+    else:
+        enc.options = {"preset": str(preset), "svtav1-params": f"{params}:crf={crf:g}"}
     return enc
 
 

@@ -24,6 +24,15 @@ def make_tiny_codec(path: Path) -> KeyframeCodec:
     return KeyframeCodec.load(path)
 
 
+def make_tiny_int_codec(float_codec: KeyframeCodec, path: Path) -> KeyframeCodec:
+    """The tiny codec with its synthesis quantised (kind 3), grids sized on two synthetic frames."""
+    from evc_archive.training.keyframe_quantize import quantize_keyframe_synthesis
+
+    synthesis = quantize_keyframe_synthesis(float_codec, list(moving_square_video(2, 64, 64)))
+    KeyframeCodec.save_int(path, float_codec, synthesis)
+    return KeyframeCodec.load(path, integer=True)
+
+
 def make_tiny_predictor(path: Path) -> DiffusionPredictor:
     torch.manual_seed(4321)
     unet = DiffusionPredictor.build_unet(TINY_DIFFUSION)
@@ -44,6 +53,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_codec(tiny_model_dir) -> KeyframeCodec:
     return KeyframeCodec.load(tiny_model_dir / "tiny-keyframe.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_int_codec(tiny_codec, tiny_model_dir) -> KeyframeCodec:
+    return make_tiny_int_codec(tiny_codec, tiny_model_dir / "tiny-keyframe-int.pt")
 
 
 @pytest.fixture(scope="session")

@@ -178,7 +178,8 @@ def test_cli_choices_match_the_registry():
     from evc_archive.core.registry import KEYFRAME_CODECS, PREDICTORS
 
     assert set(PREDICTORS.choices()) == {s.name for s in PREDICTORS.specs() if s.encodable}
-    assert set(KEYFRAME_CODECS.choices()) == {s.name for s in KEYFRAME_CODECS.specs()}
+    assert set(KEYFRAME_CODECS.choices()) == {s.name for s in KEYFRAME_CODECS.specs() if s.encodable}
+    assert "hyperprior" not in KEYFRAME_CODECS.choices()  # the float form is decode-only
     help_text = CliRunner().invoke(app, ["encode", "--help"], terminal_width=400).stdout
     assert all(f"'{name}'" in help_text for name in PREDICTORS.choices() + KEYFRAME_CODECS.choices())
 

@@ -27,8 +27,8 @@ Threshold = Annotated[float, typer.Option(
          "more bits, better quality.")]
 Quality = Annotated[Optional[int], typer.Option(
     help="Keyframe codec quality level (1 = fewest bits; svtav1 1-25, default "
-         f"{KEYFRAME_CODECS.named('svtav1').default_quality}; hyperprior 1-5, default "
-         f"{KEYFRAME_CODECS.named('hyperprior').default_quality}).")]
+         f"{KEYFRAME_CODECS.named('svtav1').default_quality}; hyperprior-int 1-5, default "
+         f"{KEYFRAME_CODECS.named('hyperprior-int').default_quality}).")]
 Gop = Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded "
                                        "frame (one segment = one archive object, one unit of work).")]
 Steps = Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")]

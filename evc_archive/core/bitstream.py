@@ -14,8 +14,9 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  bytes (side information of a hinted predictor, one per predictor call the decoder
                  makes, in order). Versions 4 to 6 put a segment mode after n: 0 = the above, 1 =
                  inter: the whole segment is one AV1 GOP (core.gop_av1): level, payload length,
-                 payload. Versions 5 and 6 are version 4's layout; 5 is the first that may name
-                 restore-hint-int, 6 the first that may name diffusion-int (PREDICTOR_KIND_VERSION)
+                 payload. Versions 5 to 7 are version 4's layout; 5 is the first that may name
+                 restore-hint-int, 6 the first that may name diffusion-int (PREDICTOR_KIND_VERSION),
+                 7 the first that may name keyframe codec hyperprior-int (KEYFRAME_KIND_VERSION)
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -35,11 +36,13 @@ from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 THRESHOLD_UNIT = 10000  # the header stores the LPIPS threshold as round(threshold * THRESHOLD_UNIT)
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 6  # newest; each stream is written in the oldest version that holds it (see pack)
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
-# predictor kinds that first appear in a later version (layout unchanged): a stream that names one
-# is written in that version at least, and one of an older version that names it is damaged
+FORMAT_VERSION = 7  # newest; each stream is written in the oldest version that holds it (see pack)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# predictor and keyframe codec kinds that first appear in a later version (layout unchanged): a
+# stream that names one is written in that version at least, and one of an older version that names
+# it is damaged
 PREDICTOR_KIND_VERSION = {7: 5, 8: 6}  # 7: restore-hint-int; 8: diffusion-int (the integer UNet)
+KEYFRAME_KIND_VERSION = {3: 7}  # 3: hyperprior-int (the learned codec's integer synthesis)
 INTRA, RESIDUAL = 0, 1  # how a coded frame's payload is used (CodedFrame.mode)
 LOOP_SEGMENT, INTER_SEGMENT = 0, 1  # how a segment is coded (version 4's segment mode)
 HASH_BYTES = 8  # prefix of the model file's sha256 stored in the stream
@@ -137,7 +140,8 @@ def pack(stream: Stream) -> bytes:
         version = 3
     else:  # older builds read what needs nothing newer, byte for byte as they wrote it
         version = 2 if any(seg.hints for seg in stream.segments) else 1
-    version = max(version, PREDICTOR_KIND_VERSION.get(h.predictor_model_id, 1))
+    version = max(version, PREDICTOR_KIND_VERSION.get(h.predictor_model_id, 1),
+                  KEYFRAME_KIND_VERSION.get(h.keyframe_model_id, 1))
     out = bytearray(MAGIC)
     out.append(version)
     out += varint.encode(h.keyframe_model_id) + h.keyframe_hash[:HASH_BYTES]
@@ -213,6 +217,8 @@ def unpack(data: bytes) -> Stream:
         raise BitstreamError("stream header has a zero size, frame rate or predictor setting (damaged)")
     if version < PREDICTOR_KIND_VERSION.get(pr_id, 1):
         raise BitstreamError(f"a version {version} stream cannot name predictor id {pr_id} (damaged)")
+    if version < KEYFRAME_KIND_VERSION.get(kf_id, 1):
+        raise BitstreamError(f"a version {version} stream cannot name keyframe codec id {kf_id} (damaged)")
     header = StreamHeader(kf_id, kf_hash, pr_id, pr_hash, width, height, Fraction(num, den), seed,
                           k, f, steps, thr / THRESHOLD_UNIT, first)
     segments = []

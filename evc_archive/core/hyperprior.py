@@ -32,10 +32,12 @@ from torch import nn
 
 from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError
+from evc_archive.core.int_synthesis import IntSynthesis
 from evc_archive.core.model_file import read_model_blob, write_model_blob
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16, h_a by 4 more
-MODEL_FORMAT = "evc-keyframe/1"
+MODEL_FORMAT = "evc-keyframe/1"  # kind 1: float synthesis
+INT_MODEL_FORMAT = "evc-keyframe-int/1"  # kind 3: integer synthesis (core.int_synthesis)
 # Scale table of the Gaussian conditional. compressai's default reaches 256, whose CDF rows make
 # 0.6 MB of tables per quality level; at our rates scales stay far below 64 (larger ones are coded
 # with the widest table, whose tails compressai codes by escape, so any value still round-trips).
@@ -167,12 +169,16 @@ class HyperpriorModel(CompressionModel):
         return z_strings[0], y_strings[0]
 
     @torch.no_grad()
-    def decompress(self, z_string: bytes, y_string: bytes, height: int, width: int) -> torch.Tensor:
-        """Padded size (height, width) -> x_hat (1,3,height,width) in [0,1]."""
+    def decode_latents(self, z_string: bytes, y_string: bytes, height: int, width: int) -> torch.Tensor:
+        """Padded size (height, width) -> y_hat (1,M,height/16,width/16), integers, on the CPU."""
         z_shape = (height // PAD_MULTIPLE, width // PAD_MULTIPLE)
         z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
-        indexes = self._indexes(z_hat)
-        y_hat = self.gaussian_conditional.decompress([y_string], indexes)
+        return self.gaussian_conditional.decompress([y_string], self._indexes(z_hat))
+
+    @torch.no_grad()
+    def decompress(self, z_string: bytes, y_string: bytes, height: int, width: int) -> torch.Tensor:
+        """Padded size (height, width) -> x_hat (1,3,height,width) in [0,1] (the float g_s)."""
+        y_hat = self.decode_latents(z_string, y_string, height, width)
         device = next(self.g_s.parameters()).device
         return self.g_s(y_hat.to(device)).clamp_(0, 1)
 
@@ -210,17 +216,19 @@ def padded_size(height: int, width: int) -> tuple[int, int]:
 class KeyframeCodec:
     """All quality levels of one keyframe model file. Loaded once per process.
 
-    Frames are uint8 RGB tensors (H,W,3); payloads are the bytes stored in the bitstream.
+    Frames are uint8 RGB tensors (H,W,3); payloads are the bytes stored in the bitstream. With
+    `synthesis` (one IntSynthesis per quality) frames are decoded by the integer g_s (kind 3, the
+    same bits on every machine), else by the float one (kind 1).
     """
 
-    model_id = 1  # registry.KEYFRAME_CODECS
-
     def __init__(self, config: KeyframeConfig, models: dict[int, HyperpriorModel],
-                 content_hash: bytes, device: str = "cpu"):
+                 content_hash: bytes, device: str = "cpu", synthesis: dict[int, IntSynthesis] | None = None):
         self.config = config
         self.models = {q: m.to(device).eval() for q, m in sorted(models.items())}
         self.content_hash = content_hash
         self.device = device
+        self.synthesis = synthesis
+        self.model_id = 3 if synthesis else 1  # registry.KEYFRAME_CODECS
 
     @property
     def qualities(self) -> tuple[int, ...]:
@@ -244,6 +252,10 @@ class KeyframeCodec:
             raise BitstreamError("keyframe payload is shorter than its own length field")
         z_string, y_string = payload[pos : pos + z_len], payload[pos + z_len :]
         ph, pw = padded_size(height, width)
+        if self.synthesis is not None:
+            y_hat = self._model(quality).decode_latents(z_string, y_string, ph, pw)
+            frame = self.synthesis[quality](y_hat.to(self.device))[0, :, :height, :width]
+            return frame.permute(1, 2, 0).cpu()
         x_hat = self._model(quality).decompress(z_string, y_string, ph, pw)
         x_hat = x_hat[0, :, :height, :width]
         return (x_hat * 255.0 + 0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu()
@@ -263,17 +275,36 @@ class KeyframeCodec:
         }
         return write_model_blob(path, blob)
 
+    @staticmethod
+    def save_int(path: Path, codec: "KeyframeCodec", synthesis: dict[int, IntSynthesis],
+                 extra: dict | None = None) -> bytes:
+        """Write the integer model file of a float codec (its analysis and entropy models, its
+        CDF tables as they are, and `synthesis` in place of the float g_s); returns its sha256."""
+        blob = {
+            "format": INT_MODEL_FORMAT,
+            "config": asdict(codec.config),
+            "qualities": {q: {k: v for k, v in compact_state(m).items() if not k.startswith("g_s.")}
+                          for q, m in codec.models.items()},
+            "synthesis": {q: synthesis[q].to_file() for q in codec.models},
+            "extra": extra or {},
+        }
+        return write_model_blob(path, blob)
+
     @classmethod
-    def from_bytes(cls, data: bytes, device: str = "cpu") -> "KeyframeCodec":
-        blob = read_model_blob(data, MODEL_FORMAT, "keyframe model")
+    def from_bytes(cls, data: bytes, device: str = "cpu", integer: bool = False) -> "KeyframeCodec":
+        """A kind-1 file (`integer` False) or a kind-3 one (True)."""
+        blob = read_model_blob(data, INT_MODEL_FORMAT if integer else MODEL_FORMAT, "keyframe model")
         config = KeyframeConfig(**blob["config"])
         models = {}
         for q, state in blob["qualities"].items():
             model = HyperpriorModel(config)
+            if integer:
+                state = {**{f"g_s.{k}": v for k, v in model.g_s.state_dict().items()}, **state}
             load_compact_state(model, state)
             models[int(q)] = model
-        return cls(config, models, hashlib.sha256(data).digest(), device)
+        synthesis = {int(q): IntSynthesis.from_file(e) for q, e in blob["synthesis"].items()} if integer else None
+        return cls(config, models, hashlib.sha256(data).digest(), device, synthesis)
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu") -> "KeyframeCodec":
-        return cls.from_bytes(Path(path).read_bytes(), device)
+    def load(cls, path: Path, device: str = "cpu", integer: bool = False) -> "KeyframeCodec":
+        return cls.from_bytes(Path(path).read_bytes(), device, integer)

@@ -167,11 +167,27 @@ def test_the_integer_diffusion_kind_makes_a_version_6_stream():
     stream = _stream()
     eight = Stream(dataclasses.replace(stream.header, predictor_model_id=8), stream.segments)
     data = pack(eight)
-    assert data[4] == FORMAT_VERSION == 6
+    assert data[4] == 6
     assert unpack(data) == eight
     body = bytearray(data[:-4])
     body[4] = 5
     with pytest.raises(BitstreamError, match="version 5 stream cannot name predictor id 8"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+
+
+def test_the_integer_keyframe_codec_makes_a_version_7_stream():
+    """Keyframe kind 3 is new in version 7 (version 4's layout); a version 6 stream naming it is refused."""
+    import dataclasses
+    import struct
+    import zlib
+    stream = _stream()
+    three = Stream(dataclasses.replace(stream.header, keyframe_model_id=3, predictor_model_id=8), stream.segments)
+    data = pack(three)
+    assert data[4] == FORMAT_VERSION == 7
+    assert unpack(data) == three
+    body = bytearray(data[:-4])
+    body[4] = 6
+    with pytest.raises(BitstreamError, match="version 6 stream cannot name keyframe codec id 3"):
         unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
 
 

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 import torch
 
+from evc_archive.core import varint
 from evc_archive.core.errors import BitstreamError, ModelMismatchError
 from evc_archive.core.hyperprior import IntegerHyperSynthesis, KeyframeCodec, KeyframeConfig, padded_size
 from tests.conftest import moving_square_video
@@ -92,3 +93,24 @@ def test_symbols_identical_across_thread_counts(tiny_model_dir, tmp_path):
     dec = torch.load(tmp_path / "dec.pt")
     for symbols, decoded in zip(enc["symbols"], dec):
         assert torch.equal(symbols, decoded)
+
+
+def test_integer_codec_decodes_the_float_codecs_latents_with_its_integer_synthesis(tiny_codec, tiny_int_codec):
+    """Kind 3 shares kind 1's payloads (analysis, entropy models and tables unchanged); only g_s differs."""
+    assert (tiny_codec.model_id, tiny_int_codec.model_id) == (1, 3)
+    frame = moving_square_video(1, 40, 72, seed=5)[0]
+    payload = tiny_codec.encode(frame, 1)
+    assert tiny_int_codec.encode(frame, 1) == payload
+    int_frame = tiny_int_codec.decode(payload, 1, 40, 72)
+    z_len, pos = varint.decode(payload, 0)
+    y_hat = tiny_int_codec.models[1].decode_latents(payload[pos:pos + z_len], payload[pos + z_len:], 64, 128)
+    assert torch.equal(int_frame, tiny_int_codec.synthesis[1](y_hat)[0, :, :40, :72].permute(1, 2, 0))
+    float_frame = tiny_codec.decode(payload, 1, 40, 72)
+    assert (int_frame.int() - float_frame.int()).abs().max() <= 1
+
+
+def test_the_two_model_formats_are_not_interchangeable(tiny_model_dir):
+    with pytest.raises(ModelMismatchError, match="evc-keyframe-int/1"):
+        KeyframeCodec.load(tiny_model_dir / "tiny-keyframe.pt", integer=True)
+    with pytest.raises(ModelMismatchError, match="evc-keyframe/1"):
+        KeyframeCodec.load(tiny_model_dir / "tiny-keyframe-int.pt")

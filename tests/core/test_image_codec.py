@@ -8,9 +8,10 @@ from evc_archive.core.keyframes.av1_intra import AV1IntraCodec
 from tests.conftest import moving_square_video
 
 
-@pytest.fixture(params=["hyperprior", "svtav1"])
-def codec_and_quality(request, tiny_codec):
-    return (tiny_codec, 1) if request.param == "hyperprior" else (AV1IntraCodec(), 5)
+@pytest.fixture(params=["hyperprior", "hyperprior-int", "svtav1"])
+def codec_and_quality(request, tiny_codec, tiny_int_codec):
+    codecs = {"hyperprior": (tiny_codec, 1), "hyperprior-int": (tiny_int_codec, 1)}
+    return codecs[request.param] if request.param in codecs else (AV1IntraCodec(), 5)
 
 
 @pytest.mark.parametrize("size", [(48, 64), (33, 17), (1, 1), (70, 130)])

@@ -21,13 +21,13 @@ def test_ids_are_frozen():
     assert {s.kind_id: s.name for s in PREDICTORS.specs()} == {
         0: "copy-last", 1: "diffusion", 2: "motion", 3: "motion-hint", 4: "block-hint", 5: "restore-hint-bilinear",
         6: "restore-hint", 7: "restore-hint-int", 8: "diffusion-int"}
-    assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1"}
+    assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1", 3: "hyperprior-int"}
     assert {s.kind_id: s.name for s in SEGMENT_MODES.specs()} == {0: "loop", 1: "inter"}
 
 
 def test_encodable_kinds_and_defaults():
     assert PREDICTORS.choices() == ("copy-last", "restore-hint-int", "diffusion-int")  # by id
-    assert KEYFRAME_CODECS.choices() == ("hyperprior", "svtav1")
+    assert KEYFRAME_CODECS.choices() == ("svtav1", "hyperprior-int")
     assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
     hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}
     assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint", "restore-hint-int"}
@@ -39,6 +39,7 @@ def test_the_defaults_decode_bit_exactly_and_float_kinds_say_so():
     assert {s.name for s in KEYFRAME_CODECS.specs() if not s.bit_exact} == {"hyperprior"}
     assert float_models_of(2, 7) == ()
     assert float_models_of(1, 7) == ("keyframe-hyperprior",)
+    assert float_models_of(3, 7) == ()
     assert float_models_of(2, 6) == ("restore-motion-hint-lanczos",)
     assert float_models_of(1, 1, loop_segments=False) == ()  # inter segments run AV1 only
 
@@ -66,4 +67,5 @@ def test_model_files_derive_from_the_specs():
     assert model_files_for("svtav1", "restore-hint-int") == ["restore-int.pt"]
     assert model_files_for("svtav1", "copy-last") == []
     assert model_files_for("hyperprior", "diffusion") == ["keyframe.pt", "predictor.pt"]
+    assert model_files_for("hyperprior-int", "copy-last") == ["keyframe-int.pt"]
     assert model_files_for("svtav1", "diffusion-int") == ["predictor-int.pt"]

@@ -15,7 +15,7 @@ OPTION_SETS = [
     [],
     ["--intra-only"],
     ["--no-inter", "--residual-levels", "1"],
-    ["--keyframe-codec", "hyperprior", "--predictor", "copy-last", "--quality", "3", "--gop", "12"],
+    ["--keyframe-codec", "hyperprior-int", "--predictor", "copy-last", "--quality", "3", "--gop", "12"],
 ]
 
 

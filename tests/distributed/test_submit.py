@@ -129,7 +129,7 @@ def test_rerun_skips_finished_work_and_reencodes_only_what_is_missing(archived, 
 
 @pytest.mark.parametrize("change", [dict(gop=16), dict(quality=3), dict(lpips_threshold=0.2), dict(seed=1),
                                     dict(predictor="diffusion-int"), dict(target_bpp=0.05),
-                                    dict(keyframe_codec="hyperprior")])
+                                    dict(keyframe_codec="hyperprior-int")])
 def test_other_settings_on_an_existing_archive_are_refused(archived, corpus, monkeypatch, change):
     arch = archived[0]
     before = files(arch)

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from tests.golden.recipe import PREDICTORS, encode, frames_sha256
+from tests.golden.recipe import STREAMS, encode, frames_sha256
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("predictor", choices=PREDICTORS)
+    parser.add_argument("name", choices=STREAMS, help="a golden stream (tests/golden/recipe.py)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    enc = encode(args.predictor)
+    enc = encode(args.name)
     args.out.write_bytes(enc.data)
     print(json.dumps({"sha256": frames_sha256(torch.cat([r.reconstruction for r in enc.results])),
                       "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}))

@@ -11,7 +11,7 @@ import torch
 
 from evc_archive.core.bitstream import RESIDUAL
 from evc_archive.core.predictors.restore_hint import RESTORED, unpack_hint
-from tests.golden.recipe import EXPECTED, PREDICTORS, STREAM_DIR, decode, encode, frames_sha256, stream_path
+from tests.golden.recipe import EXPECTED, STREAM_DIR, STREAMS, decode, encode, frames_sha256, stream_path
 
 
 def describe(stream) -> dict:
@@ -28,7 +28,7 @@ def main() -> None:
     torch.set_num_threads(1)
     STREAM_DIR.mkdir(exist_ok=True)
     expected = {}
-    for name in PREDICTORS:
+    for name in STREAMS:
         enc = encode(name)
         frames = torch.cat([r.reconstruction for r in enc.results])
         if not torch.equal(decode(enc.data), frames):

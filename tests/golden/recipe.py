@@ -1,8 +1,10 @@
 """The golden streams: what they are made of, how they are made and how their frames are hashed.
 
 Each stream is one small clip (the sample corpus's landscape, 71x53: odd sizes exercise padding)
-coded with one bit-exact predictor kind, two loop segments with residual frames allowed; the
-restore-hint-int stream also holds an inter segment (one AV1 GOP). `python -m tests.golden.make`
+coded with one bit-exact predictor kind and SVT-AV1 keyframes, two loop segments with residual
+frames allowed; the restore-hint-int stream also holds an inter segment (one AV1 GOP); the
+keyframes-hyperprior-int stream codes its keyframes and residual frames with the learned codec
+(copy-last predictor). `python -m tests.golden.make`
 writes them with the shipped models and records the SHA-256 of their decoded frames; a new shipped
 model changes the streams' model hashes, so the goldens are remade with it (and the change shows in
 review as new stream files).
@@ -23,7 +25,10 @@ GOLDEN_DIR = Path(__file__).resolve().parent
 STREAM_DIR = GOLDEN_DIR / "streams"
 EXPECTED = GOLDEN_DIR / "expected.json"
 PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int", "diffusion-int")
+KEYFRAME_CODEC_STREAMS = {"keyframes-hyperprior-int": "hyperprior-int"}  # name -> keyframe codec (copy-last)
+STREAMS = (*PREDICTORS, *KEYFRAME_CODEC_STREAMS)  # every golden stream's name
 WITH_INTER = "restore-hint-int"  # the stream that also carries an inter segment
+QUALITY = {"svtav1": 8, "hyperprior-int": 1}  # the first frame's keyframe quality, per codec
 HEIGHT, WIDTH, SEGMENT_FRAMES = 53, 71, 10
 
 
@@ -35,8 +40,15 @@ def source_segments() -> list[torch.Tensor]:
     return list(frames.split(SEGMENT_FRAMES))
 
 
-def encode(predictor_name: str, device: str = "cpu"):
-    """The golden stream of one predictor -> core.encoder.EncodedVideo (its reconstruction included)."""
+def recipe_of(name: str) -> tuple[str, str]:
+    """A golden stream's name -> (keyframe codec, predictor)."""
+    if name in KEYFRAME_CODEC_STREAMS:
+        return KEYFRAME_CODEC_STREAMS[name], "copy-last"
+    return "svtav1", name
+
+
+def encode(name: str, device: str = "cpu"):
+    """One golden stream -> core.encoder.EncodedVideo (its reconstruction included)."""
     from dataclasses import replace
 
     from evc_archive.core.bitstream import Stream, pack
@@ -45,12 +57,14 @@ def encode(predictor_name: str, device: str = "cpu"):
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.settings import EncoderSettings
 
+    codec_name, predictor_name = recipe_of(name)
     library = ModelLibrary(device=device)
-    codec, predictor = library.keyframe_named("svtav1"), library.predictor_named(predictor_name)
+    codec, predictor = library.keyframe_named(codec_name), library.predictor_named(predictor_name)
     metric = shared_lpips(device)
-    settings = EncoderSettings(lpips_threshold=0.3, quality=8, gop=SEGMENT_FRAMES, residual_levels=2, search="exhaustive")
+    settings = EncoderSettings(lpips_threshold=0.3, quality=QUALITY[codec_name], gop=SEGMENT_FRAMES, residual_levels=2,
+                               search="exhaustive")
     segments = source_segments()
-    if predictor_name != WITH_INTER:
+    if name != WITH_INTER:
         segments = segments[:2]
     results = []
     for i, frames in enumerate(segments):
@@ -69,5 +83,5 @@ def decode(data: bytes, device: str = "cpu") -> torch.Tensor:
     return torch.cat([s.cpu() for s in open_stream(data, ModelLibrary(device=device)).segments()])
 
 
-def stream_path(predictor_name: str) -> Path:
-    return STREAM_DIR / f"{predictor_name}.evc"
+def stream_path(name: str) -> Path:
+    return STREAM_DIR / f"{name}.evc"

@@ -1,4 +1,4 @@
-"""Golden streams (tests/golden/recipe.py) decode to the committed frame hashes under every
+"""Golden streams (tests/golden/recipe.py: every bit-exact predictor and keyframe codec) decode to the committed frame hashes under every
 setting that may change a float kernel's result: oneDNN's instruction set, ATen's vector width,
 the thread count, oneDNN off, and CUDA (`gpu` marker); a stream encoded under one setting decodes
 to the encoder's frames under another. Each setting runs in its own process (the variables are
@@ -15,10 +15,22 @@ import torch
 
 from evc_archive.core.bitstream import unpack
 from evc_archive.core.kernel_settings import KernelSetting, cpu_matrix, decode_under, run_module_under
+from evc_archive.core.registry import KEYFRAME_CODECS
 from evc_archive.core.registry import PREDICTORS as KINDS
 from evc_archive.core.registry import float_models_of
 from tests.golden.make import describe
-from tests.golden.recipe import EXPECTED, GOLDEN_DIR, PREDICTORS, WITH_INTER, decode, frames_sha256, stream_path
+from tests.golden.recipe import (
+    EXPECTED,
+    GOLDEN_DIR,
+    KEYFRAME_CODEC_STREAMS,
+    PREDICTORS,
+    STREAMS,
+    WITH_INTER,
+    decode,
+    frames_sha256,
+    recipe_of,
+    stream_path,
+)
 
 ROOT = GOLDEN_DIR.parent.parent
 
@@ -29,27 +41,30 @@ def expected() -> dict:
 
 def golden_hashes_under(setting: KernelSetting) -> dict:
     """Decode every golden stream in a fresh process under setting -> (its JSON line, name -> SHA-256)."""
-    result = decode_under(setting, [stream_path(n) for n in PREDICTORS])
+    result = decode_under(setting, [stream_path(n) for n in STREAMS])
     return result, {Path(f).stem: s["sha256"] for f, s in result["streams"].items()}
 
 
-def test_goldens_cover_every_bit_exact_predictor_and_segment_kind():
+def test_goldens_cover_every_bit_exact_kind_and_segment_kind():
     exp = expected()
-    encodable_exact = {s.name for s in KINDS.specs() if s.bit_exact}  # every integer kind
-    assert set(PREDICTORS) == set(exp) == encodable_exact
-    for name in PREDICTORS:
+    assert set(PREDICTORS) == {s.name for s in KINDS.specs() if s.bit_exact}  # every integer predictor
+    assert {"svtav1", *KEYFRAME_CODEC_STREAMS.values()} == {s.name for s in KEYFRAME_CODECS.specs() if s.bit_exact}
+    assert set(STREAMS) == set(exp)
+    for name in STREAMS:
         data = stream_path(name).read_bytes()
         stream = unpack(data)
-        assert KINDS.by_id(stream.header.predictor_model_id).name == name
+        codec, predictor = recipe_of(name)
+        assert KINDS.by_id(stream.header.predictor_model_id).name == predictor
+        assert KEYFRAME_CODECS.by_id(stream.header.keyframe_model_id).name == codec
         assert float_models_of(stream.header.keyframe_model_id, stream.header.predictor_model_id) == ()
         facts = describe(stream)
         assert {k: exp[name][k] for k in facts} == facts and exp[name]["bytes"] == len(data)
         assert facts["coded_frames"] >= 2 and facts["generated_frames"] >= 4 and facts["residual_frames"] >= 1
         assert facts["inter_segments"] == (name == WITH_INTER)
-        if KINDS.named(name).takes_hints:  # at least one call moves its frame
+        if KINDS.named(predictor).takes_hints:  # at least one call moves its frame
             assert any(h for seg in stream.segments for h in seg.hints), name
     assert exp[WITH_INTER]["restored_calls"] >= 1 and exp[WITH_INTER]["version"] == 5
-    assert len({e["sha256"] for e in exp.values()}) == len(exp)  # each predictor's frames are its own
+    assert len({e["sha256"] for e in exp.values()}) == len(exp)  # each stream's frames are its own
 
 
 def test_goldens_decode_in_this_process():
@@ -86,12 +101,14 @@ def test_isa_setting_reaches_onednn():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encode_at, decode_at", [(KernelSetting("SSE41", "default", 1), KernelSetting(None, "avx2", 2)),
-                                                  (KernelSetting(None, "avx2", 2), KernelSetting("SSE41", "default", 1))],
-                         ids=("sse41-to-avx2", "avx2-to-sse41"))
-def test_encoded_under_one_setting_decoded_under_another(tmp_path, encode_at, decode_at):
+@pytest.mark.parametrize("name, encode_at, decode_at", [
+    (WITH_INTER, KernelSetting("SSE41", "default", 1), KernelSetting(None, "avx2", 2)),
+    (WITH_INTER, KernelSetting(None, "avx2", 2), KernelSetting("SSE41", "default", 1)),
+    ("keyframes-hyperprior-int", KernelSetting(None, "avx2", 2), KernelSetting("SSE41", "default", 1))],
+    ids=("sse41-to-avx2", "avx2-to-sse41", "learned-keyframes-avx2-to-sse41"))
+def test_encoded_under_one_setting_decoded_under_another(tmp_path, name, encode_at, decode_at):
     path = tmp_path / "clip.evc"
-    encoded, _ = run_module_under(encode_at, "tests.golden.encode", WITH_INTER, "--out", str(path), root=ROOT)
+    encoded, _ = run_module_under(encode_at, "tests.golden.encode", name, "--out", str(path), root=ROOT)
     decoded = decode_under(decode_at, [path])
     assert decoded["streams"][path.name]["sha256"] == encoded["sha256"]
 

@@ -23,14 +23,16 @@ SETTINGS = EncoderSettings(gop=8)
                                                      ("svtav1", "diffusion", {"predictor"}), ("hyperprior", "motion", {"keyframe"}),
                                                      ("svtav1", "restore-hint", {"restore"}),
                                                      ("svtav1", "restore-hint-int", {"restore-int"}),
-                                                     ("svtav1", "diffusion-int", {"predictor-int"})])
+                                                     ("svtav1", "diffusion-int", {"predictor-int"}),
+                                                     ("hyperprior-int", "copy-last", {"keyframe-int"})])
 def test_archive_keeps_exactly_the_model_files_it_needs(codec, predictor, files):
     store = Store(f"memory://evc-models-{uuid.uuid4().hex}")
     cfg = SubmitConfig("unused", store.url, SETTINGS, predictor, keyframe_codec=codec)
     prepare_archive(store, _archive_params(cfg), cfg.keyframe_codec, cfg.predictor)
     meta = store.read_json("archive.json")
     assert set(meta["models"]) == files and meta["parameters"]["keyframe_codec"] == codec
-    names = {"keyframe": KEYFRAME_CODECS.named("hyperprior").weight_file, "predictor": PREDICTORS.named("diffusion").weight_file,
+    names = {"keyframe": KEYFRAME_CODECS.named("hyperprior").weight_file,
+             "keyframe-int": KEYFRAME_CODECS.named("hyperprior-int").weight_file, "predictor": PREDICTORS.named("diffusion").weight_file,
              "restore": PREDICTORS.named("restore-hint").weight_file,
              "restore-int": PREDICTORS.named("restore-hint-int").weight_file,
              "predictor-int": PREDICTORS.named("diffusion-int").weight_file}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import time
@@ -66,7 +67,7 @@ def write_report(result: dict, out: Path) -> None:
              "shares kind 1's analysis and entropy coding); only the synthesis g_s differs: float (kind 1, "
              "decode-only) or integer (kind 3, `core.int_synthesis`, the same bits on any machine). LPIPS is "
              "AlexNet (the codec's training loss has it); LPIPS-VGG is optimised by nothing. Decode s: payload "
-             "to frame, per image.", "",
+             "to frame, per image." + (f" Note: {meta['note']}." if meta.get("note") else ""), "",
              "| quality | bpp | PSNR float | PSNR int | LPIPS float | LPIPS int | LPIPS change | LPIPS-VGG float | "
              "LPIPS-VGG int | pixels differing | decode s float | decode s int |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     result = run(args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result["meta"] = {"date": date.today().isoformat(), "commit": commit, "threads": args.threads,
-                      "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads"}
+                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "keyframe_int.json").write_text(json.dumps(result, indent=1) + "\n")
     write_report(result, args.out)

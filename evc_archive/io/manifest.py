@@ -127,7 +127,10 @@ def part_keys(store: Store) -> list[str]:
 
 
 def _read_part(store: Store, key: str) -> pa.Table:
-    table = pq.read_table(io.BytesIO(store.read_bytes(key)))
+    # one file, read on this thread: the dataset scanner behind pq.read_table leaves pool threads
+    # that may abort the process at exit ("terminate called without an active exception",
+    # apache/arrow#34314), which `evc-archive ls` hit once in CI
+    table = pq.ParquetFile(io.BytesIO(store.read_bytes(key))).read(use_threads=False)
     version = int((table.schema.metadata or {}).get(b"evc_archive.manifest_schema_version", b"1"))
     if version > SCHEMA_VERSION:
         from evc_archive.core.errors import EVCError

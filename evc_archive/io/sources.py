@@ -51,7 +51,8 @@ def _from_manifest(src: str, opts: dict[str, Any]) -> list[str]:
     import pyarrow.parquet as pq
 
     with fsspec.open(src, "rb", **opts) as f:
-        table = pq.read_table(f) if src.lower().endswith(".parquet") else pcsv.read_csv(f)
+        table = (pq.ParquetFile(f).read(use_threads=False) if src.lower().endswith(".parquet")  # see io.manifest
+                 else pcsv.read_csv(f))
     if "uri" not in table.column_names:
         raise EVCError(f"input manifest '{src}' has no 'uri' column (columns: {', '.join(table.column_names)})")
     return list(dict.fromkeys(u for u in table.column("uri").to_pylist() if u))  # in order, each once

@@ -120,7 +120,8 @@ class FloatConv:
     def _sum(self, a: torch.Tensor) -> torch.Tensor:
         """a (B,I,H,W) float32 integers, |a| <= MAX_INT -> the exact sums (B,O,H',W') in float32."""
         acc = F.conv2d(a, self.weight, stride=self.stride, padding=self.padding)
-        if not torch.equal(acc, acc.round()):  # a transform-based kernel: redo it exactly
+        low, high = torch.aminmax(torch.frac(acc))
+        if low.item() != 0 or high.item() != 0:  # not all integers: a transform-based kernel; redo it exactly
             acc = F.conv2d(a.double(), self.weight64, stride=self.stride, padding=self.padding).round().float()
         return acc
 
@@ -130,15 +131,16 @@ class FloatConv:
         if not self.wide:
             return torch.floor((self._sum(a) + self.bias) * self.scale + 0.5).clamp_(-self.limit, self.limit)
         n = a.shape[0]
-        whole = a.to(torch.float32)  # |a| <= 2^15: exact, and so is every step to the halves
+        # |a| <= 2^15: every step to the halves is exact in a's type and in float32
         halves = torch.empty((2 * n, *a.shape[1:]), dtype=torch.float32, device=a.device)
-        torch.floor(torch.mul(whole, 1 / 256, out=halves[:n]), out=halves[:n])  # hi: |hi| <= 128
-        torch.add(whole, halves[:n], alpha=-256, out=halves[n:])  # lo in [0, 255]
+        torch.floor_(torch.mul(a, 1 / 256, out=halves[:n]))  # hi: |hi| <= 128
+        torch.add(a, halves[:n], alpha=-256, out=halves[n:])  # lo in [0, 255]
         acc = self._sum(halves)
         # (256 acc_hi + acc_lo + bias) * 2^-shift + 1/2 as two fused steps: each term is a power-of-two
         # multiple of an integer and every partial result has < 53 significant bits, so both are exact
-        total = torch.addcmul(self.bias * self.scale + 0.5, acc[:n].double(), self.scale * 256)
-        return torch.floor_(total.addcmul_(acc[n:].double(), self.scale)).clamp_(-self.limit, self.limit)
+        # float32 sums widen to float64 inside each step (exactly), without a converted copy
+        total = torch.addcmul(self.bias * self.scale + 0.5, acc[:n], self.scale * 256)
+        return torch.floor_(total.addcmul_(acc[n:], self.scale)).clamp_(-self.limit, self.limit)
 
 
 @contextmanager

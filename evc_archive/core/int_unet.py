@@ -84,22 +84,36 @@ class IntNormSiLU:
 
     def __call__(self, x: torch.Tensor, time_index: int, silu: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
+        per_group = c // self.groups
         rows = x.reshape(b, self.groups, -1, w)  # a group's rows
         count = torch.tensor(rows.shape[-2] * w, dtype=torch.int64, device=x.device)
-        mean = round_div(exact_sum(rows), count)
-        d = rows - mean[..., None].to(x.dtype)
-        var = round_div(exact_sum(d * d), count) + self.eps.to(x.device)[None, :, None]
+        total, squares = exact_sum(rows), exact_sum(rows * rows)  # (B,G,1): sum x, sum x^2 (< 2^63)
+        mean = round_div(total, count)
+        # sum (x - m)^2 = sum x^2 - 2 m sum x + n m^2: the same integer, without forming x - m
+        deviation = squares - 2 * mean * total + count * mean * mean
+        var = round_div(deviation, count) + self.eps.to(x.device)[None, :, None]
         inv = round_div(torch.full_like(var, 1 << 42), isqrt(var << 20).clamp(min=1))  # (B,G,1)
         row = time_index if self.gain.shape[0] > 1 else 0
-        per_channel = inv.repeat_interleave(c // self.groups, dim=1)[..., 0]  # (B,C)
-        multiplier = round_shift(per_channel * self.gain[row].to(x.device), 20).to(x.dtype)[..., None, None]
-        # (d * M + offset) / 2^14 rounded, + PRE_LIMIT (the table's index), in one fused step: the
-        # scale is a power of two and d * M + offset < 2^52, so the result is exact before the floor
-        unit = 2.0 ** -(NORM_BITS + GAIN_BITS - PRE_BITS)
-        offset = ((self.offset[row].to(x.device, x.dtype) + 2.0 ** (NORM_BITS + GAIN_BITS - PRE_BITS - 1)) * unit
-                  + PRE_LIMIT)[None, :, None, None]
-        index = torch.floor_(torch.addcmul(offset, d.reshape(b, c, h, w), multiplier * unit)).clamp_(0, 2 * PRE_LIMIT)
-        return silu[index.to(torch.int64)]
+        multiplier = round_shift(inv.repeat_interleave(per_group, dim=1)[..., 0] * self.gain[row].to(x.device), 20)
+        mean = mean.repeat_interleave(per_group, dim=1)[..., 0]  # (B,C)
+        offset = self.offset[row].to(x.device)[None]  # (1,C)
+        unit_bits = NORM_BITS + GAIN_BITS - PRE_BITS
+        # the table index floor((d * M + offset) / 2^14 + 1/2) + PRE_LIMIT as one fused step over x:
+        # (x * M + (offset - m * M) + 2^13) * 2^-14 + PRE_LIMIT is the same number; where every term
+        # is below 2^51 each step is exact, so the sum is, and the clamp to [0, 2 PRE_LIMIT] before
+        # truncation equals the floor then the clamp. Otherwise (a near-constant group with a huge
+        # multiplier) the deviations themselves are formed, whose products the docstring bounds.
+        shifted = offset - mean * multiplier + (1 << (unit_bits - 1))
+        exact = multiplier.abs().max() * (WIDE_INT + 1) < 2**51 and shifted.abs().max() < 2**51
+        unit = 2.0 ** -unit_bits
+        if exact:
+            base, values = (shifted.to(x.dtype) * unit + PRE_LIMIT)[..., None, None], x
+        else:
+            base = ((offset.to(x.dtype) + 2.0 ** (unit_bits - 1)) * unit + PRE_LIMIT)[..., None, None]
+            values = rows - mean[:, ::per_group, None, None].to(x.dtype)
+        index = torch.addcmul(base, values.reshape(b, c, h, w), (multiplier.to(x.dtype) * unit)[..., None, None])
+        index = index.clamp_(0, 2 * PRE_LIMIT).to(torch.int32)
+        return silu.index_select(0, index.view(-1)).view(b, c, h, w)
 
     def to_file(self) -> dict:
         return {"groups": self.groups, "eps": self.eps, "gain": self.gain, "offset": self.offset}

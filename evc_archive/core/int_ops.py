@@ -58,11 +58,14 @@ def round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def isqrt(m: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(m)) of int64 m in [0, 2^53): float64's correctly rounded root, then corrected
-    with integer comparisons (so exact whatever the device's sqrt does)."""
-    r = torch.sqrt(m.double()).floor().to(torch.int64)
-    r = r - (r * r > m).to(torch.int64)
-    return r + ((r + 1) * (r + 1) <= m).to(torch.int64)
+    """floor(sqrt(m)) of integers m: int64 in [0, 2^53), or float64 in [0, 2^52) (the same dtype
+    back). float64's correctly rounded root, then corrected with comparisons that are exact in
+    either type (so exact whatever the device's sqrt does)."""
+    r = torch.sqrt(m.double()).floor()
+    if m.dtype != torch.float64:
+        r = r.to(m.dtype)
+    r = r - (r * r > m).to(r.dtype)
+    return r + ((r + 1) * (r + 1) <= m).to(r.dtype)
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,17 @@ g_s is four stride-2 transposed convolutions with an inverse GDN after the first
 |a| <= ACT_LIMIT), weights on 2^-WEIGHT_BITS, GDN's gamma on 2^-GAMMA_BITS; rounding is ours (round
 half up) and clamps are part of the definition.
 
-- Transposed convolutions and GDN's channel sums run in float64 on integer values: every product
-  and partial sum is an integer of magnitude below 2^FLOAT_EXACT (checked per output channel when a
-  layer is built, from the weights and the input limit), so any kernel, in any summation order,
-  with or without FMA, gives the exact sum; the result is rounded once more (a no-op unless a
-  transform-based kernel ran, whose error at these magnitudes stays far below 0.5) and continues as
-  int64. cuDNN and NNPACK are off while it runs (int_ops.exact_math).
-- Bias add, rounding shifts, the inverse GDN's square root (int_ops.isqrt: exact) and the product
-  run on int64 tensors: one result on every device.
+- Every value is an integer held in a float64 tensor, below 2^52 in magnitude, so each add,
+  multiply, power-of-two scale and floor below is exact and means what it would in int64.
+- Transposed convolutions and GDN's channel sums are sums of integer products below 2^FLOAT_EXACT
+  (checked per output channel when a layer is built, from the weights and the input limit), so any
+  kernel, in any summation order, with or without FMA, gives the exact sum; the result is rounded
+  once more (a no-op unless a transform-based kernel ran, whose error at these magnitudes stays far
+  below 0.5). Wide layers run as one matrix product per kernel tap added into a strided view of
+  the output (BLAS speed, no column buffers); narrow ones as torch's transposed convolution. cuDNN
+  and NNPACK are off while it runs (int_ops.exact_math).
+- Bias add, round-half-up shifts (floor((x + 2^(s-1)) * 2^-s)), the inverse GDN's exact integer
+  square root (int_ops.isqrt), products and clamps: one result on every device.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evc_archive.core.int_ops import exact_math, isqrt, round_shift
+from evc_archive.core.int_ops import exact_math, isqrt
 
 ACT_LIMIT = (1 << 15) - 1  # |activation| of every layer, and of the latents fed in
 WEIGHT_BITS = 16  # transposed-convolution weights on 2^-16 (|w| < 1 in the trained models)
@@ -33,6 +36,30 @@ GAMMA_BITS = 14  # GDN gamma on 2^-14 (even: the square root halves the exponent
 FLOAT_EXACT = 50  # every float64 sum stays below 2^50 (exact, with room for a transform kernel's error)
 OUTPUT_BITS = 12  # the last layer's grid: pixels in [0, 1] as 0..4096
 HEADROOM = 4  # calibration: a layer's grid leaves this factor above the largest activation seen
+TAP_PRODUCT_MIN_OUTPUTS = 16  # deconvolutions with at least this many output channels run tap by tap
+
+
+def shift_round(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """float64 integers x (|x| < 2^52) / 2^bits, rounded half up (x itself where bits is 0)."""
+    return torch.floor_((x + 2.0 ** (bits - 1)) * 2.0 ** -bits) if bits > 0 else x
+
+
+def deconv_sums(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The exact sums of a 5x5 stride-2 transposed convolution (padding 2, output padding 1):
+    a (N,I,h,w) and weight (I,O,5,5), float64 integers -> (N,O,2h,2w) float64 integers."""
+    n, i, h, w = a.shape
+    o = weight.shape[1]
+    if o < TAP_PRODUCT_MIN_OUTPUTS:
+        return F.conv_transpose2d(a, weight, stride=2, padding=2, output_padding=1).round_()
+    # input pixel (y, x) adds weight[:, :, ky, kx] to output (2y + ky - 2, 2x + kx - 2): on a canvas
+    # padded by 2, every tap is one matrix product added into a stride-2 view
+    canvas = a.new_zeros((n, o, 2 * h + 4, 2 * w + 4))
+    taps = weight.permute(2, 3, 1, 0)  # (5,5,O,I)
+    columns = a.reshape(n, i, h * w)
+    for ky in range(5):
+        for kx in range(5):
+            canvas[:, :, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += torch.matmul(taps[ky, kx], columns).view(n, o, h, w)
+    return canvas[:, :, 2:2 * h + 2, 2:2 * w + 2].round_()
 
 
 @dataclass(frozen=True)
@@ -54,10 +81,10 @@ class IntDeconv:
             raise ValueError("integer deconvolution may leave the exact range of float64")
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        acc = F.conv_transpose2d(a.double(), self.weight.to(a.device, torch.float64), stride=2, padding=2,
-                                 output_padding=1).round_()
-        acc = acc.to(torch.int64) + self.bias.to(a.device)[:, None, None]
-        return round_shift(acc, self.in_bits + WEIGHT_BITS - self.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        """(N,I,h,w) float64 integers -> (N,O,2h,2w) float64 integers."""
+        acc = deconv_sums(a, self.weight.to(a.device, torch.float64))
+        acc += self.bias.to(a.device, torch.float64)[:, None, None]
+        return shift_round(acc, self.in_bits + WEIGHT_BITS - self.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -79,12 +106,13 @@ class IntInverseGDN:
             raise ValueError("integer inverse GDN may leave the exact range of float64")
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        square = (a * a).double()  # |a| <= 2^15: exact
-        norm = F.conv2d(square, self.gamma.to(a.device, torch.float64)[:, :, None, None]).round_()
-        norm = norm.to(torch.int64) + self.beta.to(a.device)[:, None, None]
-        root = isqrt(norm)  # on 2^-(GAMMA_BITS / 2 + bits)
+        """(N,C,H,W) float64 integers -> the same shape."""
+        n, c, h, w = a.shape
+        square = (a * a).reshape(n, c, h * w)  # |a| <= 2^15: exact
+        norm = torch.matmul(self.gamma.to(a.device, torch.float64), square).round_().view(n, c, h, w)
+        root = isqrt(norm + self.beta.to(a.device, torch.float64)[:, None, None])  # on 2^-(GAMMA_BITS / 2 + bits)
         shift = 2 * self.bits + GAMMA_BITS // 2 - self.out_bits
-        return round_shift(a * root, shift).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        return shift_round(a * root, shift).clamp_(-ACT_LIMIT, ACT_LIMIT)  # a * root < 2^41
 
 
 @dataclass(frozen=True)
@@ -99,11 +127,11 @@ class IntSynthesis:
 
     @torch.no_grad()
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
-        a = y.round().to(torch.int64).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        a = y.double().round().clamp_(-ACT_LIMIT, ACT_LIMIT)
         with exact_math():
             for layer in self.layers:
                 a = layer(a)
-        pixels = round_shift(a * 255, self.layers[-1].out_bits)
+        pixels = shift_round(a * 255, self.layers[-1].out_bits)
         return pixels.clamp_(0, 255).to(torch.uint8)
 
     def to_file(self) -> list[dict]:

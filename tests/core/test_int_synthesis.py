@@ -2,12 +2,18 @@
 same bits whatever the summation order, thread count or batch, bounds that keep every sum exact,
 and a file round trip."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from evc_archive.core.hyperprior import HyperpriorModel, KeyframeConfig
+from evc_archive.core.int_ops import round_shift
 from evc_archive.core.int_synthesis import (
     ACT_LIMIT,
+    GAMMA_BITS,
+    WEIGHT_BITS,
     IntDeconv,
     IntInverseGDN,
     IntSynthesis,
@@ -59,10 +65,10 @@ def test_the_same_bits_whatever_the_order_of_the_sums(float_and_int):
 
 def test_every_activation_stays_on_its_grid_and_within_the_limit(float_and_int):
     _, synthesis = float_and_int
-    a = torch.full((1, 24, 2, 2), 10**6).to(torch.int64).clamp_(-ACT_LIMIT, ACT_LIMIT)  # far outside calibration
+    a = torch.full((1, 24, 2, 2), float(ACT_LIMIT), dtype=torch.float64)  # far outside calibration
     for layer in synthesis.layers:
         a = layer(a)
-        assert a.dtype == torch.int64 and a.abs().max() <= ACT_LIMIT
+        assert a.dtype == torch.float64 and torch.equal(a, a.round()) and a.abs().max() <= ACT_LIMIT
     assert synthesis(torch.full((1, 24, 2, 2), 1e6)).shape == (1, 3, 32, 32)  # clamps are part of the definition
 
 
@@ -97,3 +103,28 @@ def test_file_round_trip_gives_the_same_frames(float_and_int):
     again = IntSynthesis.from_file(synthesis.to_file())
     y = torch.randint(-6, 7, (1, 24, 3, 3)).float()
     assert torch.equal(again(y), synthesis(y))
+
+
+def deconv_reference(layer: IntDeconv, a: torch.Tensor) -> torch.Tensor:
+    """IntDeconv's definition in int64: exact sums (float64 below 2^50), + bias, round half up, clamp."""
+    acc = F.conv_transpose2d(a.double(), layer.weight.double(), stride=2, padding=2, output_padding=1)
+    acc = acc.to(torch.int64) + layer.bias[:, None, None]
+    return round_shift(acc, layer.in_bits + WEIGHT_BITS - layer.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def gdn_reference(layer: IntInverseGDN, a: torch.Tensor) -> torch.Tensor:
+    """IntInverseGDN's definition in int64 and Python's exact integer square root."""
+    norm = torch.einsum("cj,njhw->nchw", layer.gamma, a * a) + layer.beta[:, None, None]
+    root = torch.tensor([math.isqrt(int(v)) for v in norm.flatten()]).view(norm.shape)
+    return round_shift(a * root, 2 * layer.bits + GAMMA_BITS // 2 - layer.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+@pytest.mark.parametrize("outputs", [3, 16])  # torch's transposed convolution; one matrix product per tap
+def test_layers_are_their_integer_definition(outputs):
+    gen = torch.Generator().manual_seed(outputs)
+    a = torch.randint(-ACT_LIMIT, ACT_LIMIT + 1, (2, 8, 3, 5), generator=gen)
+    deconv = IntDeconv(torch.randint(-2**16, 2**16, (8, outputs, 5, 5), generator=gen),
+                       torch.randint(-2**30, 2**30, (outputs,), generator=gen), 6, 9)
+    assert torch.equal(deconv(a.double()), deconv_reference(deconv, a).double())
+    gdn = IntInverseGDN(torch.randint(0, 2**14, (8, 8), generator=gen), torch.randint(1, 2**30, (8,), generator=gen), 6, 9)
+    assert torch.equal(gdn(a.double()), gdn_reference(gdn, a).double())

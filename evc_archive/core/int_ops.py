@@ -59,13 +59,16 @@ def round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def isqrt(m: torch.Tensor) -> torch.Tensor:
     """floor(sqrt(m)) of integers m: int64 in [0, 2^53), or float64 in [0, 2^52) (the same dtype
-    back). float64's correctly rounded root, then corrected with comparisons that are exact in
-    either type (so exact whatever the device's sqrt does)."""
-    r = torch.sqrt(m.double()).floor()
+    back). float64's correctly rounded root, checked with exact integer arithmetic (r is the root
+    where 0 <= m - r^2 <= 2r) and corrected by one where a device's sqrt is not, so the result does
+    not depend on the device's sqrt."""
+    r = torch.sqrt(m.double()).floor_()
     if m.dtype != torch.float64:
         r = r.to(m.dtype)
-    r = r - (r * r > m).to(r.dtype)
-    return r + ((r + 1) * (r + 1) <= m).to(r.dtype)
+    if bool((torch.addcmul(m, r, r, value=-1).sub_(r).abs_() > r).any()):  # |m - r^2 - r| > r somewhere
+        r = r - (r * r > m).to(r.dtype)
+        r = r + ((r + 1) * (r + 1) <= m).to(r.dtype)
+    return r
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ HEADROOM = 4  # calibration: a layer's grid leaves this factor above the largest
 TAP_PRODUCT_MIN_OUTPUTS = 16  # deconvolutions with at least this many output channels run tap by tap
 
 
-def shift_round(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """float64 integers x (|x| < 2^52) / 2^bits, rounded half up (x itself where bits is 0)."""
-    return torch.floor_((x + 2.0 ** (bits - 1)) * 2.0 ** -bits) if bits > 0 else x
+def shift_round_(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """float64 integers x (|x| < 2^52) / 2^bits, rounded half up, in place (x as it is where bits is 0)."""
+    return x.add_(2.0 ** (bits - 1)).mul_(2.0 ** -bits).floor_() if bits > 0 else x
 
 
 def deconv_sums(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ class IntDeconv:
         """(N,I,h,w) float64 integers -> (N,O,2h,2w) float64 integers."""
         acc = deconv_sums(a, self.weight.to(a.device, torch.float64))
         acc += self.bias.to(a.device, torch.float64)[:, None, None]
-        return shift_round(acc, self.in_bits + WEIGHT_BITS - self.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        return shift_round_(acc, self.in_bits + WEIGHT_BITS - self.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,9 @@ class IntInverseGDN:
         n, c, h, w = a.shape
         square = (a * a).reshape(n, c, h * w)  # |a| <= 2^15: exact
         norm = torch.matmul(self.gamma.to(a.device, torch.float64), square).round_().view(n, c, h, w)
-        root = isqrt(norm + self.beta.to(a.device, torch.float64)[:, None, None])  # on 2^-(GAMMA_BITS / 2 + bits)
+        root = isqrt(norm.add_(self.beta.to(a.device, torch.float64)[:, None, None]))  # on 2^-(GAMMA_BITS / 2 + bits)
         shift = 2 * self.bits + GAMMA_BITS // 2 - self.out_bits
-        return shift_round(a * root, shift).clamp_(-ACT_LIMIT, ACT_LIMIT)  # a * root < 2^41
+        return shift_round_(root.mul_(a), shift).clamp_(-ACT_LIMIT, ACT_LIMIT)  # a * root < 2^41
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class IntSynthesis:
         with exact_math():
             for layer in self.layers:
                 a = layer(a)
-        pixels = shift_round(a * 255, self.layers[-1].out_bits)
+        pixels = shift_round_(a * 255, self.layers[-1].out_bits)
         return pixels.clamp_(0, 255).to(torch.uint8)
 
     def to_file(self) -> list[dict]:

@@ -16,6 +16,18 @@ def test_isqrt_is_exact_next_to_every_square():
     roots = torch.tensor([0, 1, 2, 3, 1000, 4095, 2 ** 20 + 7, 2 ** 26 - 1, 94906265], dtype=torch.int64)
     m = torch.cat([roots * roots, (roots * roots - 1).clamp(min=0), roots * roots + 1, (roots + 1) * (roots + 1) - 1])
     assert isqrt(m).tolist() == [math.isqrt(v) for v in m.tolist()]
+    small = m[m < 2**52]
+    assert isqrt(small.double()).tolist() == [float(math.isqrt(v)) for v in small.tolist()]
+
+
+@pytest.mark.parametrize("error", [-1.0, 1.0])
+def test_isqrt_corrects_a_square_root_off_by_one(monkeypatch, error):
+    """A device whose sqrt is not correctly rounded: the integer check corrects it."""
+    m = torch.tensor([0, 3, 4, 99, 100, 2**40 + 5, 2**50 - 1], dtype=torch.int64)
+    true_sqrt = torch.sqrt
+    monkeypatch.setattr(torch, "sqrt", lambda x: (true_sqrt(x) + error).clamp(min=0))
+    expected = [math.isqrt(v) for v in m.tolist()]
+    assert isqrt(m).tolist() == expected and isqrt(m.double()).tolist() == [float(v) for v in expected]
 
 
 def test_rounding_is_half_up_for_both_signs():

@@ -87,7 +87,8 @@ class IntNormSiLU:
         per_group = c // self.groups
         rows = x.reshape(b, self.groups, -1, w)  # a group's rows
         count = torch.tensor(rows.shape[-2] * w, dtype=torch.int64, device=x.device)
-        total, squares = exact_sum(rows), exact_sum(rows * rows)  # (B,G,1): sum x, sum x^2 (< 2^63)
+        total = exact_sum(rows)  # (B,G,1): sum x; sum x^2 below, row by row (each < 2^52: exact in any order)
+        squares = torch.einsum("bgrw,bgrw->bgr", rows, rows).to(torch.int64).sum(-1, keepdim=True)
         mean = round_div(total, count)
         # sum (x - m)^2 = sum x^2 - 2 m sum x + n m^2: the same integer, without forming x - m
         deviation = squares - 2 * mean * total + count * mean * mean

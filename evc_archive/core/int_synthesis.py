@@ -12,9 +12,9 @@ half up) and clamps are part of the definition.
   (checked per output channel when a layer is built, from the weights and the input limit), so any
   kernel, in any summation order, with or without FMA, gives the exact sum; the result is rounded
   once more (a no-op unless a transform-based kernel ran, whose error at these magnitudes stays far
-  below 0.5). Wide layers run as one matrix product per kernel tap added into a strided view of
-  the output (BLAS speed, no column buffers); narrow ones as torch's transposed convolution. cuDNN
-  and NNPACK are off while it runs (int_ops.exact_math).
+  below 0.5). Wide layers run as one matrix product per kernel tap and band of input rows,
+  added into the output's stride-2 phase it lands on (BLAS speed, no column buffers); narrow ones
+  as torch's transposed convolution. cuDNN and NNPACK are off while it runs (int_ops.exact_math).
 - Bias add, round-half-up shifts (floor((x + 2^(s-1)) * 2^-s)), the inverse GDN's exact integer
   square root (int_ops.isqrt), products and clamps: one result on every device.
 """
@@ -37,6 +37,7 @@ FLOAT_EXACT = 50  # every float64 sum stays below 2^50 (exact, with room for a t
 OUTPUT_BITS = 12  # the last layer's grid: pixels in [0, 1] as 0..4096
 HEADROOM = 4  # calibration: a layer's grid leaves this factor above the largest activation seen
 TAP_PRODUCT_MIN_OUTPUTS = 16  # deconvolutions with at least this many output channels run tap by tap
+TAP_BAND_BYTES = 1 << 20  # one tap's product over a band of input rows (float64), at most
 
 
 def shift_round_(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -51,15 +52,22 @@ def deconv_sums(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     o = weight.shape[1]
     if o < TAP_PRODUCT_MIN_OUTPUTS:
         return F.conv_transpose2d(a, weight, stride=2, padding=2, output_padding=1).round_()
-    # input pixel (y, x) adds weight[:, :, ky, kx] to output (2y + ky - 2, 2x + kx - 2): on a canvas
-    # padded by 2, every tap is one matrix product added into a stride-2 view
-    canvas = a.new_zeros((n, o, 2 * h + 4, 2 * w + 4))
+    # input pixel (y, x) adds weight[:, :, ky, kx] to output (2y + ky - 2, 2x + kx - 2), which is
+    # pixel (y + ky // 2 - 1, x + kx // 2 - 1) of the output's phase (ky % 2, kx % 2): one canvas
+    # per phase, padded by one, takes each tap's matrix product in a shifted window of unit-stride
+    # rows; input rows go in bands so that each product stays in cache
+    canvases = a.new_zeros((2, 2, n, o, h + 2, w + 2))
     taps = weight.permute(2, 3, 1, 0)  # (5,5,O,I)
-    columns = a.reshape(n, i, h * w)
-    for ky in range(5):
-        for kx in range(5):
-            canvas[:, :, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += torch.matmul(taps[ky, kx], columns).view(n, o, h, w)
-    return canvas[:, :, 2:2 * h + 2, 2:2 * w + 2].round_()
+    rows = max(1, TAP_BAND_BYTES // (8 * n * o * w))
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        columns = a[:, :, top:bottom].reshape(n, i, -1)
+        for ky in range(5):
+            for kx in range(5):
+                window = canvases[ky % 2, kx % 2, :, :, top + ky // 2:bottom + ky // 2, kx // 2:kx // 2 + w]
+                window += torch.matmul(taps[ky, kx], columns).view(n, o, bottom - top, w)
+    inner = canvases[:, :, :, :, 1:h + 1, 1:w + 1]  # (2,2,N,O,h,w): output (2y + py, 2x + px)
+    return inner.permute(2, 3, 4, 0, 5, 1).reshape(n, o, 2 * h, 2 * w).round_()
 
 
 @dataclass(frozen=True)

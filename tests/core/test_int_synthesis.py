@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from evc_archive.core.hyperprior import HyperpriorModel, KeyframeConfig
+from evc_archive.core import int_synthesis
 from evc_archive.core.int_ops import round_shift
 from evc_archive.core.int_synthesis import (
     ACT_LIMIT,
@@ -119,8 +120,11 @@ def gdn_reference(layer: IntInverseGDN, a: torch.Tensor) -> torch.Tensor:
     return round_shift(a * root, 2 * layer.bits + GAMMA_BITS // 2 - layer.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
-@pytest.mark.parametrize("outputs", [3, 16])  # torch's transposed convolution; one matrix product per tap
-def test_layers_are_their_integer_definition(outputs):
+@pytest.mark.parametrize("outputs, band_bytes", [(3, None), (16, None), (16, 1)])  # torch's transposed
+# convolution; one matrix product per tap over all rows, and over one input row at a time
+def test_layers_are_their_integer_definition(monkeypatch, outputs, band_bytes):
+    if band_bytes is not None:
+        monkeypatch.setattr(int_synthesis, "TAP_BAND_BYTES", band_bytes)
     gen = torch.Generator().manual_seed(outputs)
     a = torch.randint(-ACT_LIMIT, ACT_LIMIT + 1, (2, 8, 3, 5), generator=gen)
     deconv = IntDeconv(torch.randint(-2**16, 2**16, (8, outputs, 5, 5), generator=gen),

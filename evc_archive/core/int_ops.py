@@ -57,15 +57,17 @@ def round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
 
 
-def isqrt(m: torch.Tensor) -> torch.Tensor:
+def isqrt(m: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """floor(sqrt(m)) of integers m: int64 in [0, 2^53), or float64 in [0, 2^52) (the same dtype
     back). float64's correctly rounded root, checked with exact integer arithmetic (r is the root
     where 0 <= m - r^2 <= 2r) and corrected by one where a device's sqrt is not, so the result does
-    not depend on the device's sqrt."""
+    not depend on the device's sqrt. `scratch`: a tensor of m's shape and dtype it may overwrite
+    (saves allocating one)."""
     r = torch.sqrt(m.double()).floor_()
     if m.dtype != torch.float64:
         r = r.to(m.dtype)
-    if bool((torch.addcmul(m, r, r, value=-1).sub_(r).abs_() > r).any()):  # |m - r^2 - r| > r somewhere
+    gap = torch.addcmul(m, r, r, value=-1, out=scratch)  # m - r^2
+    if gap.sub_(r).abs_().sub_(r).max() > 0:  # |m - r^2 - r| > r somewhere: a sqrt off by one
         r = r - (r * r > m).to(r.dtype)
         r = r + ((r + 1) * (r + 1) <= m).to(r.dtype)
     return r

@@ -45,18 +45,20 @@ def shift_round_(x: torch.Tensor, bits: int) -> torch.Tensor:
     return x.add_(2.0 ** (bits - 1)).mul_(2.0 ** -bits).floor_() if bits > 0 else x
 
 
-def deconv_sums(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The exact sums of a 5x5 stride-2 transposed convolution (padding 2, output padding 1):
-    a (N,I,h,w) and weight (I,O,5,5), float64 integers -> (N,O,2h,2w) float64 integers."""
+def deconv_sums(a: torch.Tensor, weight: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """start + the exact sums of a 5x5 stride-2 transposed convolution (padding 2, output padding
+    1): a (N,I,h,w), weight (I,O,5,5) and start (O,), float64 integers -> (N,O,2h,2w) float64
+    integers."""
     n, i, h, w = a.shape
     o = weight.shape[1]
     if o < TAP_PRODUCT_MIN_OUTPUTS:
-        return F.conv_transpose2d(a, weight, stride=2, padding=2, output_padding=1).round_()
+        return F.conv_transpose2d(a, weight, start, stride=2, padding=2, output_padding=1).round_()
     # input pixel (y, x) adds weight[:, :, ky, kx] to output (2y + ky - 2, 2x + kx - 2), which is
     # pixel (y + ky // 2 - 1, x + kx // 2 - 1) of the output's phase (ky % 2, kx % 2): one canvas
     # per phase, padded by one, takes each tap's matrix product in a shifted window of unit-stride
-    # rows; input rows go in bands so that each product stays in cache
-    canvases = a.new_zeros((2, 2, n, o, h + 2, w + 2))
+    # rows; input rows go in bands so that each product stays in cache. Matrix products of integers
+    # below 2^50 are exact (no transform-based kernels there), so nothing is rounded after.
+    canvases = start[:, None, None].expand(2, 2, n, o, h + 2, w + 2).clone()
     taps = weight.permute(2, 3, 1, 0)  # (5,5,O,I)
     rows = max(1, TAP_BAND_BYTES // (8 * n * o * w))
     for top in range(0, h, rows):
@@ -67,7 +69,7 @@ def deconv_sums(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
                 window = canvases[ky % 2, kx % 2, :, :, top + ky // 2:bottom + ky // 2, kx // 2:kx // 2 + w]
                 window += torch.matmul(taps[ky, kx], columns).view(n, o, bottom - top, w)
     inner = canvases[:, :, :, :, 1:h + 1, 1:w + 1]  # (2,2,N,O,h,w): output (2y + py, 2x + px)
-    return inner.permute(2, 3, 4, 0, 5, 1).reshape(n, o, 2 * h, 2 * w).round_()
+    return inner.permute(2, 3, 4, 0, 5, 1).reshape(n, o, 2 * h, 2 * w)
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,12 @@ class IntDeconv:
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         """(N,I,h,w) float64 integers -> (N,O,2h,2w) float64 integers."""
-        acc = deconv_sums(a, self.weight.to(a.device, torch.float64))
-        acc += self.bias.to(a.device, torch.float64)[:, None, None]
-        return shift_round_(acc, self.in_bits + WEIGHT_BITS - self.out_bits).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        bits = self.in_bits + WEIGHT_BITS - self.out_bits
+        start = self.bias.to(a.device, torch.float64) + (2.0 ** (bits - 1) if bits > 0 else 0.0)
+        acc = deconv_sums(a, self.weight.to(a.device, torch.float64), start)  # acc + bias + 2^(bits-1)
+        if bits > 0:
+            acc.mul_(2.0 ** -bits).floor_()
+        return acc.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,17 @@ class IntInverseGDN:
         """(N,C,H,W) float64 integers -> the same shape."""
         n, c, h, w = a.shape
         square = (a * a).reshape(n, c, h * w)  # |a| <= 2^15: exact
-        norm = torch.matmul(self.gamma.to(a.device, torch.float64), square).round_().view(n, c, h, w)
-        root = isqrt(norm.add_(self.beta.to(a.device, torch.float64)[:, None, None]))  # on 2^-(GAMMA_BITS / 2 + bits)
+        gamma = self.gamma.to(a.device, torch.float64).expand(n, c, c)
+        # beta + gamma @ a^2 in one exact matrix product (integers below 2^50)
+        norm = torch.baddbmm(self.beta.to(a.device, torch.float64)[:, None], gamma, square).view(n, c, h, w)
+        root = isqrt(norm, scratch=square.view(n, c, h, w))  # on 2^-(GAMMA_BITS / 2 + bits)
         shift = 2 * self.bits + GAMMA_BITS // 2 - self.out_bits
-        return shift_round_(root.mul_(a), shift).clamp_(-ACT_LIMIT, ACT_LIMIT)  # a * root < 2^41
+        if shift == 0:
+            return root.mul_(a).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        # floor(a * root / 2^shift + 1/2): a * root < 2^41, so every step is exact
+        half = torch.tensor(0.5, dtype=torch.float64, device=a.device)
+        out = torch.addcmul(half, a, root, value=2.0 ** -shift, out=norm)  # norm's memory, no longer needed
+        return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 @dataclass(frozen=True)

@@ -119,20 +119,27 @@ class IntInverseGDN:
             raise ValueError("integer inverse GDN may leave the exact range of float64")
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        """(N,C,H,W) float64 integers -> the same shape."""
+        """(N,C,H,W) float64 integers -> the same shape, in bands of rows (every output pixel
+        depends on its own input pixel only) that keep the intermediate tensors in cache."""
         n, c, h, w = a.shape
-        square = (a * a).reshape(n, c, h * w)  # |a| <= 2^15: exact
         gamma = self.gamma.to(a.device, torch.float64).expand(n, c, c)
-        # beta + gamma @ a^2 in one exact matrix product (integers below 2^50)
-        norm = torch.baddbmm(self.beta.to(a.device, torch.float64)[:, None], gamma, square).view(n, c, h, w)
-        root = isqrt(norm, scratch=square.view(n, c, h, w))  # on 2^-(GAMMA_BITS / 2 + bits)
+        beta = self.beta.to(a.device, torch.float64)[:, None]
         shift = 2 * self.bits + GAMMA_BITS // 2 - self.out_bits
-        if shift == 0:
-            return root.mul_(a).clamp_(-ACT_LIMIT, ACT_LIMIT)
-        # floor(a * root / 2^shift + 1/2): a * root < 2^41, so every step is exact
         half = torch.tensor(0.5, dtype=torch.float64, device=a.device)
-        out = torch.addcmul(half, a, root, value=2.0 ** -shift, out=norm)  # norm's memory, no longer needed
-        return out.floor_().clamp_(-ACT_LIMIT, ACT_LIMIT)
+        out = torch.empty_like(a)
+        rows = max(1, TAP_BAND_BYTES // (8 * n * c * w))
+        for top in range(0, h, rows):
+            band = a[:, :, top:top + rows]
+            square = (band * band).reshape(n, c, -1)  # |a| <= 2^15: exact
+            norm = torch.baddbmm(beta, gamma, square).view(band.shape)  # beta + gamma @ a^2: exact below 2^50
+            root = isqrt(norm, scratch=square.view(band.shape))  # on 2^-(GAMMA_BITS / 2 + bits)
+            # floor(a * root / 2^shift + 1/2): a * root < 2^41, so every step is exact
+            target = out[:, :, top:top + rows]
+            if shift == 0:
+                torch.mul(band, root, out=target)
+            else:
+                torch.addcmul(half, band, root, value=2.0 ** -shift, out=target).floor_()
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 @dataclass(frozen=True)

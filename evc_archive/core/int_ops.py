@@ -52,6 +52,12 @@ def round_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
     return (x + (1 << (bits - 1))) >> bits if bits > 0 else x
 
 
+def round_shift_float_(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """float64 integers x (|x| < 2^52) / 2^bits, rounded half up, in place (x as it is where bits
+    is 0): every step is exact, so it equals round_shift on int64."""
+    return x.add_(2.0 ** (bits - 1)).mul_(2.0 ** -bits).floor_() if bits > 0 else x
+
+
 def round_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """int64 a / b (b > 0), rounded half up."""
     return torch.div(2 * a + b, 2 * b, rounding_mode="floor")

@@ -10,11 +10,11 @@ half up) and clamps are part of the definition.
   multiply, power-of-two scale and floor below is exact and means what it would in int64.
 - Transposed convolutions and GDN's channel sums are sums of integer products below 2^FLOAT_EXACT
   (checked per output channel when a layer is built, from the weights and the input limit), so any
-  kernel, in any summation order, with or without FMA, gives the exact sum; the result is rounded
+  kernel, in any summation order, with or without FMA, gives the exact sum. Wide layers run as one
+  matrix product per kernel tap and band of input rows, added into the output's stride-2 phase it
+  lands on (BLAS speed, no column buffers); narrow ones as torch's transposed convolution, rounded
   once more (a no-op unless a transform-based kernel ran, whose error at these magnitudes stays far
-  below 0.5). Wide layers run as one matrix product per kernel tap and band of input rows,
-  added into the output's stride-2 phase it lands on (BLAS speed, no column buffers); narrow ones
-  as torch's transposed convolution. cuDNN and NNPACK are off while it runs (int_ops.exact_math).
+  below 0.5). cuDNN and NNPACK are off while it runs (int_ops.exact_math).
 - Bias add, round-half-up shifts (floor((x + 2^(s-1)) * 2^-s)), the inverse GDN's exact integer
   square root (int_ops.isqrt), products and clamps: one result on every device.
 """
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evc_archive.core.int_ops import exact_math, isqrt
+from evc_archive.core.int_ops import exact_math, isqrt, round_shift_float_
 
 ACT_LIMIT = (1 << 15) - 1  # |activation| of every layer, and of the latents fed in
 WEIGHT_BITS = 16  # transposed-convolution weights on 2^-16 (|w| < 1 in the trained models)
@@ -37,12 +37,12 @@ FLOAT_EXACT = 50  # every float64 sum stays below 2^50 (exact, with room for a t
 OUTPUT_BITS = 12  # the last layer's grid: pixels in [0, 1] as 0..4096
 HEADROOM = 4  # calibration: a layer's grid leaves this factor above the largest activation seen
 TAP_PRODUCT_MIN_OUTPUTS = 16  # deconvolutions with at least this many output channels run tap by tap
-TAP_BAND_BYTES = 1 << 20  # one tap's product over a band of input rows (float64), at most
+BAND_BYTES = 1 << 20  # a layer's float64 intermediates per band of rows, at most (they stay in cache)
 
 
-def shift_round_(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """float64 integers x (|x| < 2^52) / 2^bits, rounded half up, in place (x as it is where bits is 0)."""
-    return x.add_(2.0 ** (bits - 1)).mul_(2.0 ** -bits).floor_() if bits > 0 else x
+def band_rows(n: int, channels: int, width: int) -> int:
+    """Rows per band of an (n, channels, H, width) float64 tensor so that a band is BAND_BYTES at most."""
+    return max(1, BAND_BYTES // (8 * n * channels * width))
 
 
 def deconv_sums(a: torch.Tensor, weight: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ def deconv_sums(a: torch.Tensor, weight: torch.Tensor, start: torch.Tensor) -> t
     # below 2^50 are exact (no transform-based kernels there), so nothing is rounded after.
     canvases = start[:, None, None].expand(2, 2, n, o, h + 2, w + 2).clone()
     taps = weight.permute(2, 3, 1, 0)  # (5,5,O,I)
-    rows = max(1, TAP_BAND_BYTES // (8 * n * o * w))
+    rows = band_rows(n, o, w)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
         columns = a[:, :, top:bottom].reshape(n, i, -1)
@@ -127,7 +127,7 @@ class IntInverseGDN:
         shift = 2 * self.bits + GAMMA_BITS // 2 - self.out_bits
         half = torch.tensor(0.5, dtype=torch.float64, device=a.device)
         out = torch.empty_like(a)
-        rows = max(1, TAP_BAND_BYTES // (8 * n * c * w))
+        rows = band_rows(n, c, w)
         for top in range(0, h, rows):
             band = a[:, :, top:top + rows]
             square = (band * band).reshape(n, c, -1)  # |a| <= 2^15: exact
@@ -158,7 +158,7 @@ class IntSynthesis:
         with exact_math():
             for layer in self.layers:
                 a = layer(a)
-        pixels = shift_round_(a * 255, self.layers[-1].out_bits)
+        pixels = round_shift_float_(a * 255, self.layers[-1].out_bits)
         return pixels.clamp_(0, 255).to(torch.uint8)
 
     def to_file(self) -> list[dict]:

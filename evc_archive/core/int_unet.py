@@ -35,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evc_archive.core.int_ops import WIDE_INT, FloatConv, IntConv, exact_math, isqrt, round_div, round_shift
+from evc_archive.core.int_ops import (WIDE_INT, FloatConv, IntConv, exact_math, isqrt, round_div, round_shift,
+                                      round_shift_float_)
 from evc_archive.core.settings import MAX_SAMPLING_STEPS
 
 MAX_STEPS = MAX_SAMPLING_STEPS  # sampler step counts 1..MAX_STEPS have stored tables
@@ -53,11 +54,6 @@ NOISE_LEVELS = 4096  # stored Gaussian quantiles (12 bits of hash per sample)
 def sampler_times() -> tuple[Fraction, ...]:
     """Every time t > 0 a uniform DDIM schedule of 1..MAX_STEPS steps evaluates the UNet at, sorted."""
     return tuple(sorted({Fraction(k, n) for n in range(1, MAX_STEPS + 1) for k in range(1, n + 1)}))
-
-
-def floor_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """float64 integers x / 2^bits, rounded half up (exact while |x| < 2^52)."""
-    return torch.floor((x + 2.0 ** (bits - 1)) * 2.0 ** -bits) if bits > 0 else x
 
 
 def exact_sum(rows: torch.Tensor) -> torch.Tensor:
@@ -131,7 +127,7 @@ class IntRescale:
     multiplier: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return floor_shift(x * self.multiplier, RESCALE_BITS)
+        return round_shift_float_(x * self.multiplier, RESCALE_BITS)
 
     def to_file(self) -> dict:
         return {"multiplier": self.multiplier}

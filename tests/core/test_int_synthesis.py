@@ -124,7 +124,7 @@ def gdn_reference(layer: IntInverseGDN, a: torch.Tensor) -> torch.Tensor:
 # convolution; one matrix product per tap over all rows, and over one input row at a time
 def test_layers_are_their_integer_definition(monkeypatch, outputs, band_bytes):
     if band_bytes is not None:
-        monkeypatch.setattr(int_synthesis, "TAP_BAND_BYTES", band_bytes)
+        monkeypatch.setattr(int_synthesis, "BAND_BYTES", band_bytes)
     gen = torch.Generator().manual_seed(outputs)
     a = torch.randint(-ACT_LIMIT, ACT_LIMIT + 1, (2, 8, 3, 5), generator=gen)
     deconv = IntDeconv(torch.randint(-2**16, 2**16, (8, outputs, 5, 5), generator=gen),

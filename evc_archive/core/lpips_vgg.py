@@ -135,7 +135,7 @@ def _build_model(path: Path) -> torch.nn.Module:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model
+    return model.to(memory_format=torch.channels_last)  # frames arrive channels-last (core.metrics)
 
 
 def _check_nchw(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -183,7 +183,9 @@ def _build_model(weights_path: Path) -> torch.nn.Module:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model
+    # channels-last weights: frames arrive as (N,H,W,3) uint8, so their NCHW views are channels-last;
+    # contiguous weights made every layer convert layouts (128x128, one frame: ~2x the time, same values)
+    return model.to(memory_format=torch.channels_last)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, layout: str) -> None:

@@ -43,9 +43,10 @@ def git_revision() -> str:
 
 
 def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads: int, variant: dict,
-        search: str = "fast") -> list[dict]:
+        search: str = "fast", clips: tuple[str, ...] | None = None) -> list[dict]:
     """variant: {mode_frames, residual_choices, frame0_shares, inter_margin} overriding the search's (`search`:
-    core.fast_search.FAST or QUICK; absent: its own)."""
+    core.fast_search.FAST or QUICK; absent: its own). `clips`: these validation clips only (names
+    without suffix; None: all)."""
     from dataclasses import replace
 
     from evc_archive.core.fast_search import FAST, QUICK, fast_points
@@ -64,7 +65,13 @@ def run(data: Path, width: int, height: int, targets: tuple[float, ...], threads
     coder = SegmentCoder(library.keyframe_named("svtav1"), library.predictor_named(DEFAULT_PREDICTOR), shared_lpips())
     settings = EncoderSettings.product("svtav1", search="fast")
     rows = []
-    for path in validation_clips(data / "video"):
+    paths = validation_clips(data / "video")
+    if clips is not None:
+        unknown = set(clips) - {p.stem for p in paths}
+        if unknown:
+            raise SystemExit(f"not validation clips: {', '.join(sorted(unknown))}")
+        paths = [p for p in paths if p.stem in clips]
+    for path in paths:
         frames = torch.from_numpy(segment_at(path, width, height)[0])
         if search == "exhaustive":
             exhaustive = EncoderSettings.product("svtav1", search="exhaustive")  # its own hint policy too
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search", choices=("fast", "quick", "exhaustive"), default="fast",
                         help="core.fast_search.FAST or QUICK, with the variants below; or the exhaustive sweep "
                              "(the reference: the variants do not apply)")
+    parser.add_argument("--clips", default=None,
+                        help="validation clips to run, comma-separated names without suffix (default: all six)")
     parser.add_argument("--mode-frames", type=int, default=None,
                         help="score restore-hint's modes on a call's first N frames, 0 = every frame "
                              "(default: core.hint_search.FAST_MODE_FRAMES)")
@@ -173,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         variant["frame0_shares"] = tuple(float(v) for v in args.frame0_shares.split(","))
     if args.inter_margin is not None:
         variant["inter_margin"] = args.inter_margin
-    rows = run(args.data, width, height, targets, args.threads, variant, args.search)
+    rows = run(args.data, width, height, targets, args.threads, variant, args.search,
+               None if args.clips is None else tuple(args.clips.split(",")))
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}
     runs[args.label] = {"revision": git_revision(), "date": date.today().isoformat(), "size": args.size,

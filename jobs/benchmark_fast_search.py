@@ -148,7 +148,9 @@ def write_report(runs: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/)")
-    parser.add_argument("--label", required=True, help="name of this run in the report (a run of that name is replaced)")
+    parser.add_argument("--label", required=True,
+                        help="name of this run in the report (a run of that name is replaced; with --clips only "
+                             "those clips' rows of it)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"), help="folder of fast_search.{md,json}")
     parser.add_argument("--size", default="128x128", help="WIDTHxHEIGHT of the segments")
     parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="bpp targets, comma-separated")
@@ -186,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
                None if args.clips is None else tuple(args.clips.split(",")))
     path = args.out / "fast_search.json"
     runs = json.loads(path.read_text()) if path.is_file() else {}
+    if args.clips is not None and args.label in runs:  # a subset joins the run of that label: its clips' rows replaced
+        rows = sorted([row for row in runs[args.label]["rows"] if row["clip"] not in {r["clip"] for r in rows}] + rows,
+                      key=lambda row: (row["clip"], row["target_bpp"]))
     runs[args.label] = {"revision": git_revision(), "date": date.today().isoformat(), "size": args.size,
                         "method": ", ".join([args.search] + [f"{k} {v}" for k, v in variant.items()]),
                         "threads": args.threads, "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",

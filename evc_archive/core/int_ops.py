@@ -134,8 +134,8 @@ class FloatConv:
     def _sum(self, a: torch.Tensor) -> torch.Tensor:
         """a (B,I,H,W) float32 integers, |a| <= MAX_INT -> the exact sums (B,O,H',W') in float32."""
         acc = F.conv2d(a, self.weight, stride=self.stride, padding=self.padding)
-        low, high = torch.aminmax(torch.frac(acc))
-        if low.item() != 0 or high.item() != 0:  # not all integers: a transform-based kernel; redo it exactly
+        frac = torch.frac(acc)  # amin and amax, not aminmax: that copies a channels-last tensor first
+        if frac.amin().item() != 0 or frac.amax().item() != 0:  # not all integers: a transform-based kernel; redo it exactly
             acc = F.conv2d(a.double(), self.weight64, stride=self.stride, padding=self.padding).round().float()
         return acc
 

@@ -31,8 +31,11 @@ def test_quarter_crf_levels_code_between_their_whole_neighbours():
     assert CRF_BY_LEVEL[1] == 63 and CRF_BY_LEVEL[3] == 62.5 and CRF_BY_LEVEL[max(CRF_BY_LEVEL)] == 23
     assert WHOLE_CRF_LEVELS == tuple(lv for lv, crf in CRF_BY_LEVEL.items() if crf == int(crf))
     video = moving_square_video(6, 48, 64)
-    whole, half, next_whole = (len(encode_gop(video, lv)) for lv in (41, 41 + LEVELS_PER_CRF // 2, 41 + LEVELS_PER_CRF))
-    assert whole < half < next_whole  # CRF 53, 52.5, 52: a different encode, not a rounded one
+    whole, half, next_whole = (encode_gop(video, lv) for lv in (41, 41 + LEVELS_PER_CRF // 2, 41 + LEVELS_PER_CRF))
+    # CRF 53, 52.5, 52: a different encode, not a rounded one. Their sizes need not be ordered on so
+    # small a clip (av 18.1.1's SVT-AV1 gives 333 / 321 / 331 bytes, av 18.1.0's 323 / 324 / 346)
+    assert half != whole and half != next_whole
+    assert decode_gop(half, 6, 48, 64).shape == video.shape
 
 
 def test_odd_sizes_are_padded_and_cropped():

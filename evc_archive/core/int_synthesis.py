@@ -133,12 +133,9 @@ class IntInverseGDN:
             square = (band * band).reshape(n, c, -1)  # |a| <= 2^15: exact
             norm = torch.baddbmm(beta, gamma, square).view(band.shape)  # beta + gamma @ a^2: exact below 2^50
             root = isqrt(norm, scratch=square.view(band.shape))  # on 2^-(GAMMA_BITS / 2 + bits)
-            # floor(a * root / 2^shift + 1/2): a * root < 2^41, so every step is exact
-            target = out[:, :, top:top + rows]
-            if shift == 0:
-                torch.mul(band, root, out=target)
-            else:
-                torch.addcmul(half, band, root, value=2.0 ** -shift, out=target).floor_()
+            # floor(a * root / 2^shift + 1/2): a * root < 2^41, so every step is exact (at shift 0
+            # the integer a * root itself, as round_shift gives)
+            torch.addcmul(half, band, root, value=2.0 ** -shift, out=out[:, :, top:top + rows]).floor_()
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 

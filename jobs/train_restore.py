@@ -101,7 +101,7 @@ def quantize(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from evc_archive.training.parallel import add_ray_train_options, launch
+    from evc_archive.training.parallel import add_training_options, launch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,15 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--channels", type=int, default=48)
     t.add_argument("--blocks", type=int, default=8)
     t.add_argument("--lpips-weight", type=float, default=1.0, help="LPIPS weight beside L1 (in [-1,1] units)")
-    t.add_argument("--steps", type=int, default=20000)
-    t.add_argument("--batch", type=int, default=32, help="crops per step (per worker with --ray-workers)")
-    t.add_argument("--crop", type=int, default=96)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--minutes", type=float, default=None, help="wall-time budget")
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    t.add_argument("--init", type=Path, default=None, help="restoration model file to start from (resume)")
-    add_ray_train_options(t)
+    add_training_options(t, batch=32, crop=96, model_file="restoration model file")
     e = sub.add_parser("export", help="copy a run's model into the package, with its loss curve")
     e.add_argument("run", type=Path)
     e.add_argument("--out", type=Path, required=True)

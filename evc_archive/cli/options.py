@@ -31,7 +31,9 @@ Quality = Annotated[Optional[int], typer.Option(
          f"{KEYFRAME_CODECS.named('hyperprior-int').default_quality}).")]
 Gop = Annotated[int, typer.Option(help="Frames per segment; each segment decodes on its own and starts with a coded "
                                        "frame (one segment = one archive object, one unit of work).")]
-Steps = Annotated[int, typer.Option(help="DDIM sampling steps of the diffusion predictor (recorded in the stream).")]
+Steps = Annotated[int, typer.Option(help="Sampling steps of the diffusion predictors (recorded in the stream): "
+                                          "diffusion-int's DDIM steps; refine-diffusion's steps, whose fresh noises "
+                                          "the encoder may steer from 2 up.")]
 Seed = Annotated[int, typer.Option(help="Seed of the predictor's starting noise (recorded in the stream; in an "
                                         "archive each segment's seed derives from it and the segment id).")]
 Predictor = Annotated[str, typer.Option(help=_choices_help(PREDICTORS, "Frame predictor: "))]

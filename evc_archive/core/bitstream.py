@@ -12,11 +12,12 @@ Layout (docs/bitstream.md is the specification; numbers are unsigned LEB128 vari
                  the payload codes the residual against the predicted frame, 0 = the frame itself),
                  payload length, payload; versions 2 and 3: hint count, then per hint: length,
                  bytes (side information of a hinted predictor, one per predictor call the decoder
-                 makes, in order). Versions 4 to 6 put a segment mode after n: 0 = the above, 1 =
+                 makes, in order). Versions 4 to 8 put a segment mode after n: 0 = the above, 1 =
                  inter: the whole segment is one AV1 GOP (core.gop_av1): level, payload length,
-                 payload. Versions 5 to 7 are version 4's layout; 5 is the first that may name
-                 restore-hint-int, 6 the first that may name diffusion-int (PREDICTOR_KIND_VERSION),
-                 7 the first that may name keyframe codec hyperprior-int (KEYFRAME_KIND_VERSION)
+                 payload. Versions 5 to 8 are version 4's layout; 5 is the first that may name
+                 restore-hint-int, 6 the first that may name diffusion-int, 8 the first that may
+                 name refine-diffusion (PREDICTOR_KIND_VERSION), 7 the first that may name keyframe
+                 codec hyperprior-int (KEYFRAME_KIND_VERSION)
     crc32        4 bytes little endian, over every byte before it
 
 The decoder checks magic, version and CRC before it parses anything, so a damaged or truncated
@@ -36,12 +37,13 @@ from evc_archive.core.errors import BitstreamError, UnsupportedVersionError
 THRESHOLD_UNIT = 10000  # the header stores the LPIPS threshold as round(threshold * THRESHOLD_UNIT)
 
 MAGIC = b"EVC\x1a"
-FORMAT_VERSION = 7  # newest; each stream is written in the oldest version that holds it (see pack)
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+FORMAT_VERSION = 8  # newest; each stream is written in the oldest version that holds it (see pack)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 # predictor and keyframe codec kinds that first appear in a later version (layout unchanged): a
 # stream that names one is written in that version at least, and one of an older version that names
 # it is damaged
-PREDICTOR_KIND_VERSION = {7: 5, 8: 6}  # 7: restore-hint-int; 8: diffusion-int (the integer UNet)
+PREDICTOR_KIND_VERSION = {7: 5, 8: 6, 9: 8}  # 7: restore-hint-int; 8: diffusion-int (the integer UNet);
+# 9: refine-diffusion
 KEYFRAME_KIND_VERSION = {3: 7}  # 3: hyperprior-int (the learned codec's integer synthesis)
 INTRA, RESIDUAL = 0, 1  # how a coded frame's payload is used (CodedFrame.mode)
 LOOP_SEGMENT, INTER_SEGMENT = 0, 1  # how a segment is coded (version 4's segment mode)

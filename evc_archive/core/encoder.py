@@ -62,6 +62,11 @@ def predict_call(predictor: Predictor, scores: SourceScores, hints: HintSearch, 
         return float(lpips_of(hint, m if frames is None else min(frames, m)).mean()) + spec.hint_byte_weight * len(hint)
 
     hint = hints.choose(predictor, context, start, cost)
+    variants = getattr(predictor, "encoder_variants", None)  # kinds that offer more per call than the hint search tries
+    if variants is not None:
+        for variant in variants(context, hint, scores.source[start:start + m], seed, steps):
+            if cost(variant) < cost(hint):
+                hint = variant
     lpips = lpips_of(hint, m)
     return tried[hint][0], lpips, hint if spec.takes_hints else None
 

@@ -94,13 +94,15 @@ class HintSearch:
         targets = self.source[start:start + predictor.frames_per_call]
         if self.policy == "exhaustive" or start == 0:
             return _argmin(predictor.hint_candidates(context, targets), cost)
-        if isinstance(predictor, RestoreHintPredictor):
-            shifts = self._source_motion(predictor.motion).shifts(start, len(targets))
-            velocities = predictor.motion.hint_candidates(context, targets, shifts)
-            base = predictor.base_frame(context, RESTORED)
+        restore_hint = getattr(predictor, "base_predictor", predictor)  # a kind built on restore-hint wraps its hints
+        if isinstance(restore_hint, RestoreHintPredictor):
+            wrap = getattr(predictor, "wrap_base_hint", lambda hint: hint)
+            shifts = self._source_motion(restore_hint.motion).shifts(start, len(targets))
+            velocities = restore_hint.motion.hint_candidates(context, targets, shifts)
+            base = restore_hint.base_frame(context, RESTORED)
             velocity = velocities[0] if len(velocities) == 1 else min(
-                velocities, key=lambda v: luma_error(predictor.motion.predict(base, v, 0, 1)[:len(targets)], targets))
-            return _argmin([pack_hint(mode, velocity) for mode in predictor.kind.modes],
+                velocities, key=lambda v: luma_error(restore_hint.motion.predict(base, v, 0, 1)[:len(targets)], targets))
+            return _argmin([wrap(pack_hint(mode, velocity)) for mode in restore_hint.kind.modes],
                            lambda hint: cost(hint, self.mode_frames))
         if isinstance(predictor, GlobalMotionPredictor):
             shifts = self._source_motion(predictor).shifts(start, len(targets))

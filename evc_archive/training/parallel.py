@@ -125,6 +125,21 @@ def launch(loop: Callable[[dict[str, Any], Workers], dict], args, name: str) -> 
     return result.return_value
 
 
+def add_training_options(parser, *, batch: int, crop: int, model_file: str) -> None:
+    """The options of a job whose training loop is training.ema.train_with_ema on crops: steps,
+    batch, crop, learning rate, seed, time budget, device, the model file to resume from
+    (`model_file` names it in the help) and the data-parallel options."""
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=batch, help="crops per step (per worker with --ray-workers)")
+    parser.add_argument("--crop", type=int, default=crop)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=None, help="wall-time budget")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--init", type=Path, default=None, help=f"{model_file} to start from (resume)")
+    add_ray_train_options(parser)
+
+
 def add_ray_train_options(parser, batch_note: str = "") -> None:
     """The data-parallel options every training job has."""
     parser.add_argument("--ray-workers", type=int, default=0,

@@ -13,10 +13,9 @@ from evc_archive.core.ddim import add_noise
 from evc_archive.core.predictors.diffusion import DiffusionConfig, DiffusionPredictor
 from evc_archive.core.unet import ConditionalUNet
 from evc_archive.training.data import FrameDataset, camera_path, moving_digits
-from evc_archive.training.ema import ema_copy, step_with_ema
-from evc_archive.training.log import CheckpointClock, TrainingLog
+from evc_archive.training.ema import train_with_ema
+from evc_archive.training.log import TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
-from evc_archive.training.schedule import ProgressSchedule
 
 
 @dataclass(frozen=True)
@@ -85,26 +84,13 @@ def train_predictor(dataset: FrameDataset, model_cfg: DiffusionConfig, cfg: Pred
     model file) as it runs. With `workers` from Ray Train, each worker samples its own clips and
     DDP averages the gradients; the chief logs and checkpoints."""
     workers = workers or local_workers(device)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every worker
-    gen = torch.Generator().manual_seed(cfg.seed + 7919 * workers.rank)  # different batches per worker
-    unet = (init if init is not None else DiffusionPredictor.build_unet(model_cfg)).to(device).train()
-    for p in unet.parameters():
-        p.requires_grad_(True)
-    ema = ema_copy(unet)
-    net = workers.wrap(unet)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
     length = model_cfg.context_frames + model_cfg.frames_per_call
-    clock = CheckpointClock(cfg.checkpoint_seconds)
-    for step in range(1, cfg.steps + 1):
-        video = sample_batch(dataset, cfg, length, gen).to(device)
-        loss = predictor_loss(net, video, model_cfg, cfg, gen)
-        lr, finished = step_with_ema(loss, unet, ema, opt, sched, step, cfg.ema)
-        if workers.is_chief and log.due(step):
-            log.write(step, loss=loss.item(), lr=lr)
-        if workers.is_chief and clock.due(finished):
-            DiffusionPredictor.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
-        if finished:
-            break
-    workers.check_in_sync(unet)
-    return ema
+
+    def batch_loss(net: torch.nn.Module, gen: torch.Generator):
+        return predictor_loss(net, sample_batch(dataset, cfg, length, gen).to(device), model_cfg, cfg, gen), {}
+
+    def save(ema: torch.nn.Module, step: int) -> None:
+        DiffusionPredictor.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
+
+    return train_with_ema(lambda: init if init is not None else DiffusionPredictor.build_unet(model_cfg), batch_loss,
+                          save, cfg, log, workers)

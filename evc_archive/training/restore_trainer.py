@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 
 from evc_archive.core.restore import RestoreConfig, RestoreNet, Restorer
-from evc_archive.training.ema import ema_copy, step_with_ema
-from evc_archive.training.log import CheckpointClock, TrainingLog
+from evc_archive.training.ema import train_with_ema
+from evc_archive.training.log import TrainingLog
 from evc_archive.training.parallel import Workers, local_workers
 from evc_archive.training.restore_data import RestorePairs
-from evc_archive.training.schedule import ProgressSchedule
 
 
 @dataclass(frozen=True)
@@ -52,25 +51,12 @@ def train_restore(pairs: RestorePairs, model_cfg: RestoreConfig, cfg: RestoreTra
     """Train (from `init` when given); the EMA weights go to out_path as it runs. With Ray Train
     `workers`, each worker samples its own batches and DDP averages the gradients."""
     workers = workers or local_workers(device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 7919 * workers.rank)
-    net = (init if init is not None else RestoreNet(model_cfg)).to(device).train()
-    for p in net.parameters():
-        p.requires_grad_(True)
-    ema = ema_copy(net)
-    model = workers.wrap(net)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = ProgressSchedule(opt, cfg.lr, cfg.steps, cfg.minutes, agree=workers.agree_max)
-    clock = CheckpointClock(cfg.checkpoint_seconds)
-    for step in range(1, cfg.steps + 1):
+
+    def batch_loss(model: torch.nn.Module, gen: torch.Generator):
         inputs, targets = pairs.sample(cfg.batch, cfg.crop, cfg.identity_fraction, gen, cfg.digit_fraction)
-        loss, parts = restore_loss(model, inputs.to(device), targets.to(device), cfg, lpips)
-        lr, finished = step_with_ema(loss, net, ema, opt, sched, step, cfg.ema)
-        if workers.is_chief and log.due(step):
-            log.write(step, loss=loss.detach(), lr=lr, **parts)
-        if workers.is_chief and clock.due(finished):
-            Restorer.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
-        if finished:
-            break
-    workers.check_in_sync(net)
-    return ema
+        return restore_loss(model, inputs.to(device), targets.to(device), cfg, lpips)
+
+    def save(ema: torch.nn.Module, step: int) -> None:
+        Restorer.save(out_path, model_cfg, ema, extra={"step": step, "seconds": log.seconds})
+
+    return train_with_ema(lambda: init if init is not None else RestoreNet(model_cfg), batch_loss, save, cfg, log, workers)

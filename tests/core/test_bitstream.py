@@ -183,11 +183,27 @@ def test_the_integer_keyframe_codec_makes_a_version_7_stream():
     stream = _stream()
     three = Stream(dataclasses.replace(stream.header, keyframe_model_id=3, predictor_model_id=8), stream.segments)
     data = pack(three)
-    assert data[4] == FORMAT_VERSION == 7
+    assert data[4] == 7
     assert unpack(data) == three
     body = bytearray(data[:-4])
     body[4] = 6
     with pytest.raises(BitstreamError, match="version 6 stream cannot name keyframe codec id 3"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+
+
+def test_the_refine_diffusion_predictor_makes_a_version_8_stream():
+    """Predictor kind 9 is new in version 8 (version 4's layout); a version 7 stream naming it is refused."""
+    import dataclasses
+    import struct
+    import zlib
+    stream = _stream()
+    nine = Stream(dataclasses.replace(stream.header, keyframe_model_id=3, predictor_model_id=9), stream.segments)
+    data = pack(nine)
+    assert data[4] == FORMAT_VERSION == 8
+    assert unpack(data) == nine
+    body = bytearray(data[:-4])
+    body[4] = 7
+    with pytest.raises(BitstreamError, match="version 7 stream cannot name predictor id 9"):
         unpack(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
 
 

@@ -20,17 +20,18 @@ def test_ids_are_frozen():
     """A stream written today names the same kind forever: these ids never change."""
     assert {s.kind_id: s.name for s in PREDICTORS.specs()} == {
         0: "copy-last", 1: "diffusion", 2: "motion", 3: "motion-hint", 4: "block-hint", 5: "restore-hint-bilinear",
-        6: "restore-hint", 7: "restore-hint-int", 8: "diffusion-int"}
+        6: "restore-hint", 7: "restore-hint-int", 8: "diffusion-int", 9: "refine-diffusion"}
     assert {s.kind_id: s.name for s in KEYFRAME_CODECS.specs()} == {1: "hyperprior", 2: "svtav1", 3: "hyperprior-int"}
     assert {s.kind_id: s.name for s in SEGMENT_MODES.specs()} == {0: "loop", 1: "inter"}
 
 
 def test_encodable_kinds_and_defaults():
-    assert PREDICTORS.choices() == ("copy-last", "restore-hint-int", "diffusion-int")  # by id
+    assert PREDICTORS.choices() == ("copy-last", "restore-hint-int", "diffusion-int", "refine-diffusion")  # by id
     assert KEYFRAME_CODECS.choices() == ("svtav1", "hyperprior-int")
     assert DEFAULT_PREDICTOR in PREDICTORS.choices() and DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS.choices()
     hinted = {s.name for s in PREDICTORS.specs() if s.takes_hints}
-    assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint", "restore-hint-int"}
+    assert hinted == {"motion-hint", "block-hint", "restore-hint-bilinear", "restore-hint", "restore-hint-int",
+                      "refine-diffusion"}
 
 
 def test_the_defaults_decode_bit_exactly_and_float_kinds_say_so():

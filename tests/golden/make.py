@@ -39,6 +39,8 @@ def main() -> None:
         if name == "restore-hint-int":
             modes = [unpack_hint(h)[0] for s in enc.stream.segments for h in s.hints]
             expected[name]["restored_calls"] = sum(m == RESTORED for m in modes)
+        if name == "refine-diffusion":
+            expected[name]["steered_calls"] = sum(bool(h) and h[0] > 0 for s in enc.stream.segments for h in s.hints)
         print(name, json.dumps(expected[name]), flush=True)
     EXPECTED.write_text(json.dumps(expected, indent=1) + "\n")
 

@@ -4,7 +4,8 @@ Each stream is one small clip (the sample corpus's landscape, 71x53: odd sizes e
 coded with one bit-exact predictor kind and SVT-AV1 keyframes, two loop segments with residual
 frames allowed; the restore-hint-int stream also holds an inter segment (one AV1 GOP); the
 keyframes-hyperprior-int stream codes its keyframes and residual frames with the learned codec
-(copy-last predictor). `python -m tests.golden.make`
+(copy-last predictor); the refine-diffusion stream samples two steps, so its hints may carry steered
+noises. `python -m tests.golden.make`
 writes them with the shipped models and records the SHA-256 of their decoded frames; a new shipped
 model changes the streams' model hashes, so the goldens are remade with it (and the change shows in
 review as new stream files).
@@ -24,11 +25,12 @@ from evc_archive.core.runtime import fingerprint as frames_sha256  # (n,H,W,3) u
 GOLDEN_DIR = Path(__file__).resolve().parent
 STREAM_DIR = GOLDEN_DIR / "streams"
 EXPECTED = GOLDEN_DIR / "expected.json"
-PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int", "diffusion-int")
+PREDICTORS = ("copy-last", "motion", "motion-hint", "block-hint", "restore-hint-int", "diffusion-int", "refine-diffusion")
 KEYFRAME_CODEC_STREAMS = {"keyframes-hyperprior-int": "hyperprior-int"}  # name -> keyframe codec (copy-last)
 STREAMS = (*PREDICTORS, *KEYFRAME_CODEC_STREAMS)  # every golden stream's name
 WITH_INTER = "restore-hint-int"  # the stream that also carries an inter segment
 QUALITY = {"svtav1": 8, "hyperprior-int": 1}  # the first frame's keyframe quality, per codec
+SAMPLING_STEPS = {"refine-diffusion": 2}  # streams that sample more than one step (refine-diffusion: steered noises)
 HEIGHT, WIDTH, SEGMENT_FRAMES = 53, 71, 10
 
 
@@ -62,7 +64,7 @@ def encode(name: str, device: str = "cpu"):
     codec, predictor = library.keyframe_named(codec_name), library.predictor_named(predictor_name)
     metric = shared_lpips(device)
     settings = EncoderSettings(lpips_threshold=0.3, quality=QUALITY[codec_name], gop=SEGMENT_FRAMES, residual_levels=2,
-                               search="exhaustive")
+                               search="exhaustive", sampling_steps=SAMPLING_STEPS.get(name, 1))
     segments = source_segments()
     if name != WITH_INTER:
         segments = segments[:2]

@@ -64,6 +64,7 @@ def test_goldens_cover_every_bit_exact_kind_and_segment_kind():
         if KINDS.named(predictor).takes_hints:  # at least one call moves its frame
             assert any(h for seg in stream.segments for h in seg.hints), name
     assert exp[WITH_INTER]["restored_calls"] >= 1 and exp[WITH_INTER]["version"] == 5
+    assert exp["refine-diffusion"]["steered_calls"] >= 1 and exp["refine-diffusion"]["version"] == 8
     assert len({e["sha256"] for e in exp.values()}) == len(exp)  # each stream's frames are its own
 
 

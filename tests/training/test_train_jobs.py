@@ -12,7 +12,7 @@ import torch
 
 from evc_archive.io.sample import write_sample_video
 from evc_archive.training.data import prepare_dataset
-from jobs import train_keyframe, train_predictor, train_restore
+from jobs import train_keyframe, train_predictor, train_refine, train_restore
 
 TINY_KF = ["--steps", "4", "--batch", "2", "--crop", "64", "--channels", "8", "--latent-channels", "8",
            "--lambdas", "0.001,0.004", "--device", "cpu"]
@@ -166,3 +166,55 @@ def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path)
                         "--ray-workers", "2", "--storage-path", str(tmp_path / "ray-train")])
     assert json.loads((parallel / "restore.json").read_text())["data_parallel_workers"] == 2
     assert Restorer.load(parallel / "restore.pt").config.blocks == 1
+
+
+@pytest.fixture(scope="module")
+def refine_contexts(frames_npz, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("refine-contexts") / "contexts.npz"
+    train_refine.main(["prepare", "--frames", str(frames_npz), "--out", str(out), "--contexts", "3", "--crop", "32",
+                       "--processes", "1"])
+    return out
+
+
+def test_refine_contexts_are_the_default_predictors_calls_on_coded_crops(refine_contexts):
+    import numpy as np
+
+    from evc_archive.training.refine_data import RefineContexts, default_base_model
+
+    z = np.load(refine_contexts)
+    assert z["decoded"].shape == (3, 32, 32, 3) and z["base"].shape == z["target"].shape == (3, 4, 32, 32, 3)
+    contexts = RefineContexts.load(refine_contexts)
+    assert len(contexts) == 12 and contexts.base_model == default_base_model()
+    assert contexts.position.tolist() == [1, 2, 3, 4] * 3
+    diff = (contexts.base.float() - contexts.target.float()).abs().mean(dim=(1, 2, 3))
+    assert (diff > 0).all() and (diff < 60).all()  # predicted, and of the same picture
+    base, target = contexts.sample(5, 16, torch.Generator().manual_seed(0))
+    assert base.shape == target.shape == (5, 3, 16, 16) and base.min() >= -1 and base.max() <= 1
+
+
+def test_refine_job_trains_exports_and_quantizes(refine_contexts, tmp_path):
+    """Alone in this process; its Ray Train path is training.parallel.launch, which the restore job's
+    test runs on two workers."""
+    from evc_archive.core.int_refine import IntRefiner
+    from evc_archive.core.predictors.refine_diffusion import predictor_for
+    from evc_archive.core.refine import Refiner
+
+    tiny = ["--steps", "3", "--batch", "4", "--crop", "32", "--channels", "8", "--blocks", "1", "--device", "cpu"]
+    alone = tmp_path / "refine"
+    train_refine.main(["train", "--contexts", str(refine_contexts), "--out", str(alone), *tiny])
+    rows = [json.loads(line) for line in (alone / "refine.jsonl").read_text().splitlines()]
+    assert rows and {"x0_mse", "lpips"} <= set(rows[0])
+    model = tmp_path / "refine.pt"
+    train_refine.main(["export", str(alone), "--out", str(model)])
+    assert model.with_suffix(".loss.png").is_file() and model.with_suffix(".train.json").is_file()
+    refiner = Refiner.load(model)
+    assert refiner.config.channels == 8 and refiner.content_hash == Refiner.load(alone / "refine.pt").content_hash
+    quantized = tmp_path / "refine-int.pt"
+    train_refine.main(["quantize", str(model), "--contexts", str(refine_contexts), "--out", str(quantized),
+                       "--calibration-crops", "4"])
+    integer = IntRefiner.load(quantized)
+    assert integer.base_model == refiner.base_model and integer.model.parameter_count() == sum(
+        p.numel() for p in refiner.net.parameters())
+    context = torch.randint(0, 256, (1, 20, 24, 3), dtype=torch.uint8)
+    a, b = (predictor_for(r).predict(context, b"", 3, 2).float() for r in (refiner, integer))
+    assert a.shape == (4, 20, 24, 3) and (a - b).abs().mean() < 2  # the integer form follows the float one

@@ -7,6 +7,7 @@ from evc_archive.core.predictors import (  # noqa: F401
                                          diffusion_int,
                                          motion_extrapolation,
                                          motion_hint,
+                                         refine_diffusion,
                                          restore_hint,
                                          restore_hint_bilinear,
 )

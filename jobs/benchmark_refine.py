@@ -66,7 +66,8 @@ def calls(rows: list[dict]) -> str:
     steered_or_off_calls)."""
     total = sum(r["calls"] for r in rows)
     if any("off_calls" not in r for r in rows):
-        return f"{sum(r['steered_or_off_calls'] for r in rows)} steered or off / {total}"
+        either = sum(r.get("steered_or_off_calls", r.get("steered_calls", 0) + r.get("off_calls", 0)) for r in rows)
+        return f"{either} steered or off / {total}"
     return f"{sum(r['steered_calls'] for r in rows)} / {sum(r['off_calls'] for r in rows)} / {total}"
 
 

@@ -42,8 +42,10 @@ def predict_call(predictor: Predictor, scores: SourceScores, hints: HintSearch, 
     """One predictor call as the encoder makes it, for the frames from `start` -> (frames (m,H,W,3)
     for the m <= F source frames left, their LPIPS (m,), the chosen hint or None for a kind without
     hints). The hint is `hints`' pick (core.hint_search: lowest mean LPIPS, over the frames its
-    policy scores, plus the kind's `hint_byte_weight` per hint byte); it does not depend on the
-    threshold, so rate control can share it between settings."""
+    policy scores, plus the kind's `hint_byte_weight` per hint byte), then, for a kind with
+    `encoder_variants` (refine-diffusion: steered noises, refinement off), the cheapest of it and
+    those over all m frames; it does not depend on the threshold, so rate control can share it
+    between settings."""
     spec = PREDICTORS.by_id(predictor.model_id)
     m = min(predictor.frames_per_call, scores.source.shape[0] - start)
     tried: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # hint -> frames, LPIPS of its first k

@@ -5,6 +5,9 @@ Every predictor answers the same two calls, so the encoder and decoder treat all
   hint for kinds without hints, whose spec says `takes_hints=False`; the stream then carries none);
 - `predict(context, hint, seed, steps)`: the call's frames, deterministic given its inputs (kinds
   ignore what they do not use: hints, or the seed and step count).
+A kind may also offer `encoder_variants(context, hint, targets, seed, steps)` (encoder only: other
+hints for the call the hint search picked, which need the seed, e.g. refine-diffusion's steered
+noises; core.encoder.predict_call keeps the cheapest).
 
 Frames are uint8 RGB tensors (H,W,3). A context shorter than K (segment start) is left-padded by
 repeating its first frame, so a segment needs only one coded frame before prediction starts.

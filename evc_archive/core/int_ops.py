@@ -19,6 +19,8 @@ on every machine, CPU or CUDA, whatever kernel runs them.
   is formed, scaled and rounded in float64, where every value is an integer below 2^52.
 - Everything else (group norms, lookup tables, rescales, sampler arithmetic) runs on int64 tensors:
   integer addition, multiplication and floor division have one result on every device.
+- Seeded noise is ours too: `noise_index` hashes (key, element) with splitmix64 into the index of a
+  stored Gaussian quantile, in numpy uint64 arithmetic (no generator whose algorithm may change).
 - Rounding is ours: round half up (`round_shift`, `round_div`); `isqrt` is the exact integer square
   root.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +48,17 @@ def within_bounds(weight: torch.Tensor, bias: torch.Tensor, wide: bool = False) 
     the bias is added in float64 after the two halves' sums)."""
     bias_ok = bias.abs() <= WIDE_BIAS_BOUND if wide else weight.abs().sum() * MAX_INT + bias.abs() <= ACC_BOUND
     return bool(weight.abs().max() <= MAX_INT and weight.abs().sum() * MAX_INT <= ACC_BOUND and bias_ok)
+
+
+def noise_index(key: int, count: int) -> torch.Tensor:
+    """(count,) int64 indices into a table of 4096 stored quantiles: the top 12 bits of
+    splitmix64((key mod 2^32) * 2^32 + index). The same on every machine."""
+    with np.errstate(over="ignore"):
+        z = np.arange(count, dtype=np.uint64) + np.uint64((key & 0xFFFFFFFF) << 32) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return torch.from_numpy((z >> np.uint64(52)).astype(np.int64))
 
 
 def round_shift(x: torch.Tensor, bits: int) -> torch.Tensor:

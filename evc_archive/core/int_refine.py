@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evc_archive.core.int_ops import MAX_INT, IntConv, exact_math, round_div, round_shift
+from evc_archive.core.int_ops import MAX_INT, IntConv, exact_math, noise_index, round_div, round_shift
 from evc_archive.core.model_file import read_model_blob, write_model_blob
-from evc_archive.core.refine import NOISE_LEVELS, RefineConfig, noise_index
+from evc_archive.core.refine import NOISE_LEVELS, RefineConfig
 from evc_archive.core.settings import MAX_SAMPLING_STEPS
 
 MODEL_FORMAT = "evc-refine-int/1"
@@ -90,7 +90,7 @@ class IntRefiner:
         """base (B,3,H,W) int64 2p - 255, x (B,3,H,W) int64 / 2^SAMPLE_BITS -> x0 estimate, same units as x."""
         x_in = round_shift(x, SAMPLE_BITS - X_IN_BITS).clamp_(-MAX_INT, MAX_INT)
         a = F.pixel_unshuffle(torch.cat([base, x_in], 1).to(self.device, torch.float32), 2)
-        plane = torch.full_like(a[:, :1], float(round_div(torch.tensor(255 * t.numerator), torch.tensor(t.denominator))))
+        plane = torch.full_like(a[:, :1], float((510 * t.numerator + t.denominator) // (2 * t.denominator)))  # round(255 t)
         with exact_math():
             h = self._head(torch.cat([a, plane], 1)).clamp_(min=0)
             for conv1, conv2 in self._blocks:

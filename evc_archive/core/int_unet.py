@@ -31,12 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evc_archive.core.int_ops import (WIDE_INT, FloatConv, IntConv, exact_math, isqrt, round_div, round_shift,
-                                      round_shift_float_)
+from evc_archive.core.int_ops import (WIDE_INT, FloatConv, IntConv, exact_math, isqrt, noise_index, round_div,
+                                      round_shift, round_shift_float_)
 from evc_archive.core.settings import MAX_SAMPLING_STEPS
 
 MAX_STEPS = MAX_SAMPLING_STEPS  # sampler step counts 1..MAX_STEPS have stored tables
@@ -243,12 +242,6 @@ class IntUNet:
 
 
 def hashed_noise(seed: int, count: int, table: torch.Tensor) -> torch.Tensor:
-    """count samples of the stored Gaussian quantiles `table` (NOISE_LEVELS,), chosen by the top 12
-    bits of splitmix64(seed * 2^32 + index) -> (count,) int64. The same on every machine."""
-    with np.errstate(over="ignore"):
-        z = np.arange(count, dtype=np.uint64) + np.uint64((seed & 0xFFFFFFFF) << 32) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    index = torch.from_numpy((z >> np.uint64(52)).astype(np.int64))
-    return table[index]
+    """count samples of the stored Gaussian quantiles `table` (NOISE_LEVELS,) at
+    int_ops.noise_index(seed, count) -> (count,) int64. The same on every machine."""
+    return table[noise_index(seed, count)]

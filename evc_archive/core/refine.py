@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evc_archive.core.ddim import alpha_sigma
+from evc_archive.core.int_ops import noise_index
 from evc_archive.core.model_file import read_model_blob, write_model_blob
 from evc_archive.core.restore import ResidualBlock
 
@@ -70,17 +71,6 @@ class RefineNet(nn.Module):
         plane = t.reshape(-1, 1, 1, 1).to(x.dtype).expand(x.shape[0], 1, x.shape[2], x.shape[3])
         h = F.relu(self.head(torch.cat([x, plane], 1)))
         return F.pixel_shuffle(self.tail(self.body(h)), 2)
-
-
-def noise_index(key: int, count: int) -> torch.Tensor:
-    """(count,) int64 indices into a table of NOISE_LEVELS quantiles: the top 12 bits of
-    splitmix64(key * 2^32 + index). The same on every machine."""
-    with np.errstate(over="ignore"):
-        z = np.arange(count, dtype=np.uint64) + np.uint64((key & 0xFFFFFFFF) << 32) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return torch.from_numpy((z >> np.uint64(52)).astype(np.int64))
 
 
 def hashed_gaussian(key: int, count: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ Sampling (the stream's `steps` S, 1..MAX_STEPS = 8; the shipped model is trained
 1 to 4 steps): x starts as noise at t=1; at each step the model
 estimates x0 (the residual, in RESIDUAL_SCALE units), and, but at the last, x0 is noised again to
 the next step's level with a fresh noise. Every noise comes from the call's seed
-(core.refine.noise_index picks stored Gaussian quantiles: the same on every machine). The encoder may steer the first s of the
+(core.int_ops.noise_index picks stored Gaussian quantiles: the same on every machine). The encoder may steer the first s of the
 S-1 fresh noises of every frame: each is then entry k of a seeded codebook of CODEBOOK_SIZE noises,
 the entry that points most along the true residual's direction from the model's estimate
 (argmax <z_k, x0_source - x0_estimate>, as Denoising Diffusion Codebook Models pick theirs), and the

@@ -2,7 +2,11 @@
 residual coding, inter fallback and rate control (the product's fast search), one 30-frame 128x128
 segment per clip of a split. Writes docs/benchmarks/<split>/refine.{md,json}.
 
-    python -m jobs.benchmark_refine --data ../shared/data --split validation [--steps 1,2] [--clips N]
+    python -m jobs.benchmark_refine --data ../shared/data --split validation [--steps 1,2] [--clips N] \
+        [--model evc_archive/models/refine-int.pt]
+
+Runs are keyed "refine-diffusion:<model file stem>/<steps>" (the default predictor's "restore-hint-int/1"),
+so models measured on other days stay side by side; a run already in the results file is not measured again.
 
 Per (predictor setting, clip, target): the lowest-LPIPS point within the target
 (ratecontrol.choose_for_target), encoded for real (segment_coding.encode_at) and decoded (checked
@@ -28,21 +32,24 @@ BASELINE = "restore-hint-int"
 CANDIDATE = "refine-diffusion"
 
 
-def run(predictor: str, steps: int, clip: torch.Tensor) -> dict:
-    """One (predictor, steps, clip): search, choose per target, round trip -> {target: row}."""
+def run(predictor: str, steps: int, clip: torch.Tensor, model: Path | None = None) -> dict:
+    """One (predictor, steps, clip): search, choose per target, round trip -> {target: row}. `model`:
+    the predictor's model file (None: the shipped one)."""
     from dataclasses import replace
 
     from evc_archive.core.metrics import shared_lpips
     from evc_archive.core.model_library import ModelLibrary
     from evc_archive.core.predictors.refine_diffusion import unpack_hint
     from evc_archive.core.ratecontrol import choose_for_target
+    from evc_archive.core.registry import PREDICTORS
     from evc_archive.core.reported_metrics import reported_scores
     from evc_archive.core.segment_coding import SegmentCoder, search_points
     from evc_archive.core.settings import EncoderSettings
     from jobs.benchmarks_common import timed_round_trip
 
     lib = ModelLibrary()
-    coder = SegmentCoder(lib.keyframe_named("svtav1"), lib.predictor_named(predictor), shared_lpips())
+    chosen = lib.predictor_named(predictor) if model is None else PREDICTORS.named(predictor).build(str(model), 4, "cpu")
+    coder = SegmentCoder(lib.keyframe_named("svtav1"), chosen, shared_lpips())
     settings = EncoderSettings.product("svtav1", sampling_steps=steps)
     t0 = time.perf_counter()
     points = search_points(coder, clip, settings, TARGETS)
@@ -84,7 +91,7 @@ def write_report(results: dict, out: Path) -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base_key = f"{BASELINE}/1"
     for key, per_clip in results["runs"].items():
-        predictor, steps = key.split("/")
+        predictor, steps = key.rsplit("/", 1)
         for target in map(str, TARGETS):
             rows = [per_clip[c][target] for c in results["clips"] if c in per_clip]
             base = [results["runs"][base_key][c][target] for c in results["clips"] if c in per_clip]
@@ -102,7 +109,7 @@ def write_report(results: dict, out: Path) -> None:
     lines += ["", "## Per clip", "", "| predictor | steps | clip | target | setting | bpp | LPIPS | LPIPS-VGG | PSNR dB |",
               "|---|---|---|---|---|---|---|---|---|"]
     for key, per_clip in results["runs"].items():
-        predictor, steps = key.split("/")
+        predictor, steps = key.rsplit("/", 1)
         for clip in results["clips"]:
             for target, r in per_clip.get(clip, {}).items():
                 lines.append(f"| {predictor} | {steps} | {clip} | {target} | {r['setting']} | {r['bpp']:.4f} | "
@@ -123,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"), help="results go to OUT/<split>/")
     parser.add_argument("--steps", default="1,2", help="refine-diffusion's sampling steps to measure, comma-separated")
     parser.add_argument("--clips", type=int, default=None, help="only the first N clips of the split")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="refine-diffusion's model file (default: the shipped one, WEIGHT_FILE)")
     parser.add_argument("--report-only", action="store_true", help="rewrite refine.md from refine.json, measure nothing")
     add_split_option(parser)
     args = parser.parse_args(argv)
@@ -135,14 +144,19 @@ def main(argv: list[str] | None = None) -> None:
     clips = {p.stem: torch.from_numpy(evaluation_clip(p).numpy()) for p in clips_in(args.data / "video", args.split)[: args.clips]}
     results.update(split=args.split, clips=list(clips), date=datetime.date.today().isoformat(),
                    machine=f"{platform.machine()}, {os.cpu_count()} CPUs, 2 threads")
-    keys = [] if args.report_only else [(BASELINE, 1)] + [(CANDIDATE, int(s)) for s in args.steps.split(",")]
-    for predictor, steps in keys:
+    from evc_archive.core.model_library import shipped_file
+    from evc_archive.core.predictors.refine_diffusion import WEIGHT_FILE
+
+    model = args.model or shipped_file(WEIGHT_FILE)
+    candidate = f"{CANDIDATE}:{Path(model).stem}"
+    keys = [] if args.report_only else [(BASELINE, 1, None)] + [(candidate, int(s), model) for s in args.steps.split(",")]
+    for predictor, steps, model_file in keys:
         per_clip = results["runs"].setdefault(f"{predictor}/{steps}", {})
         for name, clip in clips.items():
             if name in per_clip:
                 continue
             t0 = time.perf_counter()
-            per_clip[name] = run(predictor, steps, clip)
+            per_clip[name] = run(predictor.split(":")[0], steps, clip, model_file)
             path.write_text(json.dumps(results, indent=1))
             print(f"{time.strftime('%H:%M:%S')} {predictor}/{steps} {name}: "
                   + ", ".join(f"{t}: {r['setting']} bpp {r['bpp']:.4f} LPIPS {r['lpips']:.4f}" for t, r in per_clip[name].items())

@@ -1,10 +1,13 @@
 """Train the refine-diffusion model behind the refine-diffusion predictor (CPU or GPU, unchanged).
 
 1. Loop contexts (CPU, needs the AV1 codec; reads a frame data set from jobs.prepare_data, which
-   holds training clips only): each is a training crop coded at a loop quality level and the
-   default predictor's call on it, as the encoder makes it.
+   holds training clips only): crop clips of the training videos (some with synthetic motion)
+   coded through the encoder's loop at random settings, every predictor call recorded with the
+   decoded frames it saw (training.refine_data).
     python -m jobs.train_refine prepare --frames data-cache/frames.npz --out data-cache/refine_contexts.npz
-2. Train (the contexts file is self-contained: it travels to a GPU machine without a video codec):
+2. Train (the contexts file is self-contained: it travels to a GPU machine without a video codec;
+   `--context-frames K` (default 2) sets how many decoded frames the model sees beside the base
+   frame, 0 for the base frame alone as in the shipped refine-int.pt):
     python -m jobs.train_refine train --contexts data-cache/refine_contexts.npz --out runs/refine --minutes 20
     ray job submit --working-dir . -- python -m jobs.train_refine train --contexts data-cache/refine_contexts.npz \
         --out /shared/runs/refine --ray-workers 8 --use-gpu --minutes 8     # Ray Train, one worker per GPU
@@ -35,9 +38,9 @@ import torch
 def prepare(args: argparse.Namespace) -> None:
     from evc_archive.training.refine_data import prepare_refine_contexts
 
-    summary = prepare_refine_contexts(args.frames, args.out, contexts=args.contexts, crop=args.crop, seed=args.seed,
-                                      processes=args.processes,
-                                      progress=lambda k, n: print(f"contexts {k}/{n}", flush=True))
+    summary = prepare_refine_contexts(args.frames, args.out, clips=args.clips, crop=args.crop, length=args.length,
+                                      synthetic_share=args.synthetic_share, seed=args.seed, processes=args.processes,
+                                      progress=lambda k, n: print(f"clips {k}/{n}", flush=True))
     print(json.dumps(summary))
 
 
@@ -55,7 +58,8 @@ def train(config: dict, workers) -> dict:
         start = Refiner.load(Path(config["init"]))
         model_cfg, init = start.config, start.net
     else:
-        model_cfg = RefineConfig(channels=config["channels"], blocks=config["blocks"])
+        model_cfg = RefineConfig(channels=config["channels"], blocks=config["blocks"],
+                                 context_frames=config["context_frames"])
     cfg = RefineTrainConfig(steps=config["steps"], batch=config["batch"], crop=config["crop"], lr=config["lr"],
                             lpips_weight=config["lpips_weight"], minutes=config["minutes"], seed=config["seed"])
     out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +98,12 @@ def quantize(args: argparse.Namespace) -> None:
     from evc_archive.training.refine_quantize import quantize as quantize_net
 
     float_model = Refiner.load(args.model)
-    base, target = calibration_contexts(RefineContexts.load(args.contexts), args.calibration_crops)
-    model = quantize_net(float_model.net, float_model.config, base, target)
+    condition, target = calibration_contexts(RefineContexts.load(args.contexts), float_model.config.context_frames,
+                                             args.calibration_crops)
+    model = quantize_net(float_model.net, float_model.config, condition, target)
     digest = IntRefiner.save(args.out, model, float_model.base_model,
                              extra={"float_model_sha256": float_model.content_hash.hex(),
-                                    "calibration_crops": int(base.shape[0])})
+                                    "calibration_crops": int(condition.shape[0])})
     curve = Path(args.model).with_suffix(".loss.png")
     if curve.is_file():  # the integer model's training curve is its float parent's
         shutil.copyfile(curve, Path(args.out).with_suffix(".loss.png"))
@@ -112,11 +117,16 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="make loop contexts (coded crops and the default predictor's calls on them)")
+    p = sub.add_parser("prepare", help="make loop contexts (the default predictor's calls as the loop makes them "
+                       "on crop clips of the training videos)")
     p.add_argument("--frames", type=Path, required=True, help="frame data set from jobs.prepare_data")
     p.add_argument("--out", type=Path, required=True, help="contexts file to write (.npz)")
-    p.add_argument("--contexts", type=int, default=1200, help="coded crops, each at one random loop quality level")
+    p.add_argument("--clips", type=int, default=400,
+                   help="crop clips coded through the loop, each at random settings (each gives 1-3 contexts)")
     p.add_argument("--crop", type=int, default=96, help="side of the crops (at most the frames' short side)")
+    p.add_argument("--length", type=int, default=12, help="frames per crop clip")
+    p.add_argument("--synthetic-share", type=float, default=0.3,
+                   help="share of the clips made from one still frame with synthetic motion (a pan and a moving patch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--processes", type=int, default=2, help="encoder processes")
     t = sub.add_parser("train", help="train the model")
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--out", type=Path, required=True, help="run folder")
     t.add_argument("--channels", type=int, default=32)
     t.add_argument("--blocks", type=int, default=4)
+    t.add_argument("--context-frames", type=int, default=2, choices=(0, 1, 2),
+                   help="decoded frames the model sees beside the base frame (0: the base frame only)")
     t.add_argument("--lpips-weight", type=float, default=0.5, help="LPIPS of the x0 estimate's frame beside its MSE")
     add_training_options(t, batch=16, crop=64, model_file="refine-diffusion model file")
     e = sub.add_parser("export", help="copy a run's model into the package, with its loss curve")

@@ -4,13 +4,14 @@ frames on every machine.
 The network is the float one quantised after training (training.refine_quantize) in the form of the
 integer restoration model (core.int_restore, core.int_ops): 8-bit activations and weights, integer
 sums exact in float32 whatever kernel forms them, per-channel power-of-two requantisation. Inputs:
-the base frame as 2p - 255 per sample, the sample x as round(x * 2^X_IN_BITS) clamped to +-255, the
+the condition (the base frame and the model's K decoded frames) as 2p - 255 per sample, the sample x as round(x * 2^X_IN_BITS) clamped to +-255, the
 step's time as round(255 t); the last layer emits the x0 estimate in 2^-OUT_BITS units. The sampler runs on int64:
 x and x0 in 2^-SAMPLE_BITS units, the schedule's alpha and sigma per time as stored integers in
 2^-STEP_BITS units, noise from the stored Gaussian quantiles (2^-SAMPLE_BITS units) picked by the
 same hash as the float model's (core.refine.hashed_gaussian), rounding half up (int_ops.round_shift).
 
-Shapes: as core.refine.Refiner's sampler interface; base (B,3,H,W) int64 2p - 255, H and W even.
+Shapes: as core.refine.Refiner's sampler interface; condition (B,3(1+K),H,W) int64 2p - 255, H and
+W even.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from evc_archive.core.int_ops import MAX_INT, IntConv, exact_math, noise_index, round_div, round_shift
 from evc_archive.core.model_file import read_model_blob, write_model_blob
-from evc_archive.core.refine import NOISE_LEVELS, RefineConfig
+from evc_archive.core.refine import NOISE_LEVELS, RefineConfig, condition_frames
 from evc_archive.core.settings import MAX_SAMPLING_STEPS
 
 MODEL_FORMAT = "evc-refine-int/1"
@@ -76,20 +77,26 @@ class IntRefiner:
 
     # -- the sampler interface -------------------------------------------------------------------
     @staticmethod
-    def prepare(frames: torch.Tensor) -> torch.Tensor:
-        """(n,H,W,3) uint8 -> (n,3,H',W') int64 2p - 255, padded (edge) to even H', W'."""
+    def to_units(frames: torch.Tensor) -> torch.Tensor:
+        """(n,H,W,C) uint8 -> (n,C,H',W') int64 2p - 255, padded (edge) to even H', W'."""
         _, h, w, _ = frames.shape
         p = F.pad(frames.permute(0, 3, 1, 2).float(), (0, w % 2, 0, h % 2), mode="replicate")
         return 2 * p.to(torch.int64) - 255
+
+    def prepare(self, base: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """base (n,H,W,3) uint8 (one per predicted frame), context (k,H,W,3) uint8 (the decoded
+        frames, oldest first; a model with K = 0 needs none) -> condition (n,3(1+K),H',W') int64."""
+        return self.to_units(condition_frames(base, context, self.config.context_frames))
 
     def noise(self, key: int, count: int) -> torch.Tensor:
         return self.model.noise[noise_index(key, count)]
 
     @torch.no_grad()
-    def x0(self, base: torch.Tensor, x: torch.Tensor, t: Fraction) -> torch.Tensor:
-        """base (B,3,H,W) int64 2p - 255, x (B,3,H,W) int64 / 2^SAMPLE_BITS -> x0 estimate, same units as x."""
+    def x0(self, condition: torch.Tensor, x: torch.Tensor, t: Fraction) -> torch.Tensor:
+        """condition (B,3(1+K),H,W) int64 2p - 255, x (B,3,H,W) int64 / 2^SAMPLE_BITS -> x0 estimate,
+        same units as x."""
         x_in = round_shift(x, SAMPLE_BITS - X_IN_BITS).clamp_(-MAX_INT, MAX_INT)
-        a = F.pixel_unshuffle(torch.cat([base, x_in], 1).to(self.device, torch.float32), 2)
+        a = F.pixel_unshuffle(torch.cat([condition, x_in], 1).to(self.device, torch.float32), 2)
         plane = torch.full_like(a[:, :1], float((510 * t.numerator + t.denominator) // (2 * t.denominator)))  # round(255 t)
         with exact_math():
             h = self._head(torch.cat([a, plane], 1)).clamp_(min=0)
@@ -102,16 +109,17 @@ class IntRefiner:
         i = self._index[t]
         return round_shift(self.model.alpha[i] * x0 + self.model.sigma[i] * noise, STEP_BITS)
 
-    def frames(self, base: torch.Tensor, x0: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """base (n,3,H',W') 2p - 255 and x0 -> (n,height,width,3) uint8: p + round(x0 * 127.5 / scale)."""
+    def frames(self, condition: torch.Tensor, x0: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """condition (n,3(1+K),H',W') 2p - 255 and x0 -> (n,height,width,3) uint8: the base frame's
+        p + round(x0 * 127.5 / scale)."""
         delta = round_div(x0 * self._to_pixels[0], torch.tensor(self._to_pixels[1]))
-        out = ((base + 255) // 2 + delta).clamp_(0, 255)[..., :height, :width]
+        out = ((condition[:, :3] + 255) // 2 + delta).clamp_(0, 255)[..., :height, :width]
         return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
-    def x0_of(self, targets: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    def x0_of(self, targets: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Encoder only: the x0 (float, same units as x) that gives `targets` (m,H,W,3) uint8 exactly."""
-        t = self.prepare(targets)
-        return (t - base[:t.shape[0]]).double() * (self.config.residual_scale / 255 * (1 << SAMPLE_BITS))
+        t = self.to_units(targets)
+        return (t - condition[:t.shape[0], :3]).double() * (self.config.residual_scale / 255 * (1 << SAMPLE_BITS))
 
     # -- files ---------------------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,7 @@
 times, then per output channel the integer weights with the largest power-of-two shift that keeps
 every sum exact (training.int_quantize), and the sampler's tables.
 
-Shapes: calibration base, target (n,3,S,S) in [-1,1], S even.
+Shapes: calibration condition (n,3(1+K),S,S), target (n,3,S,S) in [-1,1], S even.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ OUT_LIMIT = 1 << 20  # |x0| * 2^OUT_BITS: estimates of magnitude up to 1024
 
 
 @torch.no_grad()
-def activation_scales(net: RefineNet, config: RefineConfig, base: torch.Tensor, target: torch.Tensor,
+def activation_scales(net: RefineNet, config: RefineConfig, condition: torch.Tensor, target: torch.Tensor,
                       seed: int = 0, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (stream scale (C,), hidden scale (blocks, C)): per channel the largest value of the
     residual stream or of each block's ReLU output over the calibration contexts, each at every
@@ -32,8 +32,9 @@ def activation_scales(net: RefineNet, config: RefineConfig, base: torch.Tensor, 
     stream = torch.zeros(c, dtype=torch.float64)
     hidden = torch.zeros(len(net.body), c, dtype=torch.float64)
     for t in TIMES[:-1]:  # t = 0 is never asked
-        for start in range(0, base.shape[0], batch):
-            b, x0 = base[start:start + batch], config.residual_scale * (target[start:start + batch] - base[start:start + batch])
+        for start in range(0, condition.shape[0], batch):
+            b = condition[start:start + batch]
+            x0 = config.residual_scale * (target[start:start + batch] - b[:, :3])
             times = torch.full((b.shape[0],), float(t))
             x_t, _ = add_noise(x0, torch.randn(x0.shape, generator=gen), times)
             a = F.pixel_unshuffle(torch.cat([b, x_t], 1), 2)
@@ -48,11 +49,12 @@ def activation_scales(net: RefineNet, config: RefineConfig, base: torch.Tensor, 
     return stream.clamp(min=tiny) / MAX_INT, hidden.clamp(min=tiny) / MAX_INT
 
 
-def quantize(net: RefineNet, config: RefineConfig, base: torch.Tensor, target: torch.Tensor) -> IntRefineModel:
+def quantize(net: RefineNet, config: RefineConfig, condition: torch.Tensor, target: torch.Tensor) -> IntRefineModel:
     """A float RefineNet and calibration contexts -> its integer model."""
     net = net.eval()
-    stream, hidden = activation_scales(net, config, base, target)
-    in_scale = torch.tensor([1 / 255] * 12 + [2.0 ** -X_IN_BITS] * 12 + [1 / 255], dtype=torch.float64)
+    stream, hidden = activation_scales(net, config, condition, target)
+    in_scale = torch.tensor([1 / 255] * (4 * config.condition_channels) + [2.0 ** -X_IN_BITS] * 12 + [1 / 255],
+                            dtype=torch.float64)
     head = quantize_conv(net.head, in_scale, stream)
     blocks = tuple((quantize_conv(b.conv1, stream, hidden[i]), quantize_conv(b.conv2, hidden[i], stream))
                    for i, b in enumerate(net.body))
@@ -62,8 +64,10 @@ def quantize(net: RefineNet, config: RefineConfig, base: torch.Tensor, target: t
     return IntRefineModel(config, head, blocks, tail, alpha, sigma, noise)
 
 
-def calibration_contexts(contexts: RefineContexts, count: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(base, target) (count,3,S,S) in [-1,1]: whole crops of the contexts file."""
+def calibration_contexts(contexts: RefineContexts, context_frames: int, count: int = 256,
+                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(condition (count,3(1+K),S,S), target (count,3,S,S)) in [-1,1]: whole crops of the contexts file."""
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(contexts), generator=gen)[:count]
-    return contexts.base[idx].float().cpu() / 127.5 - 1.0, contexts.target[idx].float().cpu() / 127.5 - 1.0
+    return (contexts.condition(idx, context_frames).float().cpu() / 127.5 - 1.0,
+            contexts.target[idx].float().cpu() / 127.5 - 1.0)

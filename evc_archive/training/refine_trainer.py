@@ -35,15 +35,17 @@ class RefineTrainConfig:
     seed: int = 0
 
 
-def refine_loss(net: torch.nn.Module, base: torch.Tensor, target: torch.Tensor, model_cfg: RefineConfig,
+def refine_loss(net: torch.nn.Module, condition: torch.Tensor, target: torch.Tensor, model_cfg: RefineConfig,
                 cfg: RefineTrainConfig, gen: torch.Generator, lpips) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """base, target (B,3,S,S) in [-1,1] -> (scalar loss, its parts, detached)."""
+    """condition (B,3(1+K),S,S) (the base frame first), target (B,3,S,S) in [-1,1] -> (scalar loss,
+    its parts, detached)."""
+    base = condition[:, :3]
     x0 = model_cfg.residual_scale * (target - base)
     times = torch.tensor(SAMPLER_TIMES)
     t = times[torch.randint(len(times), (base.shape[0],), generator=gen)].to(base.device)
     noise = torch.randn(x0.shape, generator=gen).to(base.device)
     x_t, _ = add_noise(x0, noise, t)
-    estimate = net(base, x_t, t)
+    estimate = net(condition, x_t, t)
     mse = (estimate - x0).square().mean()
     loss, parts = mse, {"x0_mse": mse.detach()}
     if lpips is not None and cfg.lpips_weight > 0:
@@ -63,8 +65,8 @@ def train_refine(contexts: RefineContexts, model_cfg: RefineConfig, cfg: RefineT
     workers = workers or local_workers(device)
 
     def batch_loss(model: torch.nn.Module, gen: torch.Generator):
-        base, target = contexts.sample(cfg.batch, cfg.crop, gen)
-        return refine_loss(model, base.to(device), target.to(device), model_cfg, cfg, gen, lpips)
+        condition, target = contexts.sample(cfg.batch, cfg.crop, model_cfg.context_frames, gen)
+        return refine_loss(model, condition.to(device), target.to(device), model_cfg, cfg, gen, lpips)
 
     def save(ema: torch.nn.Module, step: int) -> None:
         Refiner.save(out_path, model_cfg, ema, base_model,

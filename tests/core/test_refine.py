@@ -14,6 +14,7 @@ from evc_archive.core.refine import (
     RefineConfig,
     RefineNet,
     Refiner,
+    condition_frames,
     hashed_gaussian,
     noise_key,
     sample_times,
@@ -37,6 +38,22 @@ def test_net_shapes_at_any_even_size():
     for h, w in ((8, 8), (32, 48), (18, 6)):
         v = net(torch.zeros(2, 3, h, w), torch.randn(2, 3, h, w), torch.tensor([1.0, 0.5]))
         assert v.shape == (2, 3, h, w)
+
+
+def test_condition_is_the_base_frame_then_the_last_decoded_frames():
+    base = torch.full((2, 4, 6, 3), 1, dtype=torch.uint8)
+    context = torch.stack([torch.full((4, 6, 3), v, dtype=torch.uint8) for v in (7, 8, 9)])
+    assert torch.equal(condition_frames(base, context, 0), base)
+    two = condition_frames(base, context, 2)
+    assert two.shape == (2, 4, 6, 9) and two[0, 0, 0].tolist() == [1, 1, 1, 8, 8, 8, 9, 9, 9]  # oldest first
+    start = condition_frames(base, context[:1], 2)  # a segment's first call: the one frame repeated
+    assert start[1, 3, 5].tolist() == [1, 1, 1, 7, 7, 7, 7, 7, 7]
+    net = RefineNet(RefineConfig(channels=8, blocks=1, context_frames=2))
+    assert net(torch.zeros(2, 9, 8, 10), torch.randn(2, 3, 8, 10), torch.tensor([1.0, 0.5])).shape == (2, 3, 8, 10)
+    refiner = Refiner(RefineConfig(channels=8, blocks=1, context_frames=2), net, b"", b"")
+    assert refiner.prepare(base, context).shape == (2, 9, 4, 6)
+    with pytest.raises(ValueError, match="2 decoded frames"):
+        refiner.prepare(base)
 
 
 def test_hashed_gaussian_is_seeded_standard_normal():

@@ -171,25 +171,31 @@ def test_restore_job_alone_and_on_two_ray_train_workers(restore_pairs, tmp_path)
 @pytest.fixture(scope="module")
 def refine_contexts(frames_npz, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("refine-contexts") / "contexts.npz"
-    train_refine.main(["prepare", "--frames", str(frames_npz), "--out", str(out), "--contexts", "3", "--crop", "32",
-                       "--processes", "1"])
+    train_refine.main(["prepare", "--frames", str(frames_npz), "--out", str(out), "--clips", "3", "--crop", "32",
+                       "--length", "8", "--synthetic-share", "0.34", "--processes", "1"])
     return out
 
 
-def test_refine_contexts_are_the_default_predictors_calls_on_coded_crops(refine_contexts):
+def test_refine_contexts_are_the_loops_calls_with_the_frames_it_had(refine_contexts):
     import numpy as np
 
     from evc_archive.training.refine_data import RefineContexts, default_base_model
 
     z = np.load(refine_contexts)
-    assert z["decoded"].shape == (3, 32, 32, 3) and z["base"].shape == z["target"].shape == (3, 4, 32, 32, 3)
+    n = z["base"].shape[0]
+    assert n >= 3 and z["context"].shape == (n, 2, 32, 32, 3) and z["base"].shape == z["target"].shape == (n, 4, 32, 32, 3)
+    assert z["coded"].any() and z["synthetic"].shape == z["quality"].shape == (n,)
     contexts = RefineContexts.load(refine_contexts)
-    assert len(contexts) == 12 and contexts.base_model == default_base_model()
-    assert contexts.position.tolist() == [1, 2, 3, 4] * 3
+    assert len(contexts) == 4 * n and contexts.base_model == default_base_model()
+    assert contexts.position.tolist() == [1, 2, 3, 4] * n
     diff = (contexts.base.float() - contexts.target.float()).abs().mean(dim=(1, 2, 3))
     assert (diff > 0).all() and (diff < 60).all()  # predicted, and of the same picture
-    base, target = contexts.sample(5, 16, torch.Generator().manual_seed(0))
-    assert base.shape == target.shape == (5, 3, 16, 16) and base.min() >= -1 and base.max() <= 1
+    # the last decoded frame is the one the call's base frames were made from: nearer them than the older one
+    last, older = contexts.context[contexts.call, 3:].float(), contexts.context[contexts.call, :3].float()
+    assert (contexts.base.float() - last).abs().mean() <= (contexts.base.float() - older).abs().mean()
+    condition, target = contexts.sample(5, 16, 2, torch.Generator().manual_seed(0))
+    assert condition.shape == (5, 9, 16, 16) and target.shape == (5, 3, 16, 16) and condition.min() >= -1
+    assert contexts.sample(5, 16, 0, torch.Generator().manual_seed(0))[0].shape == (5, 3, 16, 16)
 
 
 def test_refine_job_trains_exports_and_quantizes(refine_contexts, tmp_path):

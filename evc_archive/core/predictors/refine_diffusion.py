@@ -1,6 +1,7 @@
 """Refine-diffusion predictor (kind id 9): the default predictor's frames (restore-hint-int: the
 restored last decoded frame moved by the encoder's velocity) plus the detail a few-step
-conditional diffusion model samples for them, steered by a few bits. Streams run the integer model
+conditional diffusion model samples for them, conditioned on those base frames and (models with
+context_frames K > 0) the last K decoded frames as they are, steered by a few bits. Streams run the integer model
 (core.int_refine: the same frames on any hardware); the float model it is quantised from
 (core.refine) runs through the same class for training and measurement only.
 
@@ -19,7 +20,7 @@ one varint s, then s x F codebook indices (one byte each, step-major), then a re
 s = OFF (8) turns refinement off for the call (its frames are restore-hint-int's exactly), which the
 encoder picks where the sampled detail does not pay (as restore-hint turns its restoration off).
 
-Shapes: context (k,H,W,3) uint8 -> (F,H,W,3) uint8.
+Shapes: context (k,H,W,3) uint8 (k = max(1, K)) -> (F,H,W,3) uint8.
 """
 
 from __future__ import annotations
@@ -72,11 +73,10 @@ class RefineDiffusionPredictor:
     """restore-hint-int's frames refined by a Refiner (its file carries the restoration model the
     base frames come from); `content_hash`: the sha256 of the refiner's file."""
 
-    context_frames = 1
-
     def __init__(self, base: RestoreHintPredictor, refiner: Refiner | IntRefiner, model_id: int = 9):
         self.base_predictor, self.refiner, self.model_id = base, refiner, model_id
         self.frames_per_call = base.frames_per_call
+        self.context_frames = max(1, refiner.config.context_frames)
         self.content_hash = refiner.content_hash
 
     # the hint search (core.hint_search) picks the restore-hint part as for restore-hint itself
@@ -88,20 +88,23 @@ class RefineDiffusionPredictor:
         """Encoder only: restore-hint's candidates, refined and unsteered (`encoder_variants` adds the others)."""
         return [self.wrap_base_hint(h) for h in self.base_predictor.hint_candidates(context, targets)]
 
-    def _sample(self, base: torch.Tensor, seed: int, steps: int, steered: list[list[int]],
+    def _sample(self, condition: torch.Tensor, seed: int, steps: int, steered: list[list[int]],
                 targets: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list[int]]]:
-        """base (F,3,H,W) in the refiner's units (its `prepare`) -> (x0, indices chosen). With
-        `targets` (m,H,W,3) uint8 (encoder), every fresh noise of frames < m is the codebook entry
-        that points most along the true x0's direction from the estimate, and the indices are returned."""
+        """condition (F,3(1+K),H,W) in the refiner's units (its `prepare`) -> (x0, indices
+        chosen). With `targets` (m,H,W,3) uint8 (encoder), every fresh noise of frames < m is the
+        codebook entry that points most along the true x0's direction from the estimate, and the
+        indices are returned (step j's pick depends on the steps before it only, so the first s of
+        them are what steering s steps picks)."""
         if not 1 <= steps <= MAX_STEPS:
             raise ValueError(f"the refine-diffusion predictor samples 1 to {MAX_STEPS} steps, not {steps}")
-        model, n, count = self.refiner, base.shape[0], base[0].numel()
-        truth = None if targets is None else model.x0_of(targets, base).double()
+        model, n, count = self.refiner, condition.shape[0], condition[0, :3].numel()
+        truth = None if targets is None else model.x0_of(targets, condition).double()
         times = sample_times(steps)
-        x = torch.stack([model.noise(noise_key(seed, f, 0, None), count) for f in range(n)]).reshape(base.shape)
+        shape = (n, 3, *condition.shape[2:])
+        x = torch.stack([model.noise(noise_key(seed, f, 0, None), count) for f in range(n)]).reshape(shape)
         chosen: list[list[int]] = []
         for j in range(steps):
-            x0 = model.x0(base, x, times[j])
+            x0 = model.x0(condition, x, times[j])
             if j == steps - 1:
                 return x0, chosen
             steering = truth is not None or j < len(steered)
@@ -120,9 +123,9 @@ class RefineDiffusionPredictor:
                     k = 0
                 noises.append(model.noise(noise_key(seed, f, j + 1, k), count))
                 step_indices.append(k)
+            x = model.renoise(x0, torch.stack(noises).reshape(shape), times[j + 1])
             if steering:
                 chosen.append(step_indices)
-            x = model.renoise(x0, torch.stack(noises).reshape(base.shape), times[j + 1])
         raise AssertionError("unreachable")
 
     @torch.no_grad()
@@ -133,24 +136,24 @@ class RefineDiffusionPredictor:
             return self.base_predictor.predict(context, base_hint, seed, steps)
         if len(steered) > steps - 1:
             raise BitstreamError("refine-diffusion hint steers more steps than the stream samples (damaged)")
-        base_frames = self.base_predictor.predict(context, base_hint, seed, steps)
-        base = self.refiner.prepare(base_frames)
-        x0, _ = self._sample(base, seed, steps, steered)
-        return self.refiner.frames(base, x0, *base_frames.shape[1:3])
+        base_frames = self.base_predictor.predict(context[-1:], base_hint, seed, steps)
+        condition = self.refiner.prepare(base_frames, context)
+        x0, _ = self._sample(condition, seed, steps, steered)
+        return self.refiner.frames(condition, x0, *base_frames.shape[1:3])
 
     @torch.no_grad()
     def encoder_variants(self, context: torch.Tensor, hint: bytes, targets: torch.Tensor, seed: int,
                          steps: int) -> list[bytes]:
         """Encoder only: what else the encoder may send instead of `hint` (core.encoder.predict_call
         keeps the cheapest by its cost): the same call with refinement off, and, where the stream
-        samples two steps or more, with every fresh noise steered towards `targets` (m,H,W,3) uint8,
-        the source's next frames."""
+        samples two steps or more, with the first s = 1 .. S-1 fresh noises of every frame steered
+        towards `targets` (m,H,W,3) uint8, the source's next frames (s x F hint bytes)."""
         _, base_hint = unpack_hint(hint, self.frames_per_call)
         variants = [pack_hint(None, base_hint)]
         if steps >= 2:
-            base = self.refiner.prepare(self.base_predictor.predict(context, base_hint, seed, steps))
-            _, chosen = self._sample(base, seed, steps, [], targets)
-            variants.append(pack_hint(chosen, base_hint))
+            condition = self.refiner.prepare(self.base_predictor.predict(context[-1:], base_hint, seed, steps), context)
+            _, chosen = self._sample(condition, seed, steps, [], targets)
+            variants += [pack_hint(chosen[:s], base_hint) for s in range(1, len(chosen) + 1)]
         return variants
 
 

@@ -48,15 +48,22 @@ def int_refine_file(tmp_path, net: RefineNet | None = None, name: str = "refine-
         Refiner.save(tmp_path / "refine.pt", config, net, base_model)
         refiner = Refiner.load(tmp_path / "refine.pt")
     gen = torch.Generator().manual_seed(1)
-    base = torch.rand(8, 3, 16, 16, generator=gen) * 2 - 1
-    target = (base + 0.1 * torch.randn(base.shape, generator=gen)).clamp(-1, 1)
-    IntRefiner.save(tmp_path / name, quantize(refiner.net, refiner.config, base, target), base_model)
+    condition = torch.rand(8, refiner.config.condition_channels, 16, 16, generator=gen) * 2 - 1
+    target = (condition[:, :3] + 0.1 * torch.randn(8, 3, 16, 16, generator=gen)).clamp(-1, 1)
+    IntRefiner.save(tmp_path / name, quantize(refiner.net, refiner.config, condition, target), base_model)
     return refiner
 
 
-def refine_predictor(tmp_path, frames_per_call: int = 3, net: RefineNet | None = None) -> RefineDiffusionPredictor:
-    """The integer predictor over int_refine_file's model, built as the registry builds it."""
-    int_refine_file(tmp_path, net)
+def refine_predictor(tmp_path, frames_per_call: int = 3, net: RefineNet | None = None,
+                     config: RefineConfig = TINY) -> RefineDiffusionPredictor:
+    """The integer predictor over int_refine_file's model (random where `net` is None), built as the
+    registry builds it."""
+    if net is None and config != TINY:
+        torch.manual_seed(3)
+        net = RefineNet(config)
+        for q in net.parameters():
+            torch.nn.init.normal_(q, std=0.05)
+    int_refine_file(tmp_path, net, config=config)
     return PREDICTORS.named("refine-diffusion").build(str(tmp_path / "refine-int.pt"), frames_per_call, "cpu")
 
 
@@ -92,6 +99,22 @@ def test_prediction_is_the_base_frames_plus_sampled_detail(tmp_path):
         p.predict(video[:1], b"", 9, 9)
     with pytest.raises(BitstreamError, match="steers more steps"):
         p.predict(video[:1], pack_hint([[1, 1, 1]], b""), 9, 1)
+
+
+TWO_FRAMES = RefineConfig(channels=8, blocks=1, context_frames=2)
+
+
+def test_a_model_with_decoded_frames_sees_the_last_two(tmp_path):
+    p = refine_predictor(tmp_path, config=TWO_FRAMES)
+    assert p.context_frames == 2
+    video = panning_video(8, 32, 48)
+    hint = pack_hint([], pack_base_hint(AS_DECODED, pack_velocity(0, 1)))
+    two = p.predict(video[1:3], hint, 9, 2)
+    assert torch.equal(two, p.predict(video[1:3], hint, 9, 2)) and two.shape == (3, 32, 48, 3)
+    # the base frames come from the last frame alone, the refinement also sees the one before
+    assert torch.equal(p.base_predictor.predict(video[1:3], hint[1:], 9, 2), p.base_predictor.predict(video[2:3], hint[1:], 9, 2))
+    assert not torch.equal(two, p.predict(video[0:3:2], hint, 9, 2))
+    assert torch.equal(p.predict(video[2:3], hint, 9, 2), p.predict(torch.stack([video[2], video[2]]), hint, 9, 2))
 
 
 def hand_made_predictor(tmp_path, net: RefineNet, integer: bool) -> RefineDiffusionPredictor:
@@ -156,6 +179,10 @@ def test_steering_picks_noises_towards_the_source(tmp_path, integer):
     assert err(frames) < err(plain)
     with pytest.raises(BitstreamError, match="steers more steps"):  # the stream must sample the steered steps
         p.predict(context, hint, 4, 1)
+    off, one, two = p.encoder_variants(context, b"", targets, 4, 3)  # three steps: steer the first one or both
+    first, both = unpack_hint(one, 3)[0], unpack_hint(two, 3)[0]
+    assert len(first) == 1 and len(both) == 2 and first == both[:1]  # a step's pick depends on the steps before it
+    assert err(p.predict(context, two, 4, 3)) < err(p.predict(context, b"", 4, 3))
 
 
 def test_the_integer_model_follows_the_float_one(tmp_path):
@@ -167,14 +194,16 @@ def test_the_integer_model_follows_the_float_one(tmp_path):
         assert (a - b).abs().mean() < 1.0 and (a - b).abs().max() <= 12
 
 
-def test_stream_decodes_bit_exactly_and_the_simulator_agrees(tmp_path, lpips_metric):
-    p = refine_predictor(tmp_path)
+@pytest.mark.parametrize("config", [TINY, TWO_FRAMES], ids=["base-only", "two-decoded-frames"])
+def test_stream_decodes_bit_exactly_and_the_simulator_agrees(tmp_path, lpips_metric, config):
+    p = refine_predictor(tmp_path, config=config)
     video = panning_video(9, 32, 48)
     codec = AV1IntraCodec()
     settings = EncoderSettings(lpips_threshold=0.12, quality=10, gop=9, sampling_steps=2, seed=0, residual_levels=2)
     enc = encode_video([video], Fraction(25), codec, p, lpips_metric, settings)
     stream = unpack(enc.data)
     assert enc.data[4] == 8 and stream.header.predictor_model_id == 9 and stream.header.sampling_steps == 2
+    assert stream.header.context_frames == p.context_frames
     assert stream.header.predictor_hash == p.content_hash[:len(stream.header.predictor_hash)]
     library = ModelLibrary(extra_dirs=(tmp_path,))  # the refine file alone: it carries its restoration model
     decoded = next(open_stream(enc.data, library).segments())

@@ -15,8 +15,16 @@ on every machine, CPU or CUDA, whatever kernel runs them.
 - Wide convolutions (`IntConv.wide`, for models whose activations need more than 8 bits) take
   16-bit inputs (|a| <= WIDE_INT) with the same 8-bit weight bounds: a = 256 * hi + lo with
   lo in [0, 255] and |hi| <= 128, both halves go through one float32 convolution (stacked on the
-  batch axis, each exact as above), and 256 * acc_hi + acc_lo + bias (|bias| <= WIDE_BIAS_BOUND)
-  is formed, scaled and rounded in float64, where every value is an integer below 2^52.
+  batch axis, each exact as above), and round_half_up((256 * acc_hi + acc_lo + bias) / 2^shift)
+  is formed in float32 where the layer allows (`wide_combine32`: every shift in 1..8 or every
+  shift >= 8, and |bias| + 2^(shift-1) < 2^23): with L = acc_lo + bias + 2^(shift-1) (below 2^24,
+  exact), the result is 2^(8-shift) acc_hi + floor(L / 2^shift) for shift <= 8, and
+  floor((acc_hi + floor(L / 256)) / 2^(shift-8)) for shift >= 8 (256 acc_hi + L = 256 (acc_hi + q)
+  + r with 0 <= r < 256 and q = floor(L / 256), and r adds less than one unit of 2^(shift-8)); every
+  term is an integer below 2^24 or a power-of-two multiple of one, and where a sum passes 2^24 the
+  clamp to WIDE_INT gives the same value as the exact one. Otherwise the sum is formed, scaled and
+  rounded in float64, where every value is an integer below 2^52. Both give the same integers; the
+  output is float32 or float64 accordingly.
 - Everything else (group norms, lookup tables, rescales, sampler arithmetic) runs on int64 tensors:
   integer addition, multiplication and floor division have one result on every device.
 - Seeded noise is ours too: `noise_index` hashes (key, element) with splitmix64 into the index of a
@@ -120,7 +128,22 @@ class IntConv:
         return FloatConv(self.weight.to(device, torch.float32), self.bias.to(device, dtype)[:, None, None],
                          torch.exp2(-self.shift.to(torch.float64)).to(device, dtype)[:, None, None],
                          self.weight.to(device, torch.float64), self.stride, self.weight.shape[-1] // 2, self.limit,
-                         self.wide)
+                         self.wide, self.wide_combine32(device))
+
+    def wide_combine32(self, device: str) -> "WideCombine32 | None":
+        """The float32 form of a wide convolution's requantisation where this layer's shifts and
+        biases allow it (module docstring), else None."""
+        s = self.shift
+        if not self.wide or (s < 1).any() or not ((s <= 8).all() or (s >= 8).all()):
+            return None
+        offset = self.bias + (1 << (s - 1))
+        if offset.abs().max() >= 1 << 23:
+            return None
+        low_shift = bool((s <= 8).all())
+        scale = torch.exp2(-s.double()) if low_shift else torch.exp2(-(s - 8).double())
+        as_plane = {"device": device, "dtype": torch.float32}
+        return WideCombine32(offset.to(**as_plane)[:, None, None], scale.to(**as_plane)[:, None, None],
+                             torch.exp2(8 - s.double()).to(**as_plane)[:, None, None] if low_shift else None)
 
     def to_file(self) -> dict:
         return {"weight": self.weight.to(torch.int16), "bias": self.bias.to(torch.int64 if self.wide else torch.int32),
@@ -130,6 +153,17 @@ class IntConv:
     def from_file(cls, d: dict) -> "IntConv":
         return cls(d["weight"].to(torch.int64), d["bias"].to(torch.int64), d["shift"].to(torch.int64),
                    int(d.get("stride", 1)), int(d.get("limit", MAX_INT)), bool(d.get("wide", False)))
+
+
+@dataclass(frozen=True)
+class WideCombine32:
+    """A wide convolution's requantisation in float32 (module docstring), per output channel
+    (O,1,1): offset = bias + 2^(shift-1); scale = 2^-shift where every shift <= 8 (then hi_scale =
+    2^(8-shift)), else 2^-(shift-8) (hi_scale None)."""
+
+    offset: torch.Tensor
+    scale: torch.Tensor
+    hi_scale: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -144,6 +178,7 @@ class FloatConv:
     padding: int
     limit: int
     wide: bool = False
+    combine32: WideCombine32 | None = None
 
     def _sum(self, a: torch.Tensor) -> torch.Tensor:
         """a (B,I,H,W) float32 integers, |a| <= MAX_INT -> the exact sums (B,O,H',W') in float32."""
@@ -154,8 +189,8 @@ class FloatConv:
         return acc
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        """a (B,I,H,W) integers -> (B,O,H',W') integers in [-limit, limit]: float32 in and out, or
-        float64 in and out where `wide`."""
+        """a (B,I,H,W) integers -> (B,O,H',W') integers in [-limit, limit]: float32 in and out, or,
+        where `wide`, float32 or float64 in and float32 (combine32) or float64 out."""
         if not self.wide:
             return torch.floor((self._sum(a) + self.bias) * self.scale + 0.5).clamp_(-self.limit, self.limit)
         n = a.shape[0]
@@ -163,7 +198,19 @@ class FloatConv:
         halves = torch.empty((2 * n, *a.shape[1:]), dtype=torch.float32, device=a.device)
         torch.floor_(torch.mul(a, 1 / 256, out=halves[:n]))  # hi: |hi| <= 128
         torch.add(a, halves[:n], alpha=-256, out=halves[n:])  # lo in [0, 255]
+        return self.from_halves(halves)
+
+    def from_halves(self, halves: torch.Tensor) -> torch.Tensor:
+        """A wide convolution of a = 256 hi + lo from halves (2B,I,H,W) float32: hi of the B
+        samples, then lo -> (B,O,H',W') integers in [-limit, limit]."""
+        n = halves.shape[0] // 2
         acc = self._sum(halves)
+        c = self.combine32
+        if c is not None:  # in place on the sums, every step exact (module docstring)
+            hi, low = acc[:n], acc[n:].add_(c.offset)
+            if c.hi_scale is not None:  # every shift <= 8
+                return torch.floor_(low.mul_(c.scale)).add_(hi.mul_(c.hi_scale)).clamp_(-self.limit, self.limit)
+            return torch.floor_(hi.add_(torch.floor_(low.mul_(1 / 256))).mul_(c.scale)).clamp_(-self.limit, self.limit)
         # (256 acc_hi + acc_lo + bias) * 2^-shift + 1/2 as two fused steps: each term is a power-of-two
         # multiple of an integer and every partial result has < 53 significant bits, so both are exact
         # float32 sums widen to float64 inside each step (exactly), without a converted copy

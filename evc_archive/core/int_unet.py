@@ -7,9 +7,11 @@ tables, so they never appear at run time:
 
 - convolutions: core.int_ops.IntConv, wide (16-bit inputs as two exact float32 halves, 8-bit
   weights: 8-bit activations lose ~3 % of each layer's signal and ~15 % of v after 16 layers),
-  per-output-channel power-of-two requantisation; convolution outputs and block sums are float64
-  tensors of integers, where each add, multiply and power-of-two rescale below is exact (< 2^52),
-  SiLU outputs float32 tensors of 16-bit integers;
+  per-output-channel power-of-two requantisation (in float32 where the layer allows:
+  int_ops.WideCombine32); convolution outputs, block sums and SiLU outputs are tensors of 16-bit
+  integers (float32, or float64 from a layer requantised in float64), exact either way; the group
+  norms' sums and products run in float64 (< 2^52, exact); a SiLU output goes straight into the
+  next convolution's halves through two stored tables (its 256s and its remainders);
 - GroupNorm + affine + FiLM + SiLU (`IntNormSiLU`): exact group sums (float64 rows below 2^53,
   added in int64), the mean rounded to an integer, the variance, the exact integer square root,
   one per-channel (per time step, where FiLM) integer multiplier for normalisation and gain, the
@@ -78,6 +80,12 @@ class IntNormSiLU:
     offset: torch.Tensor  # (T,C) int64
 
     def __call__(self, x: torch.Tensor, time_index: int, silu: torch.Tensor) -> torch.Tensor:
+        """x (B,C,H,W) -> silu[index] (B,C,H,W) (`silu` the stored table on x's device)."""
+        return silu.index_select(0, self.index(x, time_index).view(-1)).view(x.shape)
+
+    def index(self, x: torch.Tensor, time_index: int) -> torch.Tensor:
+        """x (B,C,H,W) integers (float32 or float64) -> the SiLU table index (B,C,H,W) int32."""
+        x = x.double()  # its sums and products below need float64 (a no-op where it already is)
         b, c, h, w = x.shape
         per_group = c // self.groups
         rows = x.reshape(b, self.groups, -1, w)  # a group's rows
@@ -108,8 +116,7 @@ class IntNormSiLU:
             base = ((offset.to(x.dtype) + 2.0 ** (unit_bits - 1)) * unit + PRE_LIMIT)[..., None, None]
             values = rows - mean[:, ::per_group, None, None].to(x.dtype)
         index = torch.addcmul(base, values.reshape(b, c, h, w), (multiplier.to(x.dtype) * unit)[..., None, None])
-        index = index.clamp_(0, 2 * PRE_LIMIT).to(torch.int32)
-        return silu.index_select(0, index.view(-1)).view(b, c, h, w)
+        return index.clamp_(0, 2 * PRE_LIMIT).to(torch.int32)
 
     def to_file(self) -> dict:
         return {"groups": self.groups, "eps": self.eps, "gain": self.gain, "offset": self.offset}
@@ -126,7 +133,7 @@ class IntRescale:
     multiplier: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return round_shift_float_(x * self.multiplier, RESCALE_BITS)
+        return round_shift_float_(x.double() * self.multiplier, RESCALE_BITS)
 
     def to_file(self) -> dict:
         return {"multiplier": self.multiplier}
@@ -206,18 +213,35 @@ class IntUNet:
     def __init__(self, model: IntUNetModel, device: str = "cpu"):
         self.model, self.device = model, device
         self._convs: dict[int, FloatConv] = {}
-        self._silu = model.silu.to(device, torch.float32)  # |silu| <= 2^15: exact; convolutions take float32
+        silu = model.silu.to(device, torch.float32)  # |silu| <= 2^15: exact; convolutions take float32
+        self._silu_hi = torch.floor(silu / 256)  # a SiLU output's halves (int_ops.FloatConv.__call__'s split)
+        self._silu_lo = silu - 256 * self._silu_hi
 
-    def _run(self, conv: IntConv, x: torch.Tensor) -> torch.Tensor:
-        """float64 integers (B,I,H,W) -> (B,O,H',W') through one wide integer convolution."""
+    def _float(self, conv: IntConv) -> FloatConv:
         key = id(conv)
         if key not in self._convs:
             self._convs[key] = conv.as_float(self.device)
-        return self._convs[key](x)
+        return self._convs[key]
+
+    def _run(self, conv: IntConv, x: torch.Tensor) -> torch.Tensor:
+        """integers (B,I,H,W) -> (B,O,H',W') through one wide integer convolution."""
+        return self._float(conv)(x)
+
+    def _norm_conv(self, norm: IntNormSiLU, conv: IntConv, x: torch.Tensor, ti: int) -> torch.Tensor:
+        """conv(silu(norm(x))), the SiLU's output gathered straight into the convolution's halves."""
+        carrier = self._float(conv)
+        if not carrier.wide:
+            return carrier(norm(x, ti, self._silu_hi * 256 + self._silu_lo))
+        index = norm.index(x, ti).view(-1)
+        n = x.shape[0]
+        halves = torch.empty((2 * n, *x.shape[1:]), dtype=torch.float32, device=x.device)
+        torch.index_select(self._silu_hi, 0, index, out=halves[:n].view(-1))
+        torch.index_select(self._silu_lo, 0, index, out=halves[n:].view(-1))
+        return carrier.from_halves(halves)
 
     def _block(self, block: IntResBlock, x: torch.Tensor, ti: int) -> torch.Tensor:
-        h = self._run(block.conv1, block.norm1(x, ti, self._silu))
-        h = self._run(block.conv2, block.norm2(h, ti, self._silu))
+        h = self._norm_conv(block.norm1, block.conv1, x, ti)
+        h = self._norm_conv(block.norm2, block.conv2, h, ti)
         skip = self._run(block.skip, x) if isinstance(block.skip, IntConv) else block.skip(x)
         return (skip + h).clamp_(-WIDE_INT, WIDE_INT)
 
@@ -225,7 +249,7 @@ class IntUNet:
         """context (B,3K,H,W), noisy (B,3F,H,W) int64 in [-WIDE_INT, WIDE_INT] -> v (B,3F,H,W) int64."""
         m = self.model
         with exact_math():
-            h = self._run(m.stem, torch.cat([context, noisy], dim=1).to(torch.float64))
+            h = self._run(m.stem, torch.cat([context, noisy], dim=1).to(torch.float32))  # 16-bit: exact
             skips = []
             for i, block in enumerate(m.down):
                 h = self._block(block, h, time_index)
@@ -238,7 +262,7 @@ class IntUNet:
                 if h.shape[-2:] != skip.shape[-2:]:
                     h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
                 h = self._block(block, torch.cat([h, skip], dim=1), time_index)
-            return self._run(m.out, m.out_norm(h, time_index, self._silu)).to(torch.int64)
+            return self._norm_conv(m.out_norm, m.out, h, time_index).to(torch.int64)
 
 
 def hashed_noise(seed: int, count: int, table: torch.Tensor) -> torch.Tensor:

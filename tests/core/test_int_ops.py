@@ -37,26 +37,61 @@ def test_rounding_is_half_up_for_both_signs():
     assert round_div(torch.tensor([7, -7]), torch.tensor(3)).tolist() == [2, -2]
 
 
-def wide_conv(seed: int = 0, stride: int = 1) -> IntConv:
+def wide_conv(seed: int = 0, stride: int = 1, shift: tuple[int, ...] = (0, 3, 9, 17, 30),
+              bias_bits: int = 30) -> IntConv:
     gen = torch.Generator().manual_seed(seed)
-    weight = torch.randint(-MAX_INT, MAX_INT + 1, (5, 4, 3, 3), generator=gen)
-    bias = torch.randint(-2 ** 30, 2 ** 30, (5,), generator=gen)
-    return IntConv(weight, bias, torch.tensor([0, 3, 9, 17, 30]), stride, WIDE_INT, wide=True)
+    weight = torch.randint(-MAX_INT, MAX_INT + 1, (len(shift), 4, 3, 3), generator=gen)
+    bias = torch.randint(-2 ** bias_bits, 2 ** bias_bits, (len(shift),), generator=gen)
+    return IntConv(weight, bias, torch.tensor(shift), stride, WIDE_INT, wide=True)
+
+
+def exact_result(conv: IntConv, a: torch.Tensor) -> torch.Tensor:
+    """The integer convolution by int64 sums over unfolded inputs (exact by construction)."""
+    stride, out = conv.stride, conv.weight.shape[0]
+    cols = F.unfold(a.double(), 3, padding=1, stride=stride).to(torch.int64)  # (B, I*9, L)
+    acc = torch.einsum("oi,bil->bol", conv.weight.flatten(1), cols) + conv.bias[None, :, None]
+    shift = conv.shift[None, :, None]
+    expect = torch.div(acc + (1 << shift) // 2 * (shift > 0), 1 << shift, rounding_mode="floor")
+    size = F.conv2d(a.double(), conv.weight.double(), stride=stride, padding=1).shape[-2:]
+    return expect.clamp(-WIDE_INT, WIDE_INT).reshape(a.shape[0], out, *size)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_a_wide_convolution_is_the_exact_integer_result(stride):
     conv = wide_conv(stride=stride)
     a = torch.randint(-WIDE_INT, WIDE_INT + 1, (2, 4, 9, 11), generator=torch.Generator().manual_seed(1))
-    # the reference: int64 sums by unfolding (exact by construction)
-    cols = F.unfold(a.double(), 3, padding=1, stride=stride).to(torch.int64)  # (B, I*9, L)
-    acc = torch.einsum("oi,bil->bol", conv.weight.flatten(1), cols) + conv.bias[None, :, None]
-    shift = conv.shift[None, :, None]
-    expect = torch.div(acc + (1 << shift) // 2 * (shift > 0), 1 << shift, rounding_mode="floor")
-    expect = expect.clamp(-WIDE_INT, WIDE_INT).reshape(2, 5, *F.conv2d(a.double(), conv.weight.double(),
-                                                                         stride=stride, padding=1).shape[-2:])
     out = conv.as_float("cpu")(a.double())
-    assert out.dtype == torch.float64 and torch.equal(out.to(torch.int64), expect)
+    assert conv.as_float("cpu").combine32 is None  # mixed shifts, large biases: requantised in float64
+    assert out.dtype == torch.float64 and torch.equal(out.to(torch.int64), exact_result(conv, a))
+
+
+@pytest.mark.parametrize("shift", [(1, 2, 5, 7, 8), (8, 9, 13, 17, 22)], ids=["shifts-to-8", "shifts-from-8"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_wide_convolution_requantised_in_float32_is_the_exact_integer_result(shift, dtype):
+    """Every sum near its bounds: inputs at +-WIDE_INT as well as random, weights at +-MAX_INT."""
+    conv = wide_conv(5, shift=shift, bias_bits=21)
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randint(-WIDE_INT, WIDE_INT + 1, (3, 4, 8, 9), generator=gen)
+    a[1] = WIDE_INT * torch.sign(conv.weight[0].sum(dim=(1, 2)))[:, None, None]  # channel 0's largest sum
+    a[2] = -a[1]
+    carrier = conv.as_float("cpu")
+    assert carrier.combine32 is not None
+    out = carrier(a.to(dtype))
+    assert out.dtype == torch.float32 and torch.equal(out.to(torch.int64), exact_result(conv, a))
+    assert out.abs().max() == WIDE_INT  # the clamp is reached
+
+
+def test_float32_requantisation_is_exact_where_the_sums_fill_24_bits():
+    """High halves' sums near 2^22 (float32's unit there is 1/2), outputs not clamped (shifts 15,
+    16): adding the low half's 1/256ths to them before the floor would be off by one somewhere."""
+    weight = torch.full((2, 16, 3, 3), 222, dtype=torch.int64)  # sum |w| * 255 just below 2^23
+    conv = IntConv(weight, torch.tensor([1234, -987]), torch.tensor([15, 16]), 1, WIDE_INT, wide=True)
+    lo = torch.randint(0, 256, (2, 16, 64, 64), generator=torch.Generator().manual_seed(3))
+    a = 127 * 256 + lo  # every input near WIDE_INT
+    carrier = conv.as_float("cpu")
+    assert carrier.combine32 is not None and carrier.combine32.hi_scale is None
+    out = carrier(a.float())
+    assert torch.equal(out.to(torch.int64), exact_result(conv, a)) and out.abs().max() < WIDE_INT  # not clamped
 
 
 def test_wide_bounds_are_checked():

@@ -14,7 +14,8 @@
    The EMA weights are written as a model file (runs/refine/refine.pt) as training goes, with the
    log (refine.jsonl) beside it; `--init runs/refine/refine.pt` resumes from it.
    In a lent GPU window (commands of at most 10 minutes; the device tool carries at most 64 MiB
-   of ignored files, so prepare at most ~550 contexts for it, and `--init` chains the commands):
+   of ignored files, and 96x96 contexts take ~110 KB each compressed, so prepare at most ~220 clips
+   (about 530 contexts) for it, and `--init` chains the commands):
     python -m jobs.train_refine train --contexts data-cache/refine_contexts.npz --out $OUT/refine --minutes 8 \
         --device cuda --batch 64 [--init runs/refine/refine.pt]
 3. Export: copy the model file into the package and draw its loss curve:

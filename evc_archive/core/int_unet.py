@@ -186,10 +186,12 @@ class IntUNetModel:
     def blocks(self) -> list[IntResBlock]:
         return [*self.down, self.mid, *self.up]
 
+    def convs(self) -> list[IntConv]:
+        return [self.stem, *self.downsample, self.out,
+                *(c for b in self.blocks() for c in (b.conv1, b.conv2, b.skip) if isinstance(c, IntConv))]
+
     def parameter_count(self) -> int:
-        convs = [self.stem, *self.downsample, self.out,
-                 *(c for b in self.blocks() for c in (b.conv1, b.conv2, b.skip) if isinstance(c, IntConv))]
-        return sum(c.weight.numel() + c.bias.numel() for c in convs)
+        return sum(c.weight.numel() + c.bias.numel() for c in self.convs())
 
     def to_file(self) -> dict:
         return {"stem": self.stem.to_file(), "down": [b.to_file() for b in self.down],
@@ -212,6 +214,8 @@ class IntUNet:
 
     def __init__(self, model: IntUNetModel, device: str = "cpu"):
         self.model, self.device = model, device
+        if not all(c.wide for c in model.convs()):  # training.unet_quantize makes every one wide
+            raise ValueError("integer UNet model file: every convolution must be wide (16-bit inputs)")
         self._convs: dict[int, FloatConv] = {}
         silu = model.silu.to(device, torch.float32)  # |silu| <= 2^15: exact; convolutions take float32
         self._silu_hi = torch.floor(silu / 256)  # a SiLU output's halves (int_ops.FloatConv.__call__'s split)
@@ -230,8 +234,6 @@ class IntUNet:
     def _norm_conv(self, norm: IntNormSiLU, conv: IntConv, x: torch.Tensor, ti: int) -> torch.Tensor:
         """conv(silu(norm(x))), the SiLU's output gathered straight into the convolution's halves."""
         carrier = self._float(conv)
-        if not carrier.wide:
-            return carrier(norm(x, ti, self._silu_hi * 256 + self._silu_lo))
         index = norm.index(x, ti).view(-1)
         n = x.shape[0]
         halves = torch.empty((2 * n, *x.shape[1:]), dtype=torch.float32, device=x.device)

@@ -4,6 +4,7 @@ from, its noise is a fixed function of (seed, index), and its tables mean what t
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import torch
@@ -31,6 +32,9 @@ def test_integer_v_follows_the_float_unet(tiny_predictor):
     v = IntUNet(model)(torch.zeros(1, 3 * k, 16, 16, dtype=torch.int64), torch.zeros(1, 3 * f, 16, 16, dtype=torch.int64), 0)
     assert v.dtype == torch.int64 and v.shape == (1, 3 * f, 16, 16)
     assert v_relative_error(tiny_predictor.unet, model, TINY_DIFFUSION, calibration_video(seed=1), seed=2) < 0.05
+    narrow = replace(model, out=replace(model.out, wide=False, limit=255, bias=model.out.bias.clamp(-1, 1)))
+    with pytest.raises(ValueError, match="wide"):  # SiLU outputs go into a convolution's 16-bit halves
+        IntUNet(narrow)
 
 
 def test_hashed_noise_is_a_fixed_gaussian_stream():

@@ -40,6 +40,7 @@ from torch import nn
 from evc_archive.core.ddim import alpha_sigma
 from evc_archive.core.int_ops import noise_index
 from evc_archive.core.model_file import read_model_blob, write_model_blob
+from evc_archive.core.predictors.base import take_context
 from evc_archive.core.restore import ResidualBlock
 
 MODEL_FORMAT = "evc-refine/1"
@@ -101,9 +102,7 @@ def condition_frames(base: torch.Tensor, context: torch.Tensor | None, k: int) -
         return base
     if context is None:
         raise ValueError(f"this refine model conditions on {k} decoded frames: pass them")
-    last = context[-k:]
-    if last.shape[0] < k:
-        last = torch.cat([last[:1].expand(k - last.shape[0], *last.shape[1:]), last])
+    last = take_context(context, k)
     frames = torch.cat([base[:, None], last[None].expand(base.shape[0], *last.shape)], 1)  # (n,1+k,H,W,3)
     return frames.permute(0, 2, 3, 1, 4).reshape(*base.shape[:3], 3 * (1 + k))
 

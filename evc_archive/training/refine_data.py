@@ -21,8 +21,7 @@ The contexts file (`.npz`, no pickles):
     base_model (B,) uint8        the restoration model file the default predictor ran (what the
                                  refine model file carries, so it makes the same base frames)
     clip_names (c,) str          the frame data set's clips (train split only)
-Only train-split clips go in (evc_archive.training.splits). Files of the first format (one coded
-frame per context, `decoded` (n,S,S,3)) still load; their context repeats that frame.
+Only train-split clips go in (evc_archive.training.splits).
 """
 
 from __future__ import annotations
@@ -75,6 +74,7 @@ def record_calls(job: LoopJob) -> list[tuple[np.ndarray, np.ndarray, np.ndarray,
     was coded)."""
     from evc_archive.core.encoder import DirectPieces
     from evc_archive.core.loop import residual_quality_for, run_loop
+    from evc_archive.core.predictors.base import take_context
     from evc_archive.core.settings import EncoderSettings
 
     codec, predictor, metric = _pieces()
@@ -83,29 +83,20 @@ def record_calls(job: LoopJob) -> list[tuple[np.ndarray, np.ndarray, np.ndarray,
                        residual_levels=job.residual_levels, search="fast")
     pieces = DirectPieces(source, codec, predictor, metric, settings, 0)
     pieces.context_frames = CONTEXT_FRAMES  # the default predictor reads the last frame of what it gets
-    coded_at, calls = set(), []
-    intra, residual, predict = pieces.intra, pieces.residual, pieces.predict
-
-    def record_intra(i, quality):
-        coded_at.add(i)
-        return intra(i, quality)
-
-    def record_residual(i, quality, prediction):
-        coded_at.add(i)
-        return residual(i, quality, prediction)
+    calls, predict = [], pieces.predict
 
     def record_predict(context, i):
         call = predict(context, i)
         f = len(call.frames)
         if f == predictor.frames_per_call and i + f <= source.shape[0]:
-            ctx = torch.cat([context[:1].expand(CONTEXT_FRAMES - context.shape[0], *context.shape[1:]), context])
-            calls.append((ctx.numpy(), torch.stack(call.frames).numpy(), job.clip[i:i + f], i - 1 in coded_at))
+            calls.append((take_context(context, CONTEXT_FRAMES).numpy(), torch.stack(call.frames).numpy(),
+                          job.clip[i:i + f], i))
         return call
 
-    pieces.intra, pieces.residual, pieces.predict = record_intra, record_residual, record_predict
-    run_loop(pieces, job.quality, job.threshold,
-             residual_quality_for(codec.qualities, job.quality, job.residual_levels))
-    return calls
+    pieces.predict = record_predict
+    trace = run_loop(pieces, job.quality, job.threshold,
+                     residual_quality_for(codec.qualities, job.quality, job.residual_levels))
+    return [(context, base, target, trace.segment.coded[i - 1]) for context, base, target, i in calls]
 
 
 def synthetic_clip(still: np.ndarray, patch_source: np.ndarray, length: int, crop: int,
@@ -212,11 +203,7 @@ class RefineContexts:
         check_train_only(z["clip_names"], f"contexts file {path}")
         base, target = torch.from_numpy(z["base"]), torch.from_numpy(z["target"])
         n, f = base.shape[:2]
-        if "context" in z.files:
-            context = torch.from_numpy(z["context"])
-        else:  # the first format: one coded frame
-            context = torch.from_numpy(z["decoded"])[:, None].expand(n, CONTEXT_FRAMES, *base.shape[2:])
-        context = context.permute(0, 1, 4, 2, 3).reshape(n, 3 * CONTEXT_FRAMES, *base.shape[2:4])
+        context = torch.from_numpy(z["context"]).permute(0, 1, 4, 2, 3).reshape(n, 3 * CONTEXT_FRAMES, *base.shape[2:4])
         position = torch.arange(1, f + 1).repeat(n)
         return cls(base.flatten(0, 1).permute(0, 3, 1, 2).contiguous().to(device),
                    target.flatten(0, 1).permute(0, 3, 1, 2).contiguous().to(device),

@@ -88,6 +88,11 @@ class RefineDiffusionPredictor:
         """Encoder only: restore-hint's candidates, refined and unsteered (`encoder_variants` adds the others)."""
         return [self.wrap_base_hint(h) for h in self.base_predictor.hint_candidates(context, targets)]
 
+    def _condition(self, context: torch.Tensor, base_hint: bytes, seed: int, steps: int) -> torch.Tensor:
+        """The call's condition in the refiner's units: restore-hint-int's frames for base_hint
+        (made from the last decoded frame) with the model's decoded frames of `context`."""
+        return self.refiner.prepare(self.base_predictor.predict(context, base_hint, seed, steps), context)
+
     def _sample(self, condition: torch.Tensor, seed: int, steps: int, steered: list[list[int]],
                 targets: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list[int]]]:
         """condition (F,3(1+K),H,W) in the refiner's units (its `prepare`) -> (x0, indices
@@ -136,10 +141,9 @@ class RefineDiffusionPredictor:
             return self.base_predictor.predict(context, base_hint, seed, steps)
         if len(steered) > steps - 1:
             raise BitstreamError("refine-diffusion hint steers more steps than the stream samples (damaged)")
-        base_frames = self.base_predictor.predict(context[-1:], base_hint, seed, steps)
-        condition = self.refiner.prepare(base_frames, context)
+        condition = self._condition(context, base_hint, seed, steps)
         x0, _ = self._sample(condition, seed, steps, steered)
-        return self.refiner.frames(condition, x0, *base_frames.shape[1:3])
+        return self.refiner.frames(condition, x0, *context.shape[1:3])
 
     @torch.no_grad()
     def encoder_variants(self, context: torch.Tensor, hint: bytes, targets: torch.Tensor, seed: int,
@@ -151,8 +155,7 @@ class RefineDiffusionPredictor:
         _, base_hint = unpack_hint(hint, self.frames_per_call)
         variants = [pack_hint(None, base_hint)]
         if steps >= 2:
-            condition = self.refiner.prepare(self.base_predictor.predict(context[-1:], base_hint, seed, steps), context)
-            _, chosen = self._sample(condition, seed, steps, [], targets)
+            _, chosen = self._sample(self._condition(context, base_hint, seed, steps), seed, steps, [], targets)
             variants += [pack_hint(chosen[:s], base_hint) for s in range(1, len(chosen) + 1)]
         return variants
 
